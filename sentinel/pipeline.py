@@ -1,0 +1,320 @@
+"""The kiosk loop: frame → codes → credential → verifier → verdict → record, gate and screen.
+
+This is the one place that knows the order. It is an explicit state machine driven one frame at
+a time by `step`, with the clock passed in, so debounce windows, deadlines and result timeouts
+are tested without sleeping. The verifier runs on a worker thread: frames keep flowing (and the
+preview keeps moving) while a check is in flight, and a service that never answers costs exactly
+the deadline, after which the site's offline policy decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from sentinel.config import PolicyConfig
+from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejection
+from sentinel.frames import Frame
+from sentinel.health import HealthStatus, Status
+from sentinel.outbox import Outbox
+from sentinel.policy import CachedStatus, Verdict, VerdictKind, decide
+from sentinel.records import RecordMaker
+from sentinel.screens import Screen, ScreenKind
+from sentinel.verifier import Verifier
+
+log = logging.getLogger("sentinel.pipeline")
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    CHECKING = "checking"
+    RESULT = "result"
+    FAULT = "fault"
+
+
+class FrameSourceLike(Protocol):
+    def read(self, timeout: float) -> Frame | None: ...
+
+
+class DecoderLike(Protocol):
+    def decode(self, grey): ...  # -> list of objects with .text and .raw
+
+
+class Gate(Protocol):
+    def pulse(self) -> None:
+        """Open for the configured time, without blocking; closes by itself."""
+
+    def close(self) -> None:
+        """Close now (every exit path calls this)."""
+
+
+class Display(Protocol):
+    def show(self, screen: Screen) -> None: ...
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What one check ended in; the demo prints these, tests assert on them."""
+
+    credential_kind: str | None  # None when the payload was rejected on the device
+    status: str | None
+    verdict: Verdict
+    offline: bool
+    latency_s: float  # from the frame that showed the code to the verdict
+    record_id: str | None
+    person: str = ""
+
+
+@dataclass
+class _InFlight:
+    credential: Credential
+    future: Future
+    seen_at: float
+    deadline: float
+    scanned_at: datetime
+
+
+class StatusCache:
+    """Last status seen per credential hash, for the `cached` offline policy (memory only)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CachedStatus] = {}
+
+    def get(self, credential_hash: str) -> CachedStatus | None:
+        return self._entries.get(credential_hash)
+
+    def put(self, credential_hash: str, status: HealthStatus, seen_at: datetime) -> None:
+        self._entries[credential_hash] = CachedStatus(status, seen_at)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        decoder: DecoderLike,
+        rules: CredentialRules,
+        verifier: Verifier,
+        policy: PolicyConfig,
+        records: RecordMaker,
+        outbox: Outbox,
+        gate: Gate,
+        display: Display,
+        language: str = "zh-CN",
+        debounce_s: float = 5.0,
+        deadline_s: float = 1.5,
+        result_s: float = 3.0,
+        camera_timeout_s: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        executor: Executor | None = None,
+        status_cache: StatusCache | None = None,
+        on_outcome: Callable[[CheckOutcome], None] | None = None,
+    ):
+        self._decoder = decoder
+        self._rules = rules
+        self._verifier = verifier
+        self._policy = policy
+        self._records = records
+        self._outbox = outbox
+        self._gate = gate
+        self._display = display
+        self._language = language
+        self._debouncer = Debouncer(debounce_s)
+        self._deadline_s = deadline_s
+        self._result_s = result_s
+        self._camera_timeout_s = camera_timeout_s
+        self._clock = clock
+        self._wall = wall
+        # Several workers: a verifier thread stuck past its deadline must not delay the next person.
+        self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify")
+        self._cache = status_cache if status_cache is not None else StatusCache()
+        self._on_outcome = on_outcome or (lambda outcome: None)
+
+        self.state = State.IDLE
+        self.frames_seen = 0
+        self._inflight: _InFlight | None = None
+        self._result_until = 0.0
+        self._last_frame_at = clock()
+        self._show(Screen.prompt(ScreenKind.IDLE, language))
+
+    # --- one loop iteration ------------------------------------------------------------------
+
+    def step(self, frame: Frame | None) -> None:
+        """Advance by one camera read: `frame` is None when the camera gave nothing in time."""
+        now = self._clock()
+        self._resolve_check(now)
+        if frame is None:
+            self._check_camera(now)
+            self._expire_result(now)
+            return
+        self.frames_seen += 1
+        self._last_frame_at = now
+        if self.state == State.FAULT:
+            log.info("camera delivers frames again")
+            self._to_idle()
+        self._expire_result(now)
+        try:
+            codes = self._decoder.decode(frame.grey)
+        except Exception:  # a decoder bug must not take the kiosk down
+            log.exception("decoder failed on frame %d", frame.sequence)
+            return
+        for code in codes:
+            if self._on_payload(code.text, getattr(code, "raw", None), now):
+                break
+
+    def run(
+        self,
+        source: FrameSourceLike,
+        *,
+        stop: threading.Event | None = None,
+        duration_s: float | None = None,
+        until_finished: bool = False,
+    ) -> None:
+        """Drive the loop from a frame source until stopped; the gate is closed on every exit path."""
+        stop = stop or threading.Event()
+        started = self._clock()
+        read_failing = False
+        try:
+            while not stop.is_set():
+                # Poll often while a check is in flight so its verdict is not late.
+                timeout = 0.03 if self.state == State.CHECKING else 0.25
+                try:
+                    frame = source.read(timeout)
+                    read_failing = False
+                except Exception as e:
+                    if not read_failing:
+                        log.error("camera read failed: %s", e)
+                    read_failing = True
+                    frame = None
+                    stop.wait(timeout)
+                self.step(frame)
+                if duration_s is not None and self._clock() - started >= duration_s:
+                    break
+                if until_finished and getattr(source, "finished", False) and self.state != State.CHECKING:
+                    break
+        finally:
+            self._gate.close()
+
+    def close(self) -> None:
+        self._gate.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- transitions -----------------------------------------------------------------------
+
+    def _on_payload(self, text: str, raw: bytes | None, now: float) -> bool:
+        """Returns True when the payload started something (so the rest of the frame is ignored)."""
+        result = self._rules.classify(text, raw)
+        if not self._debouncer.is_new(result.key, now):
+            return False
+        if self.state == State.CHECKING:
+            # One person at a time: let this code count as new once the current check is done.
+            self._debouncer.forget(result.key)
+            return False
+        if isinstance(result, Rejection):
+            self._reject(result, now)
+        else:
+            self._start_check(result, now)
+        return True
+
+    def _reject(self, rejection: Rejection, now: float) -> None:
+        log.info("payload rejected on the device: %s (%s)", rejection.reason, rejection.message)
+        verdict = Verdict(VerdictKind.DENY, "unrecognised")
+        self._show(Screen.unknown_code(verdict, self._language))
+        self._to_result(now)
+        self._on_outcome(CheckOutcome(None, None, verdict, False, self._clock() - now, None))
+
+    def _start_check(self, credential: Credential, now: float) -> None:
+        log.info("checking %r", credential)
+        self.state = State.CHECKING
+        self._show(Screen.prompt(ScreenKind.CHECKING, self._language))
+        future = self._executor.submit(self._timed_verify, credential)
+        self._inflight = _InFlight(credential, future, now, now + self._deadline_s, self._wall())
+        self._resolve_check(self._clock())  # an inline executor may have answered already
+
+    def _timed_verify(self, credential: Credential) -> tuple[HealthStatus, float]:
+        try:
+            status = self._verifier.verify(credential, self._deadline_s)
+        except Exception as e:  # the contract says verifiers don't raise; a bug must not kill the loop
+            log.exception("verifier raised")
+            status = HealthStatus.unreachable(Status.VERIFY_FAILED, f"verifier error: {type(e).__name__}")
+        return status, self._clock()
+
+    def _resolve_check(self, now: float) -> None:
+        check = self._inflight
+        if check is None:
+            return
+        if check.future.done():
+            status, answered_at = check.future.result()
+            if answered_at > check.deadline:  # an answer after the deadline is a timeout, not a verdict
+                status = HealthStatus.unreachable(Status.TIMEOUT, "answer came after the deadline")
+                now = max(now, check.deadline)
+        elif now >= check.deadline:
+            check.future.cancel()
+            status = HealthStatus.unreachable(Status.TIMEOUT, f"no answer within {self._deadline_s:.1f} s")
+        else:
+            return
+        self._inflight = None
+        self._finish(check, status, now)
+
+    def _finish(self, check: _InFlight, status: HealthStatus, now: float) -> None:
+        wall_now = self._wall()
+        offline = status.status.is_unreachable
+        credential_hash = self._records.credential_hash(check.credential)
+        cached = self._cache.get(credential_hash) if offline else None
+        verdict = decide(status, self._policy, wall_now, cached)
+        if status.status.is_colour:
+            self._cache.put(credential_hash, status, wall_now)
+        if offline and cached is not None and self._policy.offline == "cached":
+            status = cached.status.model_copy(update={"detail": f"cached; {status.detail}"})
+
+        record = self._records.make(check.credential, status, verdict, offline, check.scanned_at)
+        record_id: str | None = record.id
+        try:
+            self._outbox.add(record)  # durable before the gate moves
+        except Exception as e:
+            log.error("could not commit the check record: %s", e)
+            record_id = None
+            if verdict.kind == VerdictKind.PASS:
+                verdict = Verdict(VerdictKind.MANUAL_CHECK, "record_failed")
+
+        self._show(Screen.result(verdict, status, self._language, offline))
+        if verdict.kind == VerdictKind.PASS:
+            self._gate.pulse()
+        self._to_result(now)
+        person = status.person.name_masked if status.person else ""
+        log.info("verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if offline else "")
+        self._on_outcome(
+            CheckOutcome(check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person)
+        )
+
+    def _check_camera(self, now: float) -> None:
+        if self.state != State.FAULT and now - self._last_frame_at > self._camera_timeout_s:
+            log.warning("no frame from the camera for %.1f s", now - self._last_frame_at)
+            if self.state != State.CHECKING:
+                self.state = State.FAULT
+                self._show(Screen.fault("camera", self._language))
+
+    def _expire_result(self, now: float) -> None:
+        if self.state == State.RESULT and now >= self._result_until:
+            self._to_idle()
+
+    def _to_result(self, now: float) -> None:
+        self.state = State.RESULT
+        self._result_until = now + self._result_s
+
+    def _to_idle(self) -> None:
+        self.state = State.IDLE
+        self._show(Screen.prompt(ScreenKind.IDLE, self._language))
+
+    def _show(self, screen: Screen) -> None:
+        try:
+            self._display.show(screen)
+        except Exception:  # a display fault must not stop checks or leave the gate state unknown
+            log.exception("display failed")

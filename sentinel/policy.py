@@ -1,0 +1,113 @@
+"""Site policy: health status + the site's rules + now → verdict, with a reason a person can read.
+
+Rules changed weekly in 2022, so every rule is configuration and this is a pure function: no
+clock, no I/O, tested as a table. The reason code goes into the record; the texts go on screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sentinel.config import PolicyConfig
+from sentinel.health import HealthStatus, NatResult, Status
+
+
+class VerdictKind(StrEnum):
+    PASS = "pass"
+    DENY = "deny"
+    MANUAL_CHECK = "manual_check"
+
+
+#: reason code → (zh-CN, en); `{h}` is the NAT window in hours, `{n}` the required doses.
+REASON_TEXT: dict[str, tuple[str, str]] = {
+    "ok": ("请通行", "Please pass"),
+    "red_code": ("红码，禁止通行", "Red code: entry refused"),
+    "yellow_code": ("黄码，请人工核验", "Yellow code: staff will check"),
+    "yellow_denied": ("黄码，禁止通行", "Yellow code: entry refused"),
+    "expired_code": ("健康码已过期，请刷新", "Health code expired: refresh it"),
+    "not_found": ("查无此码，请人工核验", "Code not known to the service: staff will check"),
+    "nat_positive": ("核酸结果阳性，禁止通行", "Positive NAT result: entry refused"),
+    "nat_missing": ("无{h}小时内核酸记录", "No NAT result within {h} h"),
+    "nat_too_old": ("核酸超过{h}小时", "NAT older than {h} h"),
+    "vaccination": ("疫苗接种不足{n}针", "Fewer than {n} vaccination doses"),
+    "unrecognised": ("无法识别的二维码", "Not a health code"),
+    "offline_allowed": ("网络中断，已放行并记录", "Offline: allowed and flagged"),
+    "offline_denied": ("网络中断，请人工核验", "Offline: staff will check"),
+    "offline_no_cache": ("网络中断且无近期记录，请人工核验", "Offline, no recent status: staff will check"),
+    "record_failed": ("记录保存失败，请人工核验", "Could not save the record: staff will check"),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str  # a key of REASON_TEXT
+    params: tuple[tuple[str, int], ...] = ()
+
+    def text(self, language: str) -> str:
+        zh, en = REASON_TEXT[self.reason]
+        return (zh if language == "zh-CN" else en).format(**dict(self.params))
+
+
+@dataclass(frozen=True)
+class CachedStatus:
+    """A status this device saw for the same credential, for the `cached` offline policy."""
+
+    status: HealthStatus
+    seen_at: datetime
+
+
+def decide(status: HealthStatus, policy: PolicyConfig, now: datetime, cached: CachedStatus | None = None) -> Verdict:
+    """The verdict for one check. `now` must be timezone-aware."""
+    if status.status.is_unreachable:
+        return _decide_offline(policy, now, cached)
+    return _decide_online(status, policy, now)
+
+
+def _decide_offline(policy: PolicyConfig, now: datetime, cached: CachedStatus | None) -> Verdict:
+    if policy.offline == "allow_and_flag":
+        return Verdict(VerdictKind.PASS, "offline_allowed")
+    if policy.offline == "cached":
+        fresh = cached is not None and now - cached.seen_at <= timedelta(minutes=policy.cached_ttl_min)
+        if fresh and not cached.status.status.is_unreachable:
+            return _decide_online(cached.status, policy, now)
+        return Verdict(VerdictKind.DENY, "offline_no_cache")
+    return Verdict(VerdictKind.DENY, "offline_denied")
+
+
+def _decide_online(status: HealthStatus, policy: PolicyConfig, now: datetime) -> Verdict:
+    match status.status:
+        case Status.EXPIRED:
+            return Verdict(VerdictKind.DENY, "expired_code")
+        case Status.NOT_FOUND:
+            return Verdict(VerdictKind.MANUAL_CHECK, "not_found")
+        case Status.RED:
+            return Verdict(VerdictKind.DENY, "red_code")
+        case Status.YELLOW if "yellow" not in policy.allowed_colours:
+            if policy.yellow == "deny":
+                return Verdict(VerdictKind.DENY, "yellow_denied")
+            return Verdict(VerdictKind.MANUAL_CHECK, "yellow_code")
+        case Status.GREEN if "green" not in policy.allowed_colours:  # a site that only admits yellow is odd but valid
+            return Verdict(VerdictKind.DENY, "red_code")
+
+    if status.nat is not None and status.nat.result == NatResult.POSITIVE:
+        return Verdict(VerdictKind.DENY, "nat_positive")
+    if policy.nat_window_h != "none":
+        problem = _nat_problem(status, policy.nat_window_h, now)
+        if problem and not (policy.antigen_accepted and status.antigen == NatResult.NEGATIVE):
+            return Verdict(VerdictKind.DENY, problem, (("h", policy.nat_window_h),))
+    doses = status.vaccination.doses if status.vaccination else 0
+    if doses < policy.min_vaccination_doses:
+        return Verdict(VerdictKind.DENY, "vaccination", (("n", policy.min_vaccination_doses),))
+    return Verdict(VerdictKind.PASS, "ok")
+
+
+def _nat_problem(status: HealthStatus, window_h: int, now: datetime) -> str | None:
+    nat = status.nat
+    if nat is None or nat.result != NatResult.NEGATIVE:
+        return "nat_missing"
+    if now - nat.sampled_at > timedelta(hours=window_h):
+        return "nat_too_old"
+    return None

@@ -1,0 +1,94 @@
+"""Check records: one per person checked, the venue's evidence for contact tracing.
+
+A record never holds the raw token or ID number: the credential is kept as an HMAC under a key
+that only this device has, so the same person can be recognised across records (and by the
+`cached` offline policy) without the record being usable as a credential if the SD card leaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uuid6
+
+from sentinel.credentials import Credential
+from sentinel.health import HealthStatus
+from sentinel.policy import Verdict
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str  # UUIDv7: time-ordered, so the outbox drains oldest first and the service de-duplicates on it
+    created_at: str  # ISO 8601 with time zone
+    device_id: str
+    site_id: str
+    credential_kind: str
+    credential_hash: str
+    person: dict[str, str] | None
+    status: str
+    verdict: str
+    reason: str
+    mode: str  # online | offline
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The device's record key, created on first start with owner-only permissions."""
+    try:
+        key = path.read_bytes()
+        if len(key) == KEY_BYTES:
+            return key
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(KEY_BYTES)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return key
+
+
+class RecordMaker:
+    def __init__(self, device_id: str, site_id: str, key: bytes):
+        if len(key) < 16:
+            raise ValueError("record key too short")
+        self.device_id = device_id
+        self.site_id = site_id
+        self._key = key
+
+    def credential_hash(self, credential: Credential) -> str:
+        message = f"{credential.kind.value}:{credential.value}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def make(self, credential: Credential, status: HealthStatus, verdict: Verdict, offline: bool, at: datetime, **extra: Any) -> Record:
+        person = status.person.model_dump() if status.person else None
+        return Record(
+            id=str(uuid6.uuid7()),
+            created_at=at.isoformat(),
+            device_id=self.device_id,
+            site_id=self.site_id,
+            credential_kind=credential.kind.value,
+            credential_hash=self.credential_hash(credential),
+            person=person,
+            status=status.status.value,
+            verdict=verdict.kind.value,
+            reason=verdict.reason,
+            mode="offline" if offline else "online",
+            extra=extra,
+        )
