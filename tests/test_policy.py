@@ -1,0 +1,98 @@
+"""Site policy as a table: (status, policy, now) → verdict and the reason shown to the person."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sentinel.config import PolicyConfig
+from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
+from sentinel.policy import CachedStatus, Verdict, VerdictKind, decide
+
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+def status(colour="green", nat_h=10.0, nat=NatResult.NEGATIVE, antigen=None, doses=3):
+    return HealthStatus(
+        status=Status(colour),
+        person=Person(name_masked="王*明", id_masked="1101**********002X"),
+        nat=None if nat_h is None else Nat(result=nat, sampled_at=NOW - timedelta(hours=nat_h)),
+        antigen=antigen,
+        vaccination=Vaccination(doses=doses),
+    )
+
+
+P = PolicyConfig
+TABLE = [
+    # status, policy, expected kind, expected reason
+    (status(), P(), "pass", "ok"),
+    (status("red"), P(), "deny", "red_code"),
+    (status("yellow"), P(), "manual_check", "yellow_code"),
+    (status("yellow"), P(yellow="deny"), "deny", "yellow_denied"),
+    (status("yellow"), P(allowed_colours=["green", "yellow"]), "pass", "ok"),
+    (HealthStatus(status=Status.EXPIRED), P(), "deny", "expired_code"),
+    (HealthStatus(status=Status.NOT_FOUND), P(), "manual_check", "not_found"),
+    (status(nat=NatResult.POSITIVE), P(), "deny", "nat_positive"),
+    (status(nat_h=47.9), P(nat_window_h=48), "pass", "ok"),
+    (status(nat_h=48.1), P(nat_window_h=48), "deny", "nat_too_old"),
+    (status(nat_h=48.1), P(nat_window_h=72), "pass", "ok"),
+    (status(nat_h=80), P(nat_window_h=72), "deny", "nat_too_old"),
+    (status(nat_h=80), P(nat_window_h="none"), "pass", "ok"),
+    (status(nat_h=None), P(nat_window_h=24), "deny", "nat_missing"),
+    (status(nat=NatResult.PENDING), P(nat_window_h=24), "deny", "nat_missing"),
+    (status(nat_h=30, antigen=NatResult.NEGATIVE), P(nat_window_h=24, antigen_accepted=True), "pass", "ok"),
+    (status(nat_h=30, antigen=NatResult.NEGATIVE), P(nat_window_h=24), "deny", "nat_too_old"),
+    (status(doses=1), P(min_vaccination_doses=2), "deny", "vaccination"),
+    (status(doses=2), P(min_vaccination_doses=2), "pass", "ok"),
+    (HealthStatus(status=Status.TIMEOUT), P(), "deny", "offline_denied"),
+    (HealthStatus(status=Status.VERIFY_FAILED), P(offline="allow_and_flag"), "pass", "offline_allowed"),
+    (HealthStatus(status=Status.TIMEOUT), P(offline="cached"), "deny", "offline_no_cache"),
+]
+
+
+@pytest.mark.parametrize(("health", "policy", "kind", "reason"), TABLE)
+def test_policy_table(health, policy, kind, reason):
+    verdict = decide(health, policy, NOW)
+    assert (verdict.kind.value, verdict.reason) == (kind, reason)
+
+
+def test_red_code_is_refused_even_with_a_fresh_negative_nat():
+    assert decide(status("red", nat_h=1), P(nat_window_h=24), NOW).kind == VerdictKind.DENY
+
+
+def test_cached_status_decides_offline_within_ttl():
+    cached = CachedStatus(status(), seen_at=NOW - timedelta(minutes=30))
+    verdict = decide(HealthStatus(status=Status.TIMEOUT), P(offline="cached", cached_ttl_min=60), NOW, cached)
+    assert verdict == Verdict(VerdictKind.PASS, "ok")
+
+
+def test_cached_status_past_ttl_is_not_used():
+    cached = CachedStatus(status(), seen_at=NOW - timedelta(minutes=61))
+    verdict = decide(HealthStatus(status=Status.TIMEOUT), P(offline="cached", cached_ttl_min=60), NOW, cached)
+    assert verdict.reason == "offline_no_cache"
+
+
+def test_cached_status_still_obeys_the_nat_window_at_the_time_of_the_check():
+    """A status cached an hour ago whose NAT was 47.5 h old then is 48.5 h old now."""
+    cached = CachedStatus(status(nat_h=48.5), seen_at=NOW - timedelta(hours=1))
+    verdict = decide(HealthStatus(status=Status.TIMEOUT), P(offline="cached", nat_window_h=48, cached_ttl_min=120), NOW, cached)
+    assert verdict.reason == "nat_too_old"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "zh", "en"),
+    [
+        (Verdict(VerdictKind.DENY, "nat_too_old", (("h", 48),)), "核酸超过48小时", "NAT older than 48 h"),
+        (Verdict(VerdictKind.PASS, "ok"), "请通行", "Please pass"),
+        (Verdict(VerdictKind.DENY, "offline_denied"), "网络中断，请人工核验", "Offline: staff will check"),
+    ],
+)
+def test_reasons_read_in_both_languages(verdict, zh, en):
+    assert verdict.text("zh-CN") == zh
+    assert verdict.text("en") == en
+
+
+def test_offline_verdicts_say_offline():
+    """Field complaint: offline mode that silently says 'invalid'."""
+    for offline in ("deny", "cached", "allow_and_flag"):
+        verdict = decide(HealthStatus(status=Status.TIMEOUT), P(offline=offline), NOW)
+        assert "Offline" in verdict.text("en") and "网络中断" in verdict.text("zh-CN")
