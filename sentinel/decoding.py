@@ -1,0 +1,268 @@
+"""QR codes in a grey frame: the decoder seam of the pipeline.
+
+Two real backends, zxing-cpp and pyzbar, and a cascade of them. zxing-cpp goes first because it
+reads about twice as many real photos as pyzbar, all of the codes shown on phone screens (pyzbar
+read none), and is about 14× faster (see DESIGN.md, "Decoders"); pyzbar still reads some glare and
+pathological codes zxing-cpp misses, so it runs only when zxing-cpp found nothing.
+
+The core must import without native libraries loaded (a technician's `sentinel check-config` does
+not need them), so each backend imports its library on first use, and numpy is only a type here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger("sentinel.decoding")
+
+Point = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DecodedCode:
+    """One code found in a frame.
+
+    `text` is what credential rules look at; `raw` is kept for payloads that are not text.
+    `corners` are four points in image pixels, clockwise on screen, for drawing and for telling two
+    codes in one frame apart; zxing-cpp starts at the code's own top-left, zbar does not know it
+    and starts where its scan met the outline. `decoder` says which backend read it, for field
+    statistics.
+    """
+
+    text: str
+    raw: bytes
+    corners: tuple[Point, ...]
+    decoder: str
+
+
+class Decoder(Protocol):
+    name: str
+
+    def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        """Codes in an H×W uint8 frame; [] when there are none."""
+        ...
+
+
+class DecoderUnavailable(RuntimeError):
+    """A backend's library cannot be loaded: an installation problem, not a property of a frame."""
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+
+class ZxingDecoder:
+    name = "zxing-cpp"
+
+    def __init__(self) -> None:
+        self._zxing = None
+
+    def _library(self):
+        if self._zxing is None:
+            try:
+                import zxingcpp
+            except ImportError as exc:
+                raise DecoderUnavailable(f"zxing-cpp cannot be loaded ({exc}); pip install zxing-cpp") from exc
+            self._zxing = zxingcpp
+        return self._zxing
+
+    def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        zxing = self._library()
+        # Plain, not the default HRI: HRI rewrites control characters as "<GS>", which would
+        # change the payload that credential rules and the verifier see.
+        found = zxing.read_barcodes(grey, formats=zxing.BarcodeFormat.QRCode, text_mode=zxing.TextMode.Plain)
+        return [self._code(barcode) for barcode in found]
+
+    def _code(self, barcode) -> DecodedCode:
+        p = barcode.position
+        corners = tuple((int(q.x), int(q.y)) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left))
+        return DecodedCode(text=barcode.text, raw=bytes(barcode.bytes), corners=corners, decoder=self.name)
+
+
+class PyzbarDecoder:
+    """zbar through pyzbar.
+
+    zbar hands back its own transcoding of the symbol to UTF-8 (it honours ECI and otherwise
+    guesses the character set), so `raw` here is those bytes, not the symbol's byte segments, and
+    pyzbar offers no way to ask zbar for the untouched bytes. The guess can be wrong: UTF-8 測試
+    without an ECI comes back as 皜祈岫, which is one more reason zxing-cpp goes first.
+    """
+
+    name = "pyzbar"
+
+    def __init__(self) -> None:
+        self._pyzbar = None
+
+    def _library(self):
+        if self._pyzbar is None:
+            try:
+                from pyzbar import pyzbar
+            except ImportError as exc:  # pyzbar missing, or libzbar0 missing (pyzbar raises ImportError)
+                raise DecoderUnavailable(
+                    f"pyzbar cannot be loaded ({exc}); pip install pyzbar and apt install libzbar0"
+                ) from exc
+            self._pyzbar = pyzbar
+        return self._pyzbar
+
+    def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        pyzbar = self._library()
+        found = pyzbar.decode(grey, symbols=[pyzbar.ZBarSymbol.QRCODE])
+        return [self._code(symbol) for symbol in found]
+
+    def _code(self, symbol) -> DecodedCode:
+        return DecodedCode(
+            text=_zbar_text(symbol.data),
+            raw=bytes(symbol.data),
+            corners=_four_corners(symbol.polygon, symbol.rect),
+            decoder=self.name,
+        )
+
+
+def _zbar_text(data: bytes) -> str:
+    """zbar's output is UTF-8 unless it could not transcode; then keep every byte, as Latin-1."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _four_corners(polygon: Sequence, rect) -> tuple[Point, ...]:
+    """zbar's outline, turned clockwise like zxing-cpp's (zbar goes the other way round); an
+    outline that is not four points falls back to zbar's bounding box."""
+    if len(polygon) != 4:
+        left, top, width, height = rect
+        return ((left, top), (left + width, top), (left + width, top + height), (left, top + height))
+    points = [(int(p.x), int(p.y)) for p in polygon]
+    return tuple(points if _clockwise(points) else points[:1] + points[:0:-1])
+
+
+def _clockwise(points: list[Point]) -> bool:
+    """Clockwise as seen on screen, where y grows downwards: positive shoelace area."""
+    n = len(points)
+    area = sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1] for i in range(n))
+    return area > 0
+
+
+# --- cascade ----------------------------------------------------------------------------------
+
+
+class CascadeDecoder:
+    """Each decoder in turn until one finds something.
+
+    A backend that raises is skipped for that frame, and one whose library is missing is skipped
+    for good: a kiosk with a broken pyzbar must still read codes with zxing-cpp. Each backend's
+    first failure is logged; a camera at 10 frames/s would otherwise flood the journal. Only when
+    no backend can be loaded at all does `decode` raise, since returning [] would make a kiosk
+    that can never read a code look like one that sees no codes.
+    """
+
+    name = "cascade"
+
+    def __init__(self, decoders: Sequence[Decoder]) -> None:
+        if not decoders:
+            raise ValueError("a cascade needs at least one decoder")
+        self.decoders = list(decoders)
+        self._unavailable: dict[str, str] = {}
+        self._logged: set[str] = set()
+
+    def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        for decoder in self.decoders:
+            if decoder.name in self._unavailable:
+                continue
+            try:
+                found = decoder.decode(grey)
+            except DecoderUnavailable as exc:
+                self._unavailable[decoder.name] = str(exc)
+                self._log_once(decoder.name, f"decoder {decoder.name} unavailable, skipped from now on: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - a backend bug must not stop the kiosk
+                self._log_once(decoder.name, f"decoder {decoder.name} failed, skipped: {exc!r}", exc)
+                continue
+            if found:
+                return found
+        if len(self._unavailable) == len(self.decoders):
+            raise DecoderUnavailable("no decoder can be loaded: " + "; ".join(self._unavailable.values()))
+        return []
+
+    def _log_once(self, name: str, message: str, exc: BaseException | None = None) -> None:
+        if name in self._logged:
+            return
+        self._logged.add(name)
+        log.warning(message, exc_info=exc)
+
+
+BACKENDS: dict[str, type] = {"zxing-cpp": ZxingDecoder, "pyzbar": PyzbarDecoder}
+DEFAULT_ORDER = ["zxing-cpp", "pyzbar"]
+
+
+def make_decoder(order: Sequence[str]) -> Decoder:
+    """The decoder for a config's or command line's list of backend names (one name: that backend alone)."""
+    unknown = [name for name in order if name not in BACKENDS]
+    if unknown or not order:
+        given = ", ".join(map(repr, unknown)) or "(none given)"
+        raise ValueError(f"unknown decoder {given}; choose from {', '.join(BACKENDS)}")
+    decoders = [BACKENDS[name]() for name in order]
+    return decoders[0] if len(decoders) == 1 else CascadeDecoder(decoders)
+
+
+# --- images from files ------------------------------------------------------------------------
+
+
+class ImageError(Exception):
+    """An image file that cannot be used, with a reason a technician can act on."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def load_grey(path: str | Path) -> "np.ndarray":
+    """An image file as the decoders see a camera frame: H×W uint8, upright.
+
+    Phones store photos sideways with an EXIF orientation tag; zxing-cpp tries rotations but
+    corners would then be reported in the sideways frame, so the tag is applied first.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image file")
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.ascontiguousarray(_to_grey(image))
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file (or a format Pillow cannot read)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(path, f"cannot read image: {_one_line(exc)}") from None
+
+
+def _to_grey(image) -> "np.ndarray":
+    """8-bit grey, with transparency shown on white (a QR code exported with a transparent
+    background would otherwise turn black on black) and 16-bit scans scaled rather than clipped."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,329 @@
+"""The decoder seam: what the kiosk reads from a grey frame, and how it survives a broken backend."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import segno
+from PIL import Image
+
+from sentinel.decoding import (
+    CascadeDecoder,
+    DecodedCode,
+    DecoderUnavailable,
+    ImageError,
+    PyzbarDecoder,
+    ZxingDecoder,
+    load_grey,
+    make_decoder,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+HEALTH_CODE = "HC1:健康码/绿码/3101**********1234"
+SCALE, BORDER = 6, 4
+
+
+def qr_image(text: str | bytes, colour: str = "L", **make) -> Image.Image:
+    buf = io.BytesIO()
+    segno.make_qr(text, **make).save(buf, kind="png", scale=SCALE, border=BORDER)
+    buf.seek(0)
+    return Image.open(buf).convert(colour)
+
+
+def qr_grey(text: str | bytes, **make) -> np.ndarray:
+    return np.asarray(qr_image(text, **make))
+
+
+def on_canvas(grey: np.ndarray, size: tuple[int, int], at: tuple[int, int]) -> np.ndarray:
+    """A code somewhere in a larger white frame, as a camera would see it (without the blur)."""
+    canvas = np.full((size[1], size[0]), 255, dtype=np.uint8)
+    x, y = at
+    canvas[y : y + grey.shape[0], x : x + grey.shape[1]] = grey
+    return canvas
+
+
+def all_decoders():
+    return [ZxingDecoder(), PyzbarDecoder(), make_decoder(["zxing-cpp", "pyzbar"])]
+
+
+def clockwise(corners) -> bool:
+    n = len(corners)
+    return sum(corners[i][0] * corners[(i + 1) % n][1] - corners[(i + 1) % n][0] * corners[i][1] for i in range(n)) > 0
+
+
+class Empty:
+    """A backend that never sees anything, like zxing-cpp on a code only zbar can read."""
+
+    name = "empty"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decode(self, grey):
+        self.calls += 1
+        return []
+
+
+class Broken:
+    """A backend with a bug, like a native library that throws on an odd frame size."""
+
+    name = "broken"
+
+    def __init__(self, exc: Exception | None = None) -> None:
+        self.exc = exc or RuntimeError("segfault avoided, barely")
+        self.calls = 0
+
+    def decode(self, grey):
+        self.calls += 1
+        raise self.exc
+
+
+# --- reading clean codes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: d.name)
+def test_clean_code_is_read_with_its_text(decoder):
+    codes = decoder.decode(qr_grey(HEALTH_CODE))
+    assert [c.text for c in codes] == [HEALTH_CODE]
+    assert codes[0].raw == HEALTH_CODE.encode("utf-8")
+    assert codes[0].decoder in ("zxing-cpp", "pyzbar")
+
+
+@pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: d.name)
+def test_corners_are_where_the_code_is_in_the_frame(decoder):
+    code = qr_grey("where am I")
+    x, y = 150, 60
+    frame = on_canvas(code, size=(640, 480), at=(x, y))
+    (found,) = decoder.decode(frame)
+    assert len(found.corners) == 4
+    for px, py in found.corners:
+        assert 0 <= px < 640 and 0 <= py < 480
+    # The symbol proper starts after the quiet zone and ends before it.
+    side = code.shape[1] - 2 * BORDER * SCALE
+    left, top = x + BORDER * SCALE, y + BORDER * SCALE
+    xs, ys = [p[0] for p in found.corners], [p[1] for p in found.corners]
+    assert min(xs) == pytest.approx(left, abs=3) and max(xs) == pytest.approx(left + side, abs=3)
+    assert min(ys) == pytest.approx(top, abs=3) and max(ys) == pytest.approx(top + side, abs=3)
+    assert clockwise(found.corners), "both backends report corners in the same (clockwise) order"
+
+
+@pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: d.name)
+def test_frame_without_a_code_gives_nothing(decoder):
+    assert decoder.decode(np.full((480, 640), 200, dtype=np.uint8)) == []
+
+
+@pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: d.name)
+def test_control_characters_in_the_payload_are_kept(decoder):
+    """zxing-cpp's default text mode would turn the GS1 separator into the five characters "<GS>"."""
+    payload = "\x1d0112345678901231\x1d10ABC"
+    (found,) = decoder.decode(qr_grey(payload.encode("ascii"), mode="byte"))
+    assert found.text == payload
+
+
+@pytest.mark.parametrize("decoder", all_decoders(), ids=lambda d: d.name)
+def test_two_codes_in_one_frame_are_both_read(decoder):
+    a, b = qr_grey("person A"), qr_grey("person B")
+    frame = on_canvas(a, (640, 300), (10, 10))
+    frame[10 : 10 + b.shape[0], 350 : 350 + b.shape[1]] = b
+    assert sorted(c.text for c in decoder.decode(frame)) == ["person A", "person B"]
+
+
+def test_codes_are_immutable_values():
+    code = DecodedCode("x", b"x", ((0, 0), (1, 0), (1, 1), (0, 1)), "zxing-cpp")
+    with pytest.raises(AttributeError):
+        code.text = "y"
+    assert code == DecodedCode("x", b"x", ((0, 0), (1, 0), (1, 1), (0, 1)), "zxing-cpp")
+
+
+# --- the cascade -------------------------------------------------------------------------------
+
+
+def test_cascade_uses_zxing_first_and_stops_there():
+    cascade = make_decoder(["zxing-cpp", "pyzbar"])
+    empty = Empty()
+    cascade.decoders.append(empty)
+    (found,) = cascade.decode(qr_grey(HEALTH_CODE))
+    assert found.decoder == "zxing-cpp"
+    assert empty.calls == 0
+
+
+def test_cascade_falls_back_when_the_first_decoder_sees_nothing():
+    first = Empty()
+    cascade = CascadeDecoder([first, PyzbarDecoder()])
+    (found,) = cascade.decode(qr_grey(HEALTH_CODE))
+    assert first.calls == 1
+    assert (found.text, found.decoder) == (HEALTH_CODE, "pyzbar")
+
+
+def test_raising_backend_is_skipped_and_logged_once(caplog):
+    broken = Broken()
+    cascade = CascadeDecoder([broken, ZxingDecoder()])
+    frame = qr_grey(HEALTH_CODE)
+    with caplog.at_level(logging.WARNING, logger="sentinel.decoding"):
+        first, second = cascade.decode(frame), cascade.decode(frame)
+    assert [c.text for c in first] == [c.text for c in second] == [HEALTH_CODE]
+    assert broken.calls == 2, "a backend that failed on one frame may work on the next"
+    warnings = [r for r in caplog.records if r.name == "sentinel.decoding"]
+    assert len(warnings) == 1 and "broken" in warnings[0].getMessage()
+
+
+def test_raising_backends_alone_give_no_codes_rather_than_an_exception():
+    cascade = CascadeDecoder([Broken(), Broken(ValueError("odd stride"))])
+    assert cascade.decode(qr_grey(HEALTH_CODE)) == []
+
+
+def test_missing_library_is_reported_with_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyzbar", None)  # as if pyzbar or libzbar0 were not installed
+    with pytest.raises(DecoderUnavailable, match="libzbar0"):
+        PyzbarDecoder().decode(qr_grey(HEALTH_CODE))
+
+
+def test_cascade_reads_codes_with_one_library_missing(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    cascade = make_decoder(["zxing-cpp", "pyzbar"])
+    with caplog.at_level(logging.WARNING, logger="sentinel.decoding"):
+        results = [cascade.decode(qr_grey(HEALTH_CODE)) for _ in range(3)]
+    assert all([c.decoder for c in codes] == ["pyzbar"] for codes in results)
+    assert len([r for r in caplog.records if "zxing-cpp" in r.getMessage()]) == 1
+
+
+def test_cascade_with_no_loadable_library_says_so_instead_of_seeing_nothing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    monkeypatch.setitem(sys.modules, "pyzbar", None)
+    cascade = make_decoder(["zxing-cpp", "pyzbar"])
+    with pytest.raises(DecoderUnavailable, match="no decoder"):
+        cascade.decode(qr_grey(HEALTH_CODE))
+
+
+# --- choosing decoders by name -------------------------------------------------------------------
+
+
+def test_make_decoder_builds_what_the_config_names():
+    assert isinstance(make_decoder(["zxing-cpp"]), ZxingDecoder)
+    assert isinstance(make_decoder(["pyzbar"]), PyzbarDecoder)
+    cascade = make_decoder(["pyzbar", "zxing-cpp"])
+    assert isinstance(cascade, CascadeDecoder)
+    assert [d.name for d in cascade.decoders] == ["pyzbar", "zxing-cpp"]
+
+
+@pytest.mark.parametrize("order", [["zbar"], ["zxing-cpp", "wechat"], []])
+def test_unknown_decoder_name_lists_the_allowed_ones(order):
+    with pytest.raises(ValueError, match="zxing-cpp, pyzbar"):
+        make_decoder(order)
+
+
+def test_importing_the_module_loads_no_native_library():
+    """`sentinel check-config` on a technician's laptop must not need zxing-cpp, zbar or numpy."""
+    code = "import sys, sentinel.decoding; print(sorted({'numpy', 'zxingcpp', 'pyzbar', 'cv2', 'PIL'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- image files -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".gif"])
+def test_image_files_load_as_grey_frames_that_decode(tmp_path, suffix):
+    path = tmp_path / f"code{suffix}"
+    qr_image(HEALTH_CODE, colour="RGB").save(path)
+    grey = load_grey(path)
+    assert grey.dtype == np.uint8 and grey.ndim == 2
+    assert [c.text for c in ZxingDecoder().decode(grey)] == [HEALTH_CODE]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone photo stored sideways: corners must be reported in the picture as people see it."""
+    upright = Image.fromarray(on_canvas(qr_grey("upright"), size=(400, 240), at=(0, 0)))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the sensor wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif, quality=95)
+    grey = load_grey(path)
+    assert grey.shape == (240, 400)
+    (found,) = ZxingDecoder().decode(grey)
+    assert max(x for x, _ in found.corners) < 200, "the code is on the left of the upright picture"
+
+
+def test_transparent_background_is_shown_on_white(tmp_path):
+    """A code exported with a transparent background is black on transparent-black underneath."""
+    grey = qr_grey("transparent")
+    rgba = np.zeros(grey.shape + (4,), dtype=np.uint8)
+    rgba[..., 3] = np.where(grey < 128, 255, 0)  # only the dark modules are opaque, all pixels black
+    path = tmp_path / "transparent.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    assert [c.text for c in ZxingDecoder().decode(load_grey(path))] == ["transparent"]
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    """A dim 16-bit scan: every value is above 255, so clipping would make it all white."""
+    grey16 = np.where(qr_grey("sixteen bits") < 128, 0x0800, 0x6000).astype(np.uint16)
+    path = tmp_path / "sixteen.png"
+    Image.fromarray(grey16).save(path)
+    assert [c.text for c in ZxingDecoder().decode(load_grey(path))] == ["sixteen bits"]
+
+
+def _truncated_png(path: Path) -> Path:
+    buf = io.BytesIO()
+    qr_image("cut short").save(buf, format="PNG")
+    path.write_bytes(buf.getvalue()[:120])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: d / "missing.png", "no such file"),
+        (lambda d: d, "directory"),
+        (lambda d: (d / "notes.png").write_text("not a picture") and d / "notes.png", "not an image"),
+        (lambda d: _truncated_png(d / "truncated.png"), "cannot read image"),
+    ],
+    ids=["missing", "directory", "text-file", "truncated"],
+)
+def test_unusable_files_raise_image_error_with_one_line(tmp_path, make, reason):
+    path = make(tmp_path)
+    with pytest.raises(ImageError) as info:
+        load_grey(path)
+    assert reason in info.value.reason
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+# --- real photos -------------------------------------------------------------------------------
+
+
+def _blackbox(shared_data: Path) -> list[tuple[np.ndarray, str]]:
+    folder = shared_data / "qr" / "zxing-blackbox"
+    if not folder.is_dir():
+        pytest.skip(f"../shared/data/qr/zxing-blackbox not present: expected at {folder.resolve()}")
+    cases = []
+    for image in sorted(folder.rglob("*")):
+        expected = image.with_suffix(".txt")
+        if image.suffix.lower() in {".png", ".jpg", ".gif"} and expected.is_file():
+            text = expected.read_text(encoding="utf-8").replace("\r\n", "\n")
+            cases.append((load_grey(image), text))
+    assert len(cases) >= 150, f"only {len(cases)} images with expected text under {folder}"
+    return cases
+
+
+def _same(decoded: str, expected: str) -> bool:
+    return decoded.replace("\r\n", "\n") == expected
+
+
+def _reads(decoder, cases) -> list[bool]:
+    return [any(_same(c.text, text) for c in decoder.decode(grey)) for grey, text in cases]
+
+
+def test_cascade_reads_at_least_as_many_real_photos_as_either_decoder(shared_data):
+    cases = _blackbox(shared_data)
+    zxing, zbar = _reads(ZxingDecoder(), cases), _reads(PyzbarDecoder(), cases)
+    cascade = _reads(make_decoder(["zxing-cpp", "pyzbar"]), cases)
+    assert sum(cascade) >= max(sum(zxing), sum(zbar)), f"cascade {sum(cascade)}, zxing-cpp {sum(zxing)}, pyzbar {sum(zbar)}"
+    # What the cascade is for: photos zxing-cpp finds nothing in and pyzbar reads (2 in this set).
+    rescued = [i for i, (grey, _) in enumerate(cases) if zbar[i] and not ZxingDecoder().decode(grey)]
+    assert all(cascade[i] for i in rescued)
