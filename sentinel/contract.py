@@ -1,0 +1,184 @@
+"""The wire format between a device and the health-status service (everything but `HealthStatus`,
+which lives in `sentinel.health` because the policy reads it too).
+
+Both sides import these models: the reference service validates requests with them and the
+device's client validates answers with them, so a drift between the two is a test failure instead
+of a field surprise. Every model forbids unknown fields for the same reason. docs/api.md is the
+human-readable form of this module; keep them in step.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from sentinel.config import ID_PATTERN
+from sentinel.credentials import CredentialKind
+from sentinel.health import Person, Status
+from sentinel.policy import VerdictKind
+
+#: record ids are time-ordered UUIDs (version 6 or 7) in canonical lower-case form, so that the
+#: string order is the time order and the service can de-duplicate on the exact string
+RECORD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[67][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+#: the most records one upload may carry; the uploader sends bigger backlogs in several batches
+MAX_RECORDS_PER_UPLOAD = 500
+#: `RecordIn.extra` is for a few diagnostic values, not a side channel for personal data
+MAX_EXTRA_BYTES = 1024
+FACE_ENCODING_LENGTH = 128
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mode(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Credential(_Model):
+    kind: CredentialKind = Field(title="Kind", description="What the person presented")
+    value: str = Field(
+        min_length=1,
+        max_length=512,
+        title="Value",
+        description="health_code: the token from the QR payload; id_number: the ID number; "
+        "face: the face_id of the matched gallery entry",
+    )
+
+
+class VerifyRequest(_Model):
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="The asking device; must be the token's device")
+    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="The device's site; must be the site the device is bound to")
+    credential: Credential = Field(title="Credential", description="What to look up")
+    scanned_at: AwareDatetime = Field(title="Scanned at", description="When the device read the credential (device clock, with time zone)")
+
+
+class RecordIn(_Model):
+    """One check, as the device's outbox uploads it. Carries no raw credential and no full identity."""
+
+    id: str = Field(
+        pattern=RECORD_ID_PATTERN,
+        title="Record id",
+        description="Time-ordered UUID (v7, or v6) in canonical lower-case form, made by the device; the service de-duplicates on it",
+    )
+    created_at: AwareDatetime = Field(title="Created at", description="When the check happened (device clock, with time zone)")
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that made the check")
+    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    credential_kind: CredentialKind = Field(title="Credential kind", description="What the person presented")
+    credential_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        title="Credential hash",
+        description="Lower-case hex HMAC-SHA256 of the credential under the device's key; never the raw token or ID number",
+    )
+    person: Person | None = Field(None, title="Person", description="Masked identity as the service returned it, if any")
+    status: Status = Field(title="Status", description="Health status the device acted on (timeout/verify_failed when offline)")
+    verdict: VerdictKind = Field(title="Verdict", description="What the site policy decided")
+    reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", title="Reason", description="Short code for the verdict, e.g. nat_too_old")
+    mode: Mode = Field(title="Mode", description="online: the service answered in time; offline: the offline policy decided")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        title="Extra",
+        description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON), e.g. verify latency; no personal data",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
+            raise ValueError(f"extra is larger than {MAX_EXTRA_BYTES} bytes as JSON")
+        return value
+
+
+class StoredRecord(RecordIn):
+    received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the record (service clock)")
+
+
+class RecordsUpload(_Model):
+    records: list[RecordIn] = Field(max_length=MAX_RECORDS_PER_UPLOAD, title="Records", description="Records to store, in any order")
+
+
+class RecordRejected(_Model):
+    id: str = Field(title="Record id", description="The rejected record")
+    error: str = Field(title="Error", description="wrong_device | wrong_site | id_conflict")
+    message: str = Field("", title="Message", description="Why, for logs")
+
+
+class RecordsAccepted(_Model):
+    accepted: list[str] = Field(
+        title="Accepted",
+        description="Every id of the batch that is now stored, including ones stored by an earlier attempt; the device may delete these",
+    )
+    rejected: list[RecordRejected] = Field(
+        default_factory=list,
+        title="Rejected",
+        description="Records the service will never accept, whatever the retry; the device should set them aside, not retry them",
+    )
+
+
+class RecordsPage(_Model):
+    records: list[StoredRecord] = Field(title="Records", description="Matching records in id (= time) order")
+    next_after: str | None = Field(
+        None, title="Next after", description="Pass as `after` to get the next page; null when this page is the last"
+    )
+
+
+class Site(_Model):
+    id: str = Field(pattern=ID_PATTERN, title="Site id", description="Stable id of the venue or checkpoint")
+    name: str = Field(min_length=1, max_length=100, title="Name", description="Shown on the device, e.g. Demo Mall east gate")
+    address: str = Field("", max_length=200, title="Address", description="Postal address of the site")
+
+
+class BindRequest(_Model):
+    code: str = Field(
+        min_length=1,
+        max_length=64,
+        title="Binding code",
+        description="One-time code issued for a site; case, spaces and hyphens do not matter",
+    )
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Id the device will use from now on")
+
+
+class BindResponse(_Model):
+    device_id: str = Field(title="Device id", description="The bound device")
+    site: Site = Field(title="Site", description="The site the code was issued for")
+    token: str = Field(title="Token", description="Bearer token for all further calls; shown once, store it root-only")
+
+
+class ApiError(_Model):
+    error: str = Field(title="Error", description="Stable machine-readable code, e.g. token_revoked")
+    message: str = Field("", title="Message", description="Human-readable explanation, for logs; never contains secrets")
+
+
+class Heartbeat(_Model):
+    queue_depth: int = Field(ge=0, title="Queue depth", description="Records waiting in the outbox")
+    oldest_record_age_s: float | None = Field(
+        None, ge=0, title="Oldest record age", description="Age in seconds of the oldest record not yet uploaded; null when none"
+    )
+    camera_ok: bool = Field(title="Camera ok", description="The camera delivered a frame recently")
+    version: str = Field(max_length=64, title="Version", description="Firmware version")
+
+
+class HeartbeatAck(_Model):
+    received_at: AwareDatetime = Field(title="Received at", description="Service clock; lets a device without an RTC notice clock skew")
+
+
+class FaceEntry(_Model):
+    face_id: str = Field(title="Face id", description="Send as the credential value (kind face) after a match")
+    person_id: str = Field(title="Person id", description="Service's id of the person")
+    name_masked: str = Field(title="Masked name", description="e.g. 王*明")
+    encoding: list[float] = Field(
+        min_length=FACE_ENCODING_LENGTH,
+        max_length=FACE_ENCODING_LENGTH,
+        title="Encoding",
+        description="128-dimensional face encoding (dlib / face_recognition)",
+    )
+
+
+class FaceGallery(_Model):
+    site_id: str = Field(title="Site id", description="Site the gallery belongs to")
+    faces: list[FaceEntry] = Field(title="Faces", description="Entries enrolled or changed since `since` (all when no since)")
+    as_of: AwareDatetime = Field(title="As of", description="Service clock at the answer; pass as `since` next time")

@@ -1,0 +1,175 @@
+"""The device-facing API, version 1: what a real health-status service offers a sentinel.
+
+Endpoints are plain `def`: FastAPI runs them in its thread pool, so SQLite calls never block the
+event loop that keeps injected latency and other requests going.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from sentinel.contract import (
+    ID_PATTERN,
+    RECORD_ID_PATTERN,
+    ApiError,
+    BindRequest,
+    BindResponse,
+    CredentialKind,
+    FaceEntry,
+    FaceGallery,
+    Heartbeat,
+    HeartbeatAck,
+    RecordRejected,
+    RecordsAccepted,
+    RecordsPage,
+    RecordsUpload,
+    VerifyRequest,
+)
+from sentinel.health import HealthStatus, Nat, Person, Status, Vaccination
+from sentinel.service.auth import Caller, caller, check_device, device_caller
+from sentinel.service.errors import ApiException
+from sentinel.service.masking import mask_id, mask_name
+from sentinel.service.store import BindError, DeviceRow, PersonRow, Store
+from sentinel.service.tokens import new_device_token
+
+log = logging.getLogger("sentinel.service")
+
+_AUTH_ERRORS = {
+    401: {"model": ApiError, "description": "unauthorized (no or unknown token) or token_revoked"},
+    403: {"model": ApiError, "description": "wrong_device or wrong_site: ids do not match the token"},
+    422: {"model": ApiError, "description": "bad_request: the body or query does not match the contract"},
+}
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _now(request: Request) -> datetime:
+    return request.app.state.clock()
+
+
+def health_status_of(person: PersonRow, kind: CredentialKind, now: datetime) -> HealthStatus:
+    """The answer for a known person. Only a health code can be expired: a screenshot of an old
+    QR code is the fraud this catches; an ID card or a face is the person themself."""
+    if kind is CredentialKind.HEALTH_CODE and person.code_expires_at is not None and person.code_expires_at <= now:
+        return HealthStatus(status=Status.EXPIRED, checked_at=now, detail="health code expired; refresh it in the app")
+    nat = None
+    if person.nat_result and person.nat_sampled_at:
+        nat = Nat(result=person.nat_result, sampled_at=person.nat_sampled_at)
+    return HealthStatus(
+        status=Status(person.colour),
+        person=Person(name_masked=mask_name(person.name)[:64], id_masked=mask_id(person.id_number or "")[:32]),
+        nat=nat,
+        antigen=person.antigen,
+        vaccination=Vaccination(doses=person.doses),
+        checked_at=now,
+    )
+
+
+@router.post("/verify", response_model=HealthStatus, responses=_AUTH_ERRORS, summary="Health status of one person")
+def verify(body: VerifyRequest, request: Request, device: DeviceRow = Depends(device_caller)) -> HealthStatus:
+    check_device(device, body.device_id, body.site_id)
+    now = _now(request)
+    person = _store(request).find_person(body.credential.kind, body.credential.value)
+    if person is None:
+        answer = HealthStatus(status=Status.NOT_FOUND, checked_at=now, detail="no person for this credential")
+    else:
+        answer = health_status_of(person, body.credential.kind, now)
+    log.info("verify device=%s kind=%s -> %s", device.id, body.credential.kind.value, answer.status.value)
+    return answer
+
+
+@router.post("/records", response_model=RecordsAccepted, responses=_AUTH_ERRORS, summary="Upload check records (idempotent)")
+def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = Depends(device_caller)) -> RecordsAccepted:
+    rejected, acceptable = [], []
+    for record in body.records:
+        if record.device_id != device.id:
+            rejected.append(RecordRejected(id=record.id, error="wrong_device", message=f"record is from device {record.device_id}"))
+        elif record.site_id != device.site_id:
+            rejected.append(RecordRejected(id=record.id, error="wrong_site", message=f"device is bound to site {device.site_id}"))
+        else:
+            acceptable.append(record)
+    owners = _store(request).add_records(acceptable, _now(request))
+    accepted, seen = [], set()
+    for record in acceptable:
+        if record.id in seen:
+            continue
+        seen.add(record.id)
+        if owners.get(record.id) == device.id:
+            accepted.append(record.id)
+        else:
+            rejected.append(RecordRejected(id=record.id, error="id_conflict", message="another device stored a record with this id"))
+    log.info("records device=%s accepted=%d rejected=%d", device.id, len(accepted), len(rejected))
+    return RecordsAccepted(accepted=accepted, rejected=rejected)
+
+
+@router.get("/records", response_model=RecordsPage, responses=_AUTH_ERRORS, summary="Read stored records (audits, tests)")
+def list_records(
+    request: Request,
+    who: Caller = Depends(caller),
+    device_id: str | None = Query(None, pattern=ID_PATTERN, description="Only this device's records; a device token reads only its own"),
+    site_id: str | None = Query(None, pattern=ID_PATTERN, description="Only records made at this site"),
+    since: datetime | None = Query(None, description="Only records created at or after this time (ISO 8601 with time zone)"),
+    after: str | None = Query(None, pattern=RECORD_ID_PATTERN, description="Paging cursor: `next_after` of the previous page"),
+    limit: int = Query(100, ge=1, le=1000, description="Most records in one page"),
+) -> RecordsPage:
+    if since is not None and since.tzinfo is None:
+        raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
+    if who.device is not None:
+        device_id = device_id or who.device.id
+        check_device(who.device, device_id, site_id)
+    records = _store(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    next_after = records[-1].id if len(records) == limit else None
+    return RecordsPage(records=records, next_after=next_after)
+
+
+@router.post(
+    "/devices/bind",
+    response_model=BindResponse,
+    summary="Trade a one-time binding code for a device token",
+    responses={
+        400: {"model": ApiError, "description": "code_unknown"},
+        410: {"model": ApiError, "description": "code_used or code_expired"},
+        422: {"model": ApiError, "description": "bad_request"},
+    },
+)
+def bind(body: BindRequest, request: Request) -> BindResponse:
+    token = new_device_token()
+    try:
+        site = _store(request).redeem_binding_code(body.code, body.device_id, token, _now(request))
+    except BindError as exc:
+        raise ApiException(400 if exc.error == "code_unknown" else 410, exc.error, str(exc)) from None
+    log.info("bound device=%s to site=%s", body.device_id, site.id)
+    return BindResponse(device_id=body.device_id, site=site, token=token)
+
+
+@router.post("/devices/{device_id}/heartbeat", response_model=HeartbeatAck, responses=_AUTH_ERRORS, summary="Report device health")
+def heartbeat(device_id: str, body: Heartbeat, request: Request, device: DeviceRow = Depends(device_caller)) -> HeartbeatAck:
+    check_device(device, device_id)
+    now = _now(request)
+    _store(request).record_heartbeat(device.id, body.model_dump(mode="json"), now)
+    return HeartbeatAck(received_at=now)
+
+
+@router.get("/faces", response_model=FaceGallery, responses=_AUTH_ERRORS, summary="Face gallery of a site")
+def faces(
+    request: Request,
+    site_id: str = Query(pattern=ID_PATTERN, description="The device's site"),
+    since: datetime | None = Query(None, description="Only entries enrolled or changed at or after this time (`as_of` of the last sync)"),
+    device: DeviceRow = Depends(device_caller),
+) -> FaceGallery:
+    if since is not None and since.tzinfo is None:
+        raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
+    check_device(device, device.id, site_id)
+    now = _now(request)
+    entries = [
+        FaceEntry(face_id=p.face_id, person_id=p.person_id, name_masked=mask_name(p.name), encoding=p.face_encoding)
+        for p in _store(request).faces(site_id, since)
+    ]
+    return FaceGallery(site_id=site_id, faces=entries, as_of=now)

@@ -1,0 +1,68 @@
+"""Who is calling: a device (bearer token bound to one device and one site) or the admin.
+
+The errors are distinct on purpose. `unauthorized` (no or unknown token) and `token_revoked`
+need different reactions on the device: the first is a misconfiguration a technician fixes, the
+second means this box was retired or reported stolen and must stop checking people.
+`wrong_device` / `wrong_site` catch a device that was re-bound but still sends old ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sentinel.service.errors import ApiException
+from sentinel.service.store import DeviceRow, Store
+from sentinel.service.tokens import same_secret
+
+_bearer = HTTPBearer(auto_error=False, description="Device token from POST /v1/devices/bind, or the admin token")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    device: DeviceRow | None  # None: the admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.device is None
+
+
+def _unauthorized(message: str) -> ApiException:
+    return ApiException(401, "unauthorized", message, _CHALLENGE)
+
+
+def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    token = credentials.credentials
+    if same_secret(token, request.app.state.admin_token):
+        return Caller(device=None)
+    store: Store = request.app.state.store
+    device = store.device_for_token(token)
+    if device is None:
+        raise _unauthorized("unknown token")
+    if device.revoked:
+        raise ApiException(401, "token_revoked", f"device {device.id} has been revoked; bind it again with a new code", _CHALLENGE)
+    return Caller(device=device)
+
+
+def device_caller(who: Caller = Depends(caller)) -> DeviceRow:
+    if who.device is None:
+        raise ApiException(403, "device_only", "this endpoint is for devices; use a device token")
+    return who.device
+
+
+def admin_caller(who: Caller = Depends(caller)) -> Caller:
+    if not who.is_admin:
+        raise _unauthorized("admin token required")
+    return who
+
+
+def check_device(device: DeviceRow, device_id: str, site_id: str | None = None) -> None:
+    if device_id != device.id:
+        raise ApiException(403, "wrong_device", f"this token belongs to device {device.id}, not {device_id}")
+    if site_id is not None and site_id != device.site_id:
+        raise ApiException(403, "wrong_site", f"device {device.id} is bound to site {device.site_id}, not {site_id}")

@@ -1,0 +1,135 @@
+"""Runs the reference service with uvicorn in a background thread: a real HTTP server on a real
+socket, so tests, the demo and a technician's bench exercise the same network path a device uses
+(timeouts, dropped connections, oversized answers), which an in-process test client cannot.
+
+The listening socket is bound here, before uvicorn starts, so `port=0` yields the real port at
+once and there is no window where two servers race for a "free" port.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+
+from sentinel.service.app import create_app, utc_now
+from sentinel.service.faults import Faults, FaultState, hide_dropped_connections
+from sentinel.service.seed import SEEDS
+from sentinel.service.store import Store
+from sentinel.service.tokens import new_admin_token
+
+log = logging.getLogger("sentinel.service")
+
+START_TIMEOUT_S = 10.0
+
+
+class ReferenceServer:
+    """`with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv: requests.get(srv.url + "/healthz")`"""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        seed: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_token: str | None = None,
+        faults: Faults | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if seed is not None and seed not in SEEDS:
+            raise ValueError(f"unknown seed {seed!r}; known: {', '.join(SEEDS)}")
+        self.db_path = db_path
+        self.seed = seed
+        self.host = host
+        self.port = port
+        self.admin_token = admin_token or new_admin_token()
+        self.fault_state = FaultState(faults, rng)
+        self.clock = clock
+        self.store: Store | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> str:
+        """Open the database, seed it, listen, and return the base URL once requests are served."""
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        self.store = Store(self.db_path)
+        try:
+            if self.seed:
+                SEEDS[self.seed](self.store, self.clock())
+            self._socket = _listen(self.host, self.port)
+            self.port = self._socket.getsockname()[1]
+            app = create_app(self.store, self.fault_state, self.admin_token, clock=self.clock)
+            config = uvicorn.Config(
+                app,
+                log_config=None,  # keep the host's logging (the journal on a Pi, pytest's capture in tests)
+                access_log=False,  # access lines are noise here, and auth headers must never reach a log
+                lifespan="off",
+                http="h11",  # the same protocol everywhere, so a dropped connection drops the same way
+                ws="none",
+                server_header=False,
+                timeout_graceful_shutdown=2,
+            )
+            self._server = uvicorn.Server(config)
+            hide_dropped_connections(logging.getLogger("uvicorn.error"))
+            self._thread = threading.Thread(
+                target=self._server.run, kwargs={"sockets": [self._socket]}, name="reference-service", daemon=True
+            )
+            self._thread.start()
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not self._server.started:
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the reference service did not start; see the log")
+                time.sleep(0.01)
+        except BaseException:
+            self.stop()
+            raise
+        log.debug("reference health-status service at %s (db %s)", self.url, self.db_path)
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=5)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout=5)
+        if self._socket is not None:
+            self._socket.close()
+        if self.store is not None:
+            self.store.close()
+        self._server = self._socket = self._thread = self.store = None
+
+    def __enter__(self) -> "ReferenceServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock

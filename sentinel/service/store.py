@@ -1,0 +1,382 @@
+"""The reference service's state in one SQLite file.
+
+Standard library only, one connection guarded by a lock (FastAPI runs sync endpoints in a thread
+pool), WAL so a technician can read the file while the server runs, and every value bound as a
+parameter: credential values come straight from QR codes and must never become SQL. The only names
+put into SQL text are column names from the fixed `_PERSON_COLUMNS` list.
+
+Times are stored as fixed-width UTC ISO text, so comparing the strings compares the times.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentinel.contract import CredentialKind, RecordIn, Site, StoredRecord
+from sentinel.service.tokens import hash_secret, normalise_code
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sites (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL REFERENCES sites(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    bound_at TEXT NOT NULL,
+    last_heartbeat_at TEXT,
+    last_heartbeat TEXT
+);
+CREATE TABLE IF NOT EXISTS binding_codes (
+    code_hash TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL REFERENCES sites(id),
+    expires_at TEXT NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    used_by TEXT
+);
+CREATE TABLE IF NOT EXISTS people (
+    person_id TEXT PRIMARY KEY,
+    token TEXT UNIQUE,
+    id_number TEXT UNIQUE,
+    face_id TEXT UNIQUE,
+    name TEXT NOT NULL,
+    colour TEXT NOT NULL CHECK (colour IN ('green', 'yellow', 'red')),
+    code_expires_at TEXT,
+    nat_result TEXT,
+    nat_sampled_at TEXT,
+    antigen TEXT,
+    doses INTEGER NOT NULL DEFAULT 0,
+    face_site_id TEXT,
+    face_encoding TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_device ON records (device_id, id);
+CREATE INDEX IF NOT EXISTS records_by_site ON records (site_id, id);
+"""
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class StoreError(Exception):
+    pass
+
+
+class Conflict(StoreError):
+    """A unique key (id, token, ID number, face id) is already taken."""
+
+
+class BindError(StoreError):
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error  # code_unknown | code_expired | code_used | unknown_site
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: str
+    site_id: str
+    revoked: bool
+    bound_at: datetime
+    last_heartbeat_at: datetime | None
+    last_heartbeat: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    person_id: str
+    name: str
+    colour: str
+    token: str | None = None
+    id_number: str | None = None
+    face_id: str | None = None
+    code_expires_at: datetime | None = None
+    nat_result: str | None = None
+    nat_sampled_at: datetime | None = None
+    antigen: str | None = None
+    doses: int = 0
+    face_site_id: str | None = None
+    face_encoding: list[float] | None = None
+    updated_at: datetime | None = field(default=None, compare=False)
+
+
+_PERSON_COLUMNS = tuple(f.name for f in fields(PersonRow))
+_PERSON_TIMES = {"code_expires_at", "nat_sampled_at", "updated_at"}
+
+
+def _person_to_sql(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _PERSON_TIMES:
+        return utc_text(value)
+    if name == "face_encoding":
+        return json.dumps(value)
+    if name == "id_number":
+        return normalise_id_number(value)
+    return value
+
+
+def _person_from_sql(row: sqlite3.Row) -> PersonRow:
+    values = dict(row)
+    for name in _PERSON_TIMES:
+        values[name] = _parse(values[name])
+    if values["face_encoding"] is not None:
+        values["face_encoding"] = json.loads(values["face_encoding"])
+    return PersonRow(**values)
+
+
+def normalise_id_number(value: str) -> str:
+    """ID numbers end in a check character that may be an x typed in lower case."""
+    return value.strip().upper()
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        # isolation_level=None: transactions are explicit (_tx), so a multi-statement change such
+        # as redeeming a binding code is one BEGIN IMMEDIATE ... COMMIT even across processes.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    # sites -------------------------------------------------------------------------------------
+
+    def add_site(self, site: Site, *, replace: bool = False) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        try:
+            with self._tx() as conn:
+                conn.execute(f"{verb} INTO sites (id, name, address) VALUES (?, ?, ?)", (site.id, site.name, site.address))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"site {site.id} exists") from exc
+
+    def get_site(self, site_id: str) -> Site | None:
+        row = self._one("SELECT id, name, address FROM sites WHERE id = ?", (site_id,))
+        return None if row is None else Site(**dict(row))
+
+    # devices -----------------------------------------------------------------------------------
+
+    def set_device(self, device_id: str, site_id: str, token: str, now: datetime) -> None:
+        """Create the device, or re-key it (a re-bound device's old token stops working)."""
+        with self._tx() as conn:
+            self._set_device(conn, device_id, site_id, token, now)
+
+    @staticmethod
+    def _set_device(conn: sqlite3.Connection, device_id: str, site_id: str, token: str, now: datetime) -> None:
+        conn.execute(
+            "INSERT INTO devices (id, site_id, token_hash, revoked, bound_at) VALUES (?, ?, ?, 0, ?) "
+            "ON CONFLICT (id) DO UPDATE SET site_id = excluded.site_id, token_hash = excluded.token_hash, "
+            "revoked = 0, bound_at = excluded.bound_at",
+            (device_id, site_id, hash_secret(token), utc_text(now)),
+        )
+
+    def _device(self, where: str, param: str) -> DeviceRow | None:
+        row = self._one(
+            "SELECT id, site_id, revoked, bound_at, last_heartbeat_at, last_heartbeat FROM devices WHERE " + where, (param,)
+        )
+        if row is None:
+            return None
+        return DeviceRow(
+            id=row["id"],
+            site_id=row["site_id"],
+            revoked=bool(row["revoked"]),
+            bound_at=_parse(row["bound_at"]),
+            last_heartbeat_at=_parse(row["last_heartbeat_at"]),
+            last_heartbeat=None if row["last_heartbeat"] is None else json.loads(row["last_heartbeat"]),
+        )
+
+    def device_for_token(self, token: str) -> DeviceRow | None:
+        return self._device("token_hash = ?", hash_secret(token))
+
+    def get_device(self, device_id: str) -> DeviceRow | None:
+        return self._device("id = ?", device_id)
+
+    def revoke_device(self, device_id: str) -> bool:
+        with self._tx() as conn:
+            return conn.execute("UPDATE devices SET revoked = 1 WHERE id = ?", (device_id,)).rowcount == 1
+
+    def record_heartbeat(self, device_id: str, heartbeat: dict[str, Any], now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE devices SET last_heartbeat_at = ?, last_heartbeat = ? WHERE id = ?",
+                (utc_text(now), json.dumps(heartbeat), device_id),
+            )
+
+    # binding codes -----------------------------------------------------------------------------
+
+    def add_binding_code(self, site_id: str, code: str, expires_at: datetime) -> None:
+        """Issue `code` (again, unused, if it existed: the demo re-seeds its fixed code)."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO binding_codes (code_hash, site_id, expires_at, used, used_by) VALUES (?, ?, ?, 0, NULL)",
+                    (hash_secret(normalise_code(code)), site_id, utc_text(expires_at)),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise BindError("unknown_site", f"no site {site_id}") from exc
+
+    def redeem_binding_code(self, code: str, device_id: str, token: str, now: datetime) -> Site:
+        """Use the code up and bind the device in one transaction, so two devices racing with the
+        same code cannot both get a token."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT site_id, expires_at, used FROM binding_codes WHERE code_hash = ?", (hash_secret(normalise_code(code)),)
+            ).fetchone()
+            if row is None:
+                raise BindError("code_unknown", "no such binding code")
+            if row["used"]:
+                raise BindError("code_used", "this binding code was already used; ask for a new one")
+            if _parse(row["expires_at"]) <= now:
+                raise BindError("code_expired", "this binding code has expired; ask for a new one")
+            conn.execute(
+                "UPDATE binding_codes SET used = 1, used_by = ? WHERE code_hash = ?",
+                (device_id, hash_secret(normalise_code(code))),
+            )
+            self._set_device(conn, device_id, row["site_id"], token, now)
+            site = conn.execute("SELECT id, name, address FROM sites WHERE id = ?", (row["site_id"],)).fetchone()
+        return Site(**dict(site))
+
+    # people ------------------------------------------------------------------------------------
+
+    def add_person(self, person: PersonRow, now: datetime, *, replace: bool = False) -> PersonRow:
+        values = {**{n: getattr(person, n) for n in _PERSON_COLUMNS}, "updated_at": now}
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    f"{verb} INTO people ({', '.join(_PERSON_COLUMNS)}) VALUES ({', '.join('?' * len(_PERSON_COLUMNS))})",
+                    tuple(_person_to_sql(n, values[n]) for n in _PERSON_COLUMNS),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"person {person.person_id}: id, token, ID number or face id already taken") from exc
+        return self.get_person(person.person_id)
+
+    def update_person(self, person_id: str, changes: dict[str, Any], now: datetime) -> PersonRow | None:
+        forbidden = (set(changes) - set(_PERSON_COLUMNS)) | (set(changes) & {"person_id", "updated_at"})
+        if forbidden:
+            raise ValueError(f"cannot change {sorted(forbidden)}")
+        changes = {**changes, "updated_at": now}
+        columns = [n for n in _PERSON_COLUMNS if n in changes]  # whitelisted names only
+        try:
+            with self._tx() as conn:
+                cursor = conn.execute(
+                    f"UPDATE people SET {', '.join(f'{n} = ?' for n in columns)} WHERE person_id = ?",
+                    (*(_person_to_sql(n, changes[n]) for n in columns), person_id),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"person {person_id}: token, ID number or face id already taken") from exc
+        return self.get_person(person_id) if cursor.rowcount else None
+
+    def get_person(self, person_id: str) -> PersonRow | None:
+        row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE person_id = ?", (person_id,))
+        return None if row is None else _person_from_sql(row)
+
+    def find_person(self, kind: CredentialKind, value: str) -> PersonRow | None:
+        column, value = {
+            CredentialKind.HEALTH_CODE: ("token", value),
+            CredentialKind.ID_NUMBER: ("id_number", normalise_id_number(value)),
+            CredentialKind.FACE: ("face_id", value),
+        }[kind]
+        row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE {column} = ?", (value,))
+        return None if row is None else _person_from_sql(row)
+
+    def faces(self, site_id: str, since: datetime | None) -> list[PersonRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people "
+                "WHERE face_site_id = ? AND face_id IS NOT NULL AND face_encoding IS NOT NULL "
+                "AND (? IS NULL OR updated_at >= ?) ORDER BY person_id",
+                (site_id, *(2 * [None if since is None else utc_text(since)])),
+            ).fetchall()
+        return [_person_from_sql(row) for row in rows]
+
+    # records -----------------------------------------------------------------------------------
+
+    def add_records(self, records: list[RecordIn], now: datetime) -> dict[str, str]:
+        """Store what is new and ignore what is known: the answer maps every id of the batch to
+        the device that stored it, whichever attempt that was."""
+        if not records:
+            return {}
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO records (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in records],
+            )
+            ids = sorted({r.id for r in records})
+            rows = conn.execute(
+                f"SELECT id, device_id FROM records WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids)
+            ).fetchall()
+        return {row["id"]: row["device_id"] for row in rows}
+
+    def list_records(
+        self,
+        *,
+        device_id: str | None = None,
+        site_id: str | None = None,
+        since: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredRecord]:
+        conditions, params = ["1 = 1"], []
+        for sql, value in (
+            ("device_id = ?", device_id),
+            ("site_id = ?", site_id),
+            ("created_at >= ?", None if since is None else utc_text(since)),
+            ("id > ?", after),
+        ):
+            if value is not None:
+                conditions.append(sql)
+                params.append(value)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT body, received_at FROM records WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [StoredRecord(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
