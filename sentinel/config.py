@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sentinel.demo_data import DEMO_HEALTH_CODE_PREFIX
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: device and site ids: short, printable, safe in a URL path and a log line
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -32,8 +33,8 @@ def _field(default: Any, title: str, description: str, **kw: Any) -> Any:
 
 
 class DeviceConfig(_Section):
-    id: str = _field("unbound-device", "Device id", "This device's id at the health-status service", min_length=1, max_length=64)
-    site_id: str = _field("unbound-site", "Site id", "The site (venue) this device belongs to", min_length=1, max_length=64)
+    id: str = _field("unbound-device", "Device id", "This device's id at the health-status service", pattern=ID_PATTERN)
+    site_id: str = _field("unbound-site", "Site id", "The site (venue) this device belongs to", pattern=ID_PATTERN)
     site_name: str = _field("", "Site name", "Shown in the status bar", max_length=80)
     language: Literal["zh-CN", "en"] = _field("zh-CN", "Language", "Screen and voice language")
     state_dir: Path = _field(Path("/var/lib/sentinel"), "State directory", "Where the outbox, caches and the record key live")
@@ -67,12 +68,8 @@ class Picamera2CameraConfig(_Section):
     frame_timeout_s: float = _field(2.0, "Frame timeout", "Seconds to wait for a frame before counting a hang", gt=0, le=30)
 
 
-class NoCameraConfig(_Section):
-    type: Literal["none"]
-
-
 CameraConfig = Annotated[
-    ReplayCameraConfig | OpenCVCameraConfig | Picamera2CameraConfig | NoCameraConfig, Field(discriminator="type")
+    ReplayCameraConfig | OpenCVCameraConfig | Picamera2CameraConfig, Field(discriminator="type")
 ]
 
 
@@ -112,11 +109,6 @@ class CredentialConfig(_Section):
 # --- verifier -----------------------------------------------------------------------------------
 
 
-class FakeVerifierConfig(_Section):
-    type: Literal["fake"]
-    latency_s: float = _field(0.05, "Latency", "Simulated answer time", ge=0, le=60)
-
-
 class HttpVerifierConfig(_Section):
     type: Literal["http"] = "http"
     url: str = _field("https://health.example", "Service URL", "Base URL of the health-status service", pattern=r"^https?://")
@@ -126,7 +118,8 @@ class HttpVerifierConfig(_Section):
     deadline_s: float = _field(1.5, "Deadline", "Hard deadline for one check; past it the offline policy decides", gt=0, le=30)
 
 
-VerifierConfig = Annotated[FakeVerifierConfig | HttpVerifierConfig, Field(discriminator="type")]
+# One backend today; the `type` key leaves room for offline-verifiable `signed` credentials.
+VerifierConfig = Annotated[HttpVerifierConfig, Field(discriminator="type")]
 
 
 # --- policy -------------------------------------------------------------------------------------
@@ -214,10 +207,11 @@ def _describe(error: dict[str, Any], data: Any) -> str:
         return f"{loc}: unknown key (value {error['input']!r}); check its spelling"
     if kind == "missing":
         return f"{loc}: required key is missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        got = error.get("input", {}).get("type") if isinstance(error.get("input"), dict) else error.get("input")
-        return f"{loc}.type: bad value {got!r}; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return f"{loc}.type: required key is missing; it chooses the backend"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"{loc}.type: bad value {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
     msg = error["msg"]
     value = error.get("input")
     if msg.startswith("Input should be "):

@@ -3,7 +3,10 @@
 Two real backends, zxing-cpp and pyzbar, and a cascade of them. zxing-cpp goes first because it
 reads about twice as many real photos as pyzbar, all of the codes shown on phone screens (pyzbar
 read none), and is about 14× faster (see DESIGN.md, "Decoders"); pyzbar still reads some glare and
-pathological codes zxing-cpp misses, so it runs only when zxing-cpp found nothing.
+pathological codes zxing-cpp misses, so it is the fallback. A kiosk camera mostly sees nobody, and
+pyzbar on an empty 640×480 frame costs about 12× what zxing-cpp does, so the fallback runs only
+when zxing-cpp located a QR symbol it could not decode, and otherwise on every Nth frame in which
+zxing-cpp saw nothing at all (see `CascadeDecoder`; docs/benchmarks.md, "QR decoding").
 
 The core must import without native libraries loaded (a technician's `sentinel check-config` does
 not need them), so each backend imports its library on first use, and numpy is only a type here.
@@ -53,6 +56,16 @@ class DecoderUnavailable(RuntimeError):
     """A backend's library cannot be loaded: an installation problem, not a property of a frame."""
 
 
+@dataclass(frozen=True)
+class Scan:
+    """What a backend that can tell more than `decode` made of one frame: the codes it read, and
+    how many QR symbols it located but could not decode (a checksum error from glare, damage or
+    blur). A cascade uses `unread` to decide whether a slower fallback is worth running."""
+
+    codes: list[DecodedCode]
+    unread: int
+
+
 # --- backends ---------------------------------------------------------------------------------
 
 
@@ -72,11 +85,20 @@ class ZxingDecoder:
         return self._zxing
 
     def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        return self.scan(grey).codes
+
+    def scan(self, grey: "np.ndarray") -> Scan:
+        """The codes read, and the QR symbols located but not decoded. Asking zxing-cpp for the
+        latter (`return_errors`) costs nothing measurable and leaves the decoded ones unchanged
+        (checked on the 179 black-box images); its QRCode format also covers Micro QR and rMQR."""
         zxing = self._library()
         # Plain, not the default HRI: HRI rewrites control characters as "<GS>", which would
         # change the payload that credential rules and the verifier see.
-        found = zxing.read_barcodes(grey, formats=zxing.BarcodeFormat.QRCode, text_mode=zxing.TextMode.Plain)
-        return [self._code(barcode) for barcode in found]
+        found = zxing.read_barcodes(
+            grey, formats=zxing.BarcodeFormat.QRCode, text_mode=zxing.TextMode.Plain, return_errors=True
+        )
+        codes = [self._code(barcode) for barcode in found if barcode.valid]
+        return Scan(codes=codes, unread=len(found) - len(codes))
 
     def _code(self, barcode) -> DecodedCode:
         p = barcode.position
@@ -151,31 +173,60 @@ def _clockwise(points: list[Point]) -> bool:
 # --- cascade ----------------------------------------------------------------------------------
 
 
+DEFAULT_FALLBACK_EVERY = 5
+
+
 class CascadeDecoder:
-    """Each decoder in turn until one finds something.
+    """Each decoder in turn until one finds something, skipping fallbacks on frames with nothing
+    code-like in them.
+
+    Once a backend that reports what it located (one with a `scan` method, i.e. zxing-cpp) has
+    looked at a frame and read nothing, the decoders after it run only if it located a QR symbol
+    it could not decode, or if `fallback_every` frames have gone by since they last ran: some
+    codes that only pyzbar reads are not even located by zxing-cpp (a code printed on a cracker in
+    the black-box set), and a code held up to the camera is then still read within that many
+    frames, while an empty frame costs about what zxing-cpp alone costs. The first frame always
+    runs the whole cascade, so decoding a single image (`sentinel scan-image`) reads what it read
+    before; `fallback_every=1` runs the fallbacks on every frame without a code, as before, and
+    `None` only on located-but-unread symbols. A backend that cannot report what it located (or
+    that is unavailable or fails on the frame) gates nothing: the decoders after it run as before.
 
     A backend that raises is skipped for that frame, and one whose library is missing is skipped
     for good: a kiosk with a broken pyzbar must still read codes with zxing-cpp. Each backend's
     first failure is logged; a camera at 10 frames/s would otherwise flood the journal. Only when
     no backend can be loaded at all does `decode` raise, since returning [] would make a kiosk
     that can never read a code look like one that sees no codes.
+
+    It keeps a frame count, so one cascade serves one camera (one thread).
     """
 
     name = "cascade"
 
-    def __init__(self, decoders: Sequence[Decoder]) -> None:
+    def __init__(self, decoders: Sequence[Decoder], fallback_every: int | None = DEFAULT_FALLBACK_EVERY) -> None:
         if not decoders:
             raise ValueError("a cascade needs at least one decoder")
+        if fallback_every is not None and (type(fallback_every) is not int or fallback_every < 1):
+            raise ValueError(f"fallback_every must be a whole number of frames >= 1, or None; got {fallback_every!r}")
         self.decoders = list(decoders)
+        self.fallback_every = fallback_every
         self._unavailable: dict[str, str] = {}
         self._logged: set[str] = set()
+        # Frames in which the fallbacks were skipped since they last ran; starts due.
+        self._skipped = 0 if fallback_every is None else fallback_every - 1
 
     def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        looked = False  # a backend that reports what it located has seen this frame and read nothing
+        suspect = False  # ... and located a symbol it could not decode
+        gate: str | None = None  # "ran" / "skipped": what the looked-at frame did to the fallbacks
         for decoder in self.decoders:
             if decoder.name in self._unavailable:
                 continue
+            if looked and gate is None:
+                gate = "ran" if suspect or self._due() else "skipped"
+            if gate == "skipped":
+                continue
             try:
-                found = decoder.decode(grey)
+                found, unread = self._run(decoder, grey)
             except DecoderUnavailable as exc:
                 self._unavailable[decoder.name] = str(exc)
                 self._log_once(decoder.name, f"decoder {decoder.name} unavailable, skipped from now on: {exc}")
@@ -184,10 +235,32 @@ class CascadeDecoder:
                 self._log_once(decoder.name, f"decoder {decoder.name} failed, skipped: {exc!r}", exc)
                 continue
             if found:
+                self._count(gate)
                 return found
+            if unread is not None and gate is None:
+                looked, suspect = True, unread > 0
         if len(self._unavailable) == len(self.decoders):
             raise DecoderUnavailable("no decoder can be loaded: " + "; ".join(self._unavailable.values()))
+        self._count(gate)
         return []
+
+    @staticmethod
+    def _run(decoder: Decoder, grey: "np.ndarray") -> tuple[list[DecodedCode], int | None]:
+        """The decoder's codes, and how many symbols it located but could not read (None: it cannot tell)."""
+        scan = getattr(decoder, "scan", None)
+        if scan is None:
+            return decoder.decode(grey), None
+        result = scan(grey)
+        return result.codes, result.unread
+
+    def _due(self) -> bool:
+        return self.fallback_every is not None and self._skipped >= self.fallback_every - 1
+
+    def _count(self, gate: str | None) -> None:
+        if gate == "ran":
+            self._skipped = 0
+        elif gate == "skipped":
+            self._skipped += 1
 
     def _log_once(self, name: str, message: str, exc: BaseException | None = None) -> None:
         if name in self._logged:
@@ -200,14 +273,15 @@ BACKENDS: dict[str, type] = {"zxing-cpp": ZxingDecoder, "pyzbar": PyzbarDecoder}
 DEFAULT_ORDER = ["zxing-cpp", "pyzbar"]
 
 
-def make_decoder(order: Sequence[str]) -> Decoder:
-    """The decoder for a config's or command line's list of backend names (one name: that backend alone)."""
+def make_decoder(order: Sequence[str], *, fallback_every: int | None = DEFAULT_FALLBACK_EVERY) -> Decoder:
+    """The decoder for a config's or command line's list of backend names (one name: that backend
+    alone); `fallback_every` as for `CascadeDecoder`."""
     unknown = [name for name in order if name not in BACKENDS]
     if unknown or not order:
         given = ", ".join(map(repr, unknown)) or "(none given)"
         raise ValueError(f"unknown decoder {given}; choose from {', '.join(BACKENDS)}")
     decoders = [BACKENDS[name]() for name in order]
-    return decoders[0] if len(decoders) == 1 else CascadeDecoder(decoders)
+    return decoders[0] if len(decoders) == 1 else CascadeDecoder(decoders, fallback_every=fallback_every)
 
 
 # --- images from files ------------------------------------------------------------------------

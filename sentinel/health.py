@@ -21,6 +21,9 @@ class Status(StrEnum):
     NOT_FOUND = "not_found"
     VERIFY_FAILED = "verify_failed"
     TIMEOUT = "timeout"
+    #: device-side only, never sent by the service: it refused this device (unknown or revoked
+    #: token, wrong site). Not "offline": letting people in under allow_and_flag would be wrong.
+    DEVICE_UNAUTHORIZED = "device_unauthorized"
 
     @property
     def is_colour(self) -> bool:

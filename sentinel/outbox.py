@@ -45,11 +45,11 @@ class Outbox:
 
     def add(self, record: Record) -> None:
         """Returns only once the record is durable on disk."""
-        body = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
+        body = record.model_dump_json()
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO records (id, created_at, body) VALUES (?, ?, ?)",
-                (record.id, record.created_at, body),
+                (record.id, record.created_at.isoformat(), body),
             )
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "offline_allowed": ("网络中断，已放行并记录", "Offline: allowed and flagged"),
     "offline_denied": ("网络中断，请人工核验", "Offline: staff will check"),
     "offline_no_cache": ("网络中断且无近期记录，请人工核验", "Offline, no recent status: staff will check"),
+    "device_unauthorized": ("设备未授权，请联系技术人员", "Device not authorised: call a technician"),
     "record_failed": ("记录保存失败，请人工核验", "Could not save the record: staff will check"),
 }
 
@@ -79,6 +80,8 @@ def _decide_offline(policy: PolicyConfig, now: datetime, cached: CachedStatus | 
 
 def _decide_online(status: HealthStatus, policy: PolicyConfig, now: datetime) -> Verdict:
     match status.status:
+        case Status.DEVICE_UNAUTHORIZED:
+            return Verdict(VerdictKind.DENY, "device_unauthorized")
         case Status.EXPIRED:
             return Verdict(VerdictKind.DENY, "expired_code")
         case Status.NOT_FOUND:

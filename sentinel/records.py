@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import uuid6
 
+from sentinel.contract import RecordIn
 from sentinel.credentials import Credential
 from sentinel.health import HealthStatus
 from sentinel.policy import Verdict
@@ -25,23 +25,8 @@ from sentinel.policy import Verdict
 KEY_BYTES = 32
 
 
-@dataclass(frozen=True)
-class Record:
-    id: str  # UUIDv7: time-ordered, so the outbox drains oldest first and the service de-duplicates on it
-    created_at: str  # ISO 8601 with time zone
-    device_id: str
-    site_id: str
-    credential_kind: str
-    credential_hash: str
-    person: dict[str, str] | None
-    status: str
-    verdict: str
-    reason: str
-    mode: str  # online | offline
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: A check record is exactly what the service's records endpoint accepts, validated when made.
+Record = RecordIn
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -77,15 +62,14 @@ class RecordMaker:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def make(self, credential: Credential, status: HealthStatus, verdict: Verdict, offline: bool, at: datetime, **extra: Any) -> Record:
-        person = status.person.model_dump() if status.person else None
         return Record(
             id=str(uuid6.uuid7()),
-            created_at=at.isoformat(),
+            created_at=at,
             device_id=self.device_id,
             site_id=self.site_id,
             credential_kind=credential.kind.value,
             credential_hash=self.credential_hash(credential),
-            person=person,
+            person=status.person,
             status=status.status.value,
             verdict=verdict.kind.value,
             reason=verdict.reason,

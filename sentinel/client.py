@@ -1,0 +1,229 @@
+"""The device's client of the health-status service (docs/api.md).
+
+Real backends answered in 2–30 s; a gate cannot wait that long. So each check has one overall
+deadline (connect + send + every read of the body), answers are read with a size limit and
+validated against the contract's models, and every fault becomes a status (`timeout`,
+`verify_failed`, `device_unauthorized`) instead of an exception out of the kiosk loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from pydantic import ValidationError
+
+from sentinel import __version__
+from sentinel.credentials import Credential
+from sentinel.health import HealthStatus, Status
+from sentinel.verifier import Verifier
+
+log = logging.getLogger("sentinel.client")
+
+#: A verify answer is a few hundred bytes; anything near this is a broken or hostile server.
+MAX_ANSWER_BYTES = 64 * 1024
+#: Records uploads and listings are bigger (500 records a batch).
+MAX_BULK_ANSWER_BYTES = 4 * 1024 * 1024
+#: Retry a failed verify only if at least this much of the deadline is left.
+MIN_RETRY_BUDGET_S = 0.3
+
+_DEVICE_ERRORS = {"unauthorized", "token_revoked", "wrong_site", "wrong_device"}
+
+
+class ClientError(Exception):
+    """A call that did not produce a valid answer; `code` is short and safe to log."""
+
+    def __init__(self, code: str, message: str, http_status: int | None = None):
+        self.code = code
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class _Deadline(Exception):
+    pass
+
+
+def read_token(path: Path) -> str:
+    """The bearer token from its root-only file; the message never contains the token."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ClientError("no_token", f"device token file {path} does not exist: bind the device first (sentinel bind)") from None
+    except PermissionError:
+        raise ClientError("no_token", f"cannot read the device token file {path}: permission denied") from None
+    if not token or any(c.isspace() for c in token):
+        raise ClientError("no_token", f"device token file {path} is empty or malformed")
+    return token
+
+
+class ServiceClient(Verifier):
+    """The verifier seam's real backend, and the uploader's transport. One `requests.Session`
+    (kept-alive connections matter at 0.2 s per person) per device."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        device_id: str,
+        site_id: str,
+        ca_bundle: Path | None = None,
+        connect_timeout_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.device_id = device_id
+        self.site_id = site_id
+        self.connect_timeout_s = connect_timeout_s
+        self._clock = clock
+        self._session = requests.Session()
+        self._session.headers.update(
+            {"Authorization": f"Bearer {token}", "User-Agent": f"digital-sentinel/{__version__}", "Accept": "application/json"}
+        )
+        # TLS is verified by default; a CA bundle pins a private CA, never `verify=False`.
+        self._session.verify = str(ca_bundle) if ca_bundle else True
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def verify(self, credential: Credential, timeout_s: float) -> HealthStatus:
+        """Never raises. A retry happens only for a failure before any answer, with budget left."""
+        deadline = self._clock() + timeout_s
+        body = {
+            "device_id": self.device_id,
+            "site_id": self.site_id,
+            "credential": {"kind": credential.kind.value, "value": credential.value},
+            "scanned_at": datetime.now(UTC).isoformat(),
+        }
+        for attempt in (1, 2):
+            try:
+                answer = self._call("POST", "/v1/verify", deadline, json_body=body, limit=MAX_ANSWER_BYTES)
+                return HealthStatus.model_validate(answer)
+            except _Deadline:
+                return HealthStatus.unreachable(Status.TIMEOUT, f"no answer within {timeout_s:.1f} s")
+            except ValidationError as e:
+                return HealthStatus.unreachable(Status.VERIFY_FAILED, f"malformed answer: {e.error_count()} schema errors")
+            except ClientError as e:
+                if e.code in _DEVICE_ERRORS:
+                    log.error("the service refused this device: %s (%s)", e.code, e)
+                    return HealthStatus.unreachable(Status.DEVICE_UNAUTHORIZED, e.code)
+                retry = e.code in ("connection", "server_error") and attempt == 1
+                if retry and deadline - self._clock() >= MIN_RETRY_BUDGET_S:
+                    log.info("verify failed (%s), retrying once", e.code)
+                    continue
+                return HealthStatus.unreachable(Status.VERIFY_FAILED, f"{e.code}: {e}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def upload_records(self, records: list[dict[str, Any]], timeout_s: float = 10.0) -> list[str]:
+        """Returns the ids the service acknowledged; raises ClientError when nothing was acknowledged."""
+        deadline = self._clock() + timeout_s
+        try:
+            answer = self._call("POST", "/v1/records", deadline, json_body={"records": records}, limit=MAX_BULK_ANSWER_BYTES)
+        except _Deadline:
+            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+        accepted = answer.get("accepted") if isinstance(answer, dict) else None
+        if not isinstance(accepted, list) or not all(isinstance(i, str) for i in accepted):
+            raise ClientError("malformed", "records answer has no list of accepted ids")
+        return accepted
+
+    def list_records(self, since: str | None = None, timeout_s: float = 10.0, limit: int = 500) -> list[dict[str, Any]]:
+        """This device's records as the service stored them (audits, tests), all pages."""
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params = {"device_id": self.device_id, "limit": limit}
+            if since:
+                params["since"] = since
+            if after:
+                params["after"] = after
+            try:
+                page = self._call("GET", "/v1/records", self._clock() + timeout_s, params=params, limit=MAX_BULK_ANSWER_BYTES)
+            except _Deadline:
+                raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+            out.extend(page.get("records", []))
+            after = page.get("next_after")
+            if not after:
+                return out
+
+    def heartbeat(self, queue_depth: int, oldest_record_age_s: float | None, camera_ok: bool, timeout_s: float = 5.0) -> None:
+        body = {"queue_depth": queue_depth, "oldest_record_age_s": oldest_record_age_s, "camera_ok": camera_ok, "version": __version__}
+        try:
+            self._call("POST", f"/v1/devices/{self.device_id}/heartbeat", self._clock() + timeout_s, json_body=body, limit=MAX_ANSWER_BYTES)
+        except _Deadline:
+            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- one HTTP exchange under a deadline ------------------------------------------------
+
+    def _call(self, method: str, path: str, deadline: float, *, limit: int, json_body=None, params=None) -> Any:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise _Deadline
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                params=params,
+                timeout=(min(self.connect_timeout_s, remaining), remaining),
+                stream=True,
+            )
+        except requests.Timeout:
+            raise _Deadline from None
+        except requests.exceptions.SSLError as e:
+            raise ClientError("tls", f"TLS verification failed: {type(e).__name__}") from None
+        except requests.RequestException as e:
+            if deadline - self._clock() <= 0:
+                raise _Deadline from None
+            raise ClientError("connection", f"cannot reach {self.base_url}: {type(e).__name__}") from None
+        with response:
+            raw = self._read_limited(response, deadline, limit)
+        if response.status_code >= 400:
+            if response.status_code >= 500:
+                code = "server_error"
+            else:
+                code = _error_code(raw) or f"http_{response.status_code}"
+            raise ClientError(code, f"HTTP {response.status_code} from {path}", response.status_code)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ClientError("malformed", f"answer from {path} is not JSON ({len(raw)} bytes)") from None
+
+    def _read_limited(self, response: requests.Response, deadline: float, limit: int) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ClientError("oversized", f"answer of {declared} bytes is over the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=16 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ClientError("oversized", f"answer is over the {limit}-byte limit")
+                if self._clock() > deadline:
+                    raise _Deadline
+                chunks.append(chunk)
+        except requests.exceptions.ConnectionError as e:  # includes read timeouts mid-body
+            if self._clock() > deadline or "timed out" in str(e).lower():
+                raise _Deadline from None
+            raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
+        except requests.RequestException as e:
+            raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
+        return b"".join(chunks)
+
+
+def _error_code(raw: bytes) -> str | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and code.isidentifier() else None
+

@@ -1,0 +1,45 @@
+"""`sentinel run --config FILE`: the kiosk as the systemd unit starts it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from sentinel.client import ClientError
+from sentinel.config import ConfigError, load_config
+
+NAME = "run"
+HELP = "run the kiosk from a config file"
+
+log = logging.getLogger("sentinel.run")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="/etc/sentinel/sentinel.toml", help="config file (default /etc/sentinel/sentinel.toml)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds (testing)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hardware.camera import CameraError
+    from sentinel.kiosk import build_kiosk
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"{e.path}: {problem}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        kiosk = build_kiosk(config)
+    except (ClientError, CameraError, OSError) as e:
+        print(f"sentinel: cannot start: {e}", file=sys.stderr)
+        return 1
+    log.info("kiosk running: device %s at site %s", config.device.id, config.device.site_id)
+    kiosk.run(stop=stop, duration_s=args.duration)
+    return 0
