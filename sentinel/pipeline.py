@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,7 +184,9 @@ class Pipeline:
         read_failing = False
         try:
             while not stop.is_set():
-                # Poll often while a check is in flight so its verdict is not late.
+                # While a check is in flight, its answer is shown the moment it arrives, and
+                # frames are still taken at least every 30 ms.
+                self.wait_for_check(0.03)
                 timeout = 0.03 if self.state == State.CHECKING else 0.25
                 try:
                     frame = source.read(timeout)
@@ -201,6 +204,15 @@ class Pipeline:
                     break
         finally:
             self._gate.close()
+
+    def wait_for_check(self, timeout: float) -> None:
+        """Wait up to `timeout` for the in-flight check's answer (or its deadline) and act on it."""
+        check = self._inflight
+        if check is None:
+            return
+        remaining = check.deadline - self._clock()
+        futures_wait([check.future], timeout=max(0.0, min(timeout, remaining)))
+        self._resolve_check(self._clock())
 
     def close(self) -> None:
         self._gate.close()

@@ -287,3 +287,4 @@ def test_run_stops_at_the_end_of_a_finite_source(tmp_path):
     stop = threading.Event()
     k.pipeline.run(Finite(), stop=stop, until_finished=True)
     assert k.verdicts == [("pass", "ok")]
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from sentinel.service.seed import DEMO_DEVICE_TOKEN
     from sentinel.service.server import ReferenceServer
 
+    if not args.verbose:
+        # The check lines on stdout are the demo; -v shows every screen and call on stderr.
+        logging.getLogger().setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with tempfile.TemporaryDirectory(prefix="sentinel-demo-") as tmp:
