@@ -57,7 +57,11 @@ class Gate(Protocol):
 
 
 class Display(Protocol):
-    def show(self, screen: Screen) -> None: ...
+    def show(self, screen: Screen) -> None:
+        """Switch to this screen; must return at once (drawing happens elsewhere)."""
+
+    def preview(self, frame: Frame) -> None:
+        """The newest camera frame, for the live preview; must return at once."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class Pipeline:
             return
         self.frames_seen += 1
         self._last_frame_at = now
+        self._preview(frame)
         if self.state == State.FAULT:
             log.info("camera delivers frames again")
             self._to_idle()
@@ -324,6 +329,12 @@ class Pipeline:
     def _to_idle(self) -> None:
         self.state = State.IDLE
         self._show(Screen.prompt(ScreenKind.IDLE, self._language))
+
+    def _preview(self, frame: Frame) -> None:
+        try:
+            self._display.preview(frame)
+        except Exception:
+            log.exception("display preview failed")
 
     def _show(self, screen: Screen) -> None:
         try:

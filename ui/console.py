@@ -20,8 +20,15 @@ class ConsoleDisplay:
         log.info("screen %s: %s%s%s", screen.kind.value, screen.message, extra, " (offline)" if screen.offline else "")
 
 
+    def preview(self, frame) -> None:
+        pass
+
+
 class NoDisplay:
     def show(self, screen: Screen) -> None:
+        pass
+
+    def preview(self, frame) -> None:
         pass
 
 
