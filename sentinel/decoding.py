@@ -4,7 +4,7 @@ Two real backends, zxing-cpp and pyzbar, and a cascade of them. zxing-cpp goes f
 reads about twice as many real photos as pyzbar, all of the codes shown on phone screens (pyzbar
 read none), and is about 14× faster (see DESIGN.md, "Decoders"); pyzbar still reads some glare and
 pathological codes zxing-cpp misses, so it is the fallback. A kiosk camera mostly sees nobody, and
-pyzbar on an empty 640×480 frame costs about 12× what zxing-cpp does, so the fallback runs only
+pyzbar on an empty 640×480 frame costs 13–16× what zxing-cpp does, so the fallback runs only
 when zxing-cpp located a QR symbol it could not decode, and otherwise on every Nth frame in which
 zxing-cpp saw nothing at all (see `CascadeDecoder`; docs/benchmarks.md, "QR decoding").
 
@@ -182,14 +182,15 @@ class CascadeDecoder:
 
     Once a backend that reports what it located (one with a `scan` method, i.e. zxing-cpp) has
     looked at a frame and read nothing, the decoders after it run only if it located a QR symbol
-    it could not decode, or if `fallback_every` frames have gone by since they last ran: some
+    it could not decode, or on every `fallback_every`-th frame in which it located nothing: some
     codes that only pyzbar reads are not even located by zxing-cpp (a code printed on a cracker in
     the black-box set), and a code held up to the camera is then still read within that many
-    frames, while an empty frame costs about what zxing-cpp alone costs. The first frame always
-    runs the whole cascade, so decoding a single image (`sentinel scan-image`) reads what it read
-    before; `fallback_every=1` runs the fallbacks on every frame without a code, as before, and
-    `None` only on located-but-unread symbols. A backend that cannot report what it located (or
-    that is unavailable or fails on the frame) gates nothing: the decoders after it run as before.
+    frames, while an empty frame costs about what zxing-cpp alone costs plus 1/N of pyzbar's.
+    The first frame a cascade sees runs the whole cascade. `fallback_every=1` runs the fallbacks
+    on every frame without a code, as before, which is what a caller decoding still images once
+    each (not a camera stream) wants; `None` runs them only on located-but-unread symbols. A
+    backend that cannot report what it located (or that is unavailable or fails on the frame)
+    gates nothing: the decoders after it run as before.
 
     A backend that raises is skipped for that frame, and one whose library is missing is skipped
     for good: a kiosk with a broken pyzbar must still read codes with zxing-cpp. Each backend's

@@ -104,3 +104,13 @@ def test_unknown_decoder_is_a_usage_error(good):
     result = scan("--decoder", "wechat", good)
     assert result.returncode == 2
     assert b"zxing-cpp" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_photo_only_pyzbar_reads_is_read(shared_data):
+    """A still image is one frame: the cascade's fallback must run on it, not wait for frame N."""
+    photo = shared_data / "qr" / "zxing-blackbox" / "qrcode-2" / "28.png"
+    result = subprocess.run([sys.executable, "-m", "sentinel", "scan-image", str(photo)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [c["decoder"] for c in line["codes"]] == ["pyzbar"]
+    assert line["codes"][0]["text"] == (photo.with_suffix(".txt")).read_text().strip()

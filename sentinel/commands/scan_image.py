@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    decoder = make_decoder(DEFAULT_ORDER if args.decoder == "cascade" else [args.decoder])
+    # A still image is a single frame: every fallback decoder gets its chance on it.
+    decoder = make_decoder(DEFAULT_ORDER if args.decoder == "cascade" else [args.decoder], fallback_every=1)
     _warm_up(decoder)
     failed = False
     for name in args.files:
