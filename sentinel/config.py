@@ -80,6 +80,14 @@ class DecoderConfig(_Section):
     order: list[Literal["zxing-cpp", "pyzbar"]] = _field(
         ["zxing-cpp", "pyzbar"], "Decoder order", "Decoders tried in turn; zxing-cpp reads phone screens best", min_length=1
     )
+    fallback_every: int = _field(
+        5,
+        "Fallback every N frames",
+        "Later decoders run when the first saw an unreadable code, and on every Nth frame where it saw none "
+        "(1: every frame; higher saves CPU on an idle kiosk)",
+        ge=1,
+        le=100,
+    )
 
 
 class CredentialConfig(_Section):
