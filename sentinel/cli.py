@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("check_config", "validate a config file; exit 2 with one line per problem"),
     "scan-image": ("scan_image", "decode QR codes in image files; one JSON object per line per file"),
     "service": ("service", "run the reference health-status service"),
+    "bind": ("bind", "bind this device to a site with a one-time code from the service"),
 }
 
 
