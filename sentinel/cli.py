@@ -50,8 +50,9 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Find the subcommand first so that only its module is imported.
-    chosen = next((a for a in argv if a in COMMANDS), None)
+    # Find the subcommand first so that only its module is imported: the global options take no
+    # value, so it is the first word that is not an option.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(chosen)
     args = parser.parse_args(argv)
     if args.command is None:
