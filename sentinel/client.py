@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sentinel import __version__
 from sentinel.credentials import Credential
 from sentinel.health import HealthStatus, Status
+from sentinel.http_deadline import WATCHDOG, Watch, WatchedAdapter, current
 from sentinel.verifier import Verifier
 
 log = logging.getLogger("sentinel.client")
@@ -57,6 +58,10 @@ def read_token(path: Path) -> str:
         raise ClientError("no_token", f"device token file {path} does not exist: bind the device first (sentinel bind)") from None
     except PermissionError:
         raise ClientError("no_token", f"cannot read the device token file {path}: permission denied") from None
+    except UnicodeDecodeError:  # its message quotes bytes of the file: never pass it on
+        raise ClientError("no_token", f"device token file {path} is empty or malformed (not UTF-8)") from None
+    except OSError as e:  # a directory, an I/O error on a dying SD card, …
+        raise ClientError("no_token", f"cannot read the device token file {path}: {e.strerror or type(e).__name__}") from None
     if not token or any(c.isspace() for c in token):
         raise ClientError("no_token", f"device token file {path} is empty or malformed")
     return token
@@ -83,6 +88,9 @@ class ServiceClient(Verifier):
         self.connect_timeout_s = connect_timeout_s
         self._clock = clock
         self._session = requests.Session()
+        adapter = WatchedAdapter()
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._session.headers.update(
             {"Authorization": f"Bearer {token}", "User-Agent": f"digital-sentinel/{__version__}", "Accept": "application/json"}
         )
@@ -92,7 +100,8 @@ class ServiceClient(Verifier):
     # --- calls ----------------------------------------------------------------------------
 
     def verify(self, credential: Credential, timeout_s: float) -> HealthStatus:
-        """Never raises. A retry happens only for a failure before any answer, with budget left."""
+        """Never raises. Verify only reads, so it is retried once after a dropped connection or a
+        5xx while at least MIN_RETRY_BUDGET_S of the deadline is left."""
         deadline = self._clock() + timeout_s
         body = {
             "device_id": self.device_id,
@@ -166,6 +175,16 @@ class ServiceClient(Verifier):
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise _Deadline
+        watch = Watch()
+        current.watch = watch
+        WATCHDOG.arm(watch, time.monotonic() + remaining)
+        try:
+            return self._exchange(method, path, deadline, remaining, watch, limit=limit, json_body=json_body, params=params)
+        finally:
+            WATCHDOG.disarm(watch)
+            current.watch = None
+
+    def _exchange(self, method, path, deadline, remaining, watch: Watch, *, limit, json_body, params) -> Any:
         try:
             response = self._session.request(
                 method,
@@ -174,17 +193,23 @@ class ServiceClient(Verifier):
                 params=params,
                 timeout=(min(self.connect_timeout_s, remaining), remaining),
                 stream=True,
+                # Passed per request on purpose: a Session-level CA bundle loses to the environment's
+                # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (requests' merge_environment_settings), which
+                # would silently un-pin a private CA.
+                verify=self._session.verify,
             )
         except requests.Timeout:
             raise _Deadline from None
         except requests.exceptions.SSLError as e:
             raise ClientError("tls", f"TLS verification failed: {type(e).__name__}") from None
         except requests.RequestException as e:
-            if deadline - self._clock() <= 0:
+            if watch.fired or deadline - self._clock() <= 0:
                 raise _Deadline from None
             raise ClientError("connection", f"cannot reach {self.base_url}: {type(e).__name__}") from None
+        except OSError as e:  # requests raises a bare OSError for a CA bundle path that does not exist
+            raise ClientError("tls", f"TLS set-up failed: {e}") from None
         with response:
-            raw = self._read_limited(response, deadline, limit)
+            raw = self._read_limited(response, deadline, limit, watch)
         if response.status_code >= 400:
             if response.status_code >= 500:
                 code = "server_error"
@@ -196,7 +221,7 @@ class ServiceClient(Verifier):
         except ValueError:
             raise ClientError("malformed", f"answer from {path} is not JSON ({len(raw)} bytes)") from None
 
-    def _read_limited(self, response: requests.Response, deadline: float, limit: int) -> bytes:
+    def _read_limited(self, response: requests.Response, deadline: float, limit: int, watch: Watch) -> bytes:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise ClientError("oversized", f"answer of {declared} bytes is over the {limit}-byte limit")
@@ -211,10 +236,12 @@ class ServiceClient(Verifier):
                     raise _Deadline
                 chunks.append(chunk)
         except requests.exceptions.ConnectionError as e:  # includes read timeouts mid-body
-            if self._clock() > deadline or "timed out" in str(e).lower():
+            if watch.fired or self._clock() > deadline or "timed out" in str(e).lower():
                 raise _Deadline from None
             raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
         except requests.RequestException as e:
+            if watch.fired:  # the watchdog cut a body that was still trickling in
+                raise _Deadline from None
             raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
         return b"".join(chunks)
 
