@@ -21,7 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("check_config", "validate a config file; exit 2 with one line per problem"),
     "scan-image": ("scan_image", "decode QR codes in image files; one JSON object per line per file"),
     "service": ("service", "run the reference health-status service"),
+    "screens": ("screens", "render every screen to PNG files; --hash-pin makes a technician PIN hash"),
     "bind": ("bind", "bind this device to a site with a one-time code from the service"),
+    "outbox": ("outbox", "records waiting for upload: status, flush (upload now), export (carry out by hand)"),
+    "faces": ("faces", "the face gallery: enroll, list, remove, match (JSON per image), sync from the service"),
+    "wipe": ("wipe", "destroy local personal data (outbox, status cache, record key, face gallery) on a retired device"),
+    "doctor": ("doctor", "on-site checklist: camera, decoder, relay, display, font, clock, disk, service and token, outbox"),
 }
 
 

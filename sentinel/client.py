@@ -20,6 +20,7 @@ import requests
 from pydantic import ValidationError
 
 from sentinel import __version__
+from sentinel.contract import RecordsAccepted
 from sentinel.credentials import Credential
 from sentinel.health import HealthStatus, Status
 from sentinel.http_deadline import WATCHDOG, Watch, WatchedAdapter, current
@@ -31,6 +32,8 @@ log = logging.getLogger("sentinel.client")
 MAX_ANSWER_BYTES = 64 * 1024
 #: Records uploads and listings are bigger (500 records a batch).
 MAX_BULK_ANSWER_BYTES = 4 * 1024 * 1024
+#: A site's face gallery: about 2.6 kB of JSON per enrolled face (128 numbers), so ~12,000 faces.
+MAX_FACES_ANSWER_BYTES = 32 * 1024 * 1024
 #: Retry a failed verify only if at least this much of the deadline is left.
 MIN_RETRY_BUDGET_S = 0.3
 
@@ -130,15 +133,20 @@ class ServiceClient(Verifier):
 
     def upload_records(self, records: list[dict[str, Any]], timeout_s: float = 10.0) -> list[str]:
         """Returns the ids the service acknowledged; raises ClientError when nothing was acknowledged."""
+        return list(self.upload_records_detailed(records, timeout_s).accepted)
+
+    def upload_records_detailed(self, records: list[dict[str, Any]], timeout_s: float = 10.0) -> RecordsAccepted:
+        """The whole answer: `accepted` ids (delete them) and `rejected` ones (set them aside, never
+        retry: wrong_device, wrong_site, id_conflict). Raises ClientError when there is no valid answer."""
         deadline = self._clock() + timeout_s
         try:
             answer = self._call("POST", "/v1/records", deadline, json_body={"records": records}, limit=MAX_BULK_ANSWER_BYTES)
         except _Deadline:
             raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
-        accepted = answer.get("accepted") if isinstance(answer, dict) else None
-        if not isinstance(accepted, list) or not all(isinstance(i, str) for i in accepted):
-            raise ClientError("malformed", "records answer has no list of accepted ids")
-        return accepted
+        try:
+            return RecordsAccepted.model_validate(answer)
+        except ValidationError as e:
+            raise ClientError("malformed", f"records answer does not match the contract ({e.error_count()} errors)") from None
 
     def list_records(self, since: str | None = None, timeout_s: float = 10.0, limit: int = 500) -> list[dict[str, Any]]:
         """This device's records as the service stored them (audits, tests), all pages."""
@@ -165,6 +173,27 @@ class ServiceClient(Verifier):
             self._call("POST", f"/v1/devices/{self.device_id}/heartbeat", self._clock() + timeout_s, json_body=body, limit=MAX_ANSWER_BYTES)
         except _Deadline:
             raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+
+    def faces(self, since: datetime | None = None, timeout_s: float = 30.0):
+        """The site's face gallery (`GET /v1/faces`): every entry, or those enrolled or changed at
+        or after `since` (the `as_of` of the previous answer). Returns a `contract.FaceGallery`;
+        raises ClientError. Gallery sync runs off the kiosk loop: give it its own client."""
+        from sentinel.contract import FaceGallery
+
+        params = {"site_id": self.site_id}
+        if since is not None:
+            params["since"] = since.isoformat()
+        try:
+            answer = self._call("GET", "/v1/faces", self._clock() + timeout_s, params=params, limit=MAX_FACES_ANSWER_BYTES)
+        except _Deadline:
+            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+        try:
+            gallery = FaceGallery.model_validate(answer)
+        except ValidationError as e:
+            raise ClientError("malformed", f"faces answer does not match the contract: {e.error_count()} schema errors") from None
+        if gallery.site_id != self.site_id:
+            raise ClientError("malformed", f"faces answer is for site {gallery.site_id}, not {self.site_id}")
+        return gallery
 
     def close(self) -> None:
         self._session.close()

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sentinel.demo_data import DEMO_HEALTH_CODE_PREFIX
 
@@ -157,24 +157,198 @@ class FakeGateConfig(_Section):
     pulse_s: float = _field(1.0, "Pulse", "How long the gate stays open", gt=0, le=30)
 
 
+#: BCM numbers of the 40-pin header's GPIOs
+_BCM = {"ge": 0, "le": 27}
+#: gpiozero pin factories: "auto" lets gpiozero choose ($GPIOZERO_PIN_FACTORY, else the first of
+#: lgpio, RPi.GPIO, pigpio that loads: lgpio on a Pi 5, where RPi.GPIO does not work)
+PinFactoryName = Literal["auto", "lgpio", "rpigpio", "mock"]
+_PIN_FACTORY_HELP = (
+    "gpiozero pin factory: auto tries lgpio (every Pi; the only one that works on a Pi 5), then RPi.GPIO, then pigpio; "
+    "mock simulates pins (tests, demo)"
+)
+
+
 class GpioGateConfig(_Section):
     type: Literal["gpio"]
-    pin: int = _field(17, "Pin", "BCM pin driving the relay", ge=0, le=27)
-    active_high: bool = _field(True, "Active high", "Relay energised (gate open) when the pin is high")
+    pin: int = _field(17, "Pin", "BCM pin driving the relay; wire the relay so that the gate is closed when this pin is low or floating", **_BCM)
+    active_high: bool = _field(True, "Active high", "Relay energised (gate open) when the pin is high; false for relay boards that switch on a low pin")
     pulse_s: float = _field(1.0, "Pulse", "How long the gate stays open", gt=0, le=30)
-    pin_factory: Literal["auto", "lgpio", "rpigpio", "mock"] = _field("auto", "Pin factory", "gpiozero pin factory")
+    pin_factory: PinFactoryName = _field("auto", "Pin factory", _PIN_FACTORY_HELP)
+    sensor_pin: int | None = _field(
+        None, "Sensor pin", "BCM pin of a door or turnstile sensor that reports the gate turning; none when absent", **_BCM
+    )
+    sensor_active_low: bool = _field(
+        True, "Sensor to ground", "The sensor connects the pin to ground when the gate turns (pull-up on); false: it drives the pin high (pull-down on)"
+    )
+    pass_window_s: float = _field(
+        5.0, "Pass window", "With a sensor: a pass whose gate did not turn within this many seconds is recorded as not passed", gt=0, le=120
+    )
+
+    @field_validator("sensor_pin")
+    @classmethod
+    def _sensor_is_not_the_relay(cls, pin: int | None, info: ValidationInfo) -> int | None:
+        if pin is not None and pin == info.data.get("pin"):
+            raise ValueError("that is the relay's pin; the sensor needs a pin of its own")
+        return pin
 
 
 GateConfig = Annotated[NoGateConfig | FakeGateConfig | GpioGateConfig, Field(discriminator="type")]
 
 
 class DisplayConfig(_Section):
-    type: Literal["console", "none"] = _field("console", "Display", "Where results are shown")
+    type: Literal["pygame", "console", "none"] = _field(
+        "console", "Display", "pygame: the touchscreen (or a window on a desktop); console: screens go to the log"
+    )
     result_s: float = _field(3.0, "Result time", "How long a verdict stays on screen", gt=0, le=60)
+    fullscreen: bool = _field(
+        False, "Full screen", "Fill the screen; always so without a desktop (the Pi's touchscreen under KMSDRM)"
+    )
+    width: int = _field(800, "Window width", "Window size on a desktop; full screen uses the screen's own size", ge=320, le=4096)
+    height: int = _field(480, "Window height", "Window size on a desktop; a portrait window (1080×1920) gets the pillar layout", ge=240, le=4096)
+    rotation: Literal[0, 90, 180, 270] = _field(
+        0, "Rotation", "Turn the picture (and touch) clockwise by this much, for a panel mounted on its side"
+    )
+    fps: int = _field(30, "Frame rate", "Most frames drawn per second (the camera view at most this smooth)", ge=5, le=60)
+    mirror_preview: bool = _field(True, "Mirror the camera view", "Show the camera view as a mirror, as people facing it expect")
+    volume: float = _field(0.8, "Volume", "Tones and voice, 0 (silent) to 1", ge=0, le=1)
+    mute: bool = _field(False, "Mute", "No tones and no voice (the technician menu's sound test still plays)")
+    voice: bool = _field(True, "Voice prompts", "Speak the verdict after its tone (请通行 / Please pass); tones only when off")
+    technician_pin_hash: str = _field(
+        "", "Technician PIN hash",
+        "pbkdf2_sha256 hash of the technician menu's PIN, from `sentinel screens --hash-pin`; empty: the menu stays locked",
+        pattern=r"^(pbkdf2_sha256\$[0-9]{4,8}\$[A-Za-z0-9+/=]{8,64}\$[A-Za-z0-9+/=]{40,64})?$",
+    )
 
 
 class OutboxConfig(_Section):
     path: Path | None = _field(None, "Outbox file", "SQLite file for check records; <state_dir>/outbox.sqlite3 when empty")
+    max_records: int = _field(
+        200_000,
+        "Record cap",
+        "Undelivered records at which the gate stops opening by itself (staff check everyone, records are still kept)",
+        ge=10,
+        le=10_000_000,
+    )
+    max_age_h: float = _field(
+        72.0,
+        "Age cap",
+        "Age in hours of the oldest undelivered record at which the gate stops opening by itself, as at the record cap",
+        gt=0,
+        le=24 * 365,
+    )
+    alarm_fraction: float = _field(
+        0.8, "Alarm at", "Fraction of either cap at which the alarm is logged and shown", gt=0, le=1
+    )
+    memory_spill_max: int = _field(
+        10_000,
+        "Memory spill",
+        "Records kept in memory while the disk refuses writes (full, failing); past this a record is lost, with an alarm",
+        ge=0,
+        le=1_000_000,
+    )
+    batch_size: int = _field(500, "Batch size", "Records per upload (the service takes at most 500)", ge=1, le=500)
+    upload_timeout_s: float = _field(20.0, "Upload timeout", "Seconds one upload may take before it counts as failed", gt=0, le=300)
+    retry_initial_s: float = _field(1.0, "First retry", "Back-off before the first retry after a failed upload (seconds)", gt=0, le=600)
+    retry_max_s: float = _field(120.0, "Longest retry", "Back-off cap between failed uploads (seconds); jitter spreads devices out", gt=0, le=3600)
+
+
+# --- inputs and indicators (GPIO besides the gate relay) and external scanners ----------------
+
+
+class InputsConfig(_Section):
+    pin_factory: PinFactoryName = _field("auto", "Pin factory", _PIN_FACTORY_HELP)
+    trigger_pin: int | None = _field(
+        None, "Trigger pin", "BCM pin of a handheld's trigger button; with it the camera looks for codes only after a press", **_BCM
+    )
+    trigger_active_low: bool = _field(True, "Trigger to ground", "The button connects the pin to ground (pull-up on); false: it drives the pin high")
+    trigger_arm_s: float = _field(5.0, "Scan window", "After a trigger press the camera looks for codes this many seconds (and while held)", gt=0, le=120)
+    led_green_pin: int | None = _field(None, "Green LED pin", "BCM pin of the green (pass) status LED; none when absent", **_BCM)
+    led_red_pin: int | None = _field(None, "Red LED pin", "BCM pin of the red (deny, fault) status LED; none when absent", **_BCM)
+    led_amber_pin: int | None = _field(None, "Amber LED pin", "BCM pin of the amber (checking, staff check) status LED; none when absent", **_BCM)
+    leds_active_high: bool = _field(True, "LEDs active high", "The LEDs light when their pin is high")
+    buzzer_pin: int | None = _field(None, "Buzzer pin", "BCM pin of an active buzzer; none when absent", **_BCM)
+    buzzer_active_high: bool = _field(True, "Buzzer active high", "The buzzer sounds when its pin is high")
+
+    @field_validator("led_green_pin", "led_red_pin", "led_amber_pin", "buzzer_pin")
+    @classmethod
+    def _pins_are_distinct(cls, pin: int | None, info: ValidationInfo) -> int | None:
+        for other in ("trigger_pin", "led_green_pin", "led_red_pin", "led_amber_pin"):
+            if other == info.field_name:
+                break
+            if pin is not None and info.data.get(other) == pin:
+                raise ValueError(f"{other} is pin {pin} too; each needs a pin of its own")
+        return pin
+
+
+class NoScannerConfig(_Section):
+    type: Literal["none"] = "none"
+
+
+class HidScannerConfig(_Section):
+    type: Literal["hid"]
+    device: str = _field(
+        ..., "Device", "The scanner's input device; a stable name from /dev/input/by-id/ (…-event-kbd) survives replugging", pattern=r"^/dev/"
+    )
+    grab: bool = _field(True, "Exclusive", "Take the device for the kiosk alone, so its keystrokes never reach the console")
+    terminator: Literal["enter", "tab", "gap"] = _field(
+        "enter", "Terminator", "What ends a code: the Enter or Tab key the scanner appends, or a pause (gap) for scanners set to send no suffix"
+    )
+    gap_s: float = _field(
+        0.3, "Key gap", "A pause this long ends a code (terminator gap) or discards an unfinished one (enter, tab)", gt=0, le=5
+    )
+
+
+class SerialScannerConfig(_Section):
+    type: Literal["serial"]
+    port: str = _field(..., "Port", "Serial device, e.g. /dev/ttyACM0; a name from /dev/serial/by-id/ survives replugging", pattern=r"^/dev/")
+    baudrate: int = _field(9600, "Baud rate", "As set on the scanner (USB CDC scanners ignore it)", ge=1200, le=921600)
+    terminator: Literal["cr", "lf", "crlf", "any", "gap"] = _field(
+        "any", "Terminator", "What ends a code: CR, LF, CR LF, either (any), or a pause (gap) for scanners that send no suffix"
+    )
+    gap_s: float = _field(0.2, "Gap", "A pause this long ends a code (terminator gap) or discards an unfinished one", gt=0, le=5)
+    encoding: Literal["utf-8", "gb18030", "latin-1"] = _field(
+        "utf-8", "Encoding", "How the scanner encodes text; many scanners sold in China send GBK (gb18030 reads it)"
+    )
+
+
+ScannerConfig = Annotated[NoScannerConfig | HidScannerConfig | SerialScannerConfig, Field(discriminator="type")]
+
+
+# --- face matching -----------------------------------------------------------------------------
+
+
+class FacesConfig(_Section):
+    enabled: bool = _field(
+        False, "Face matching",
+        "Match faces against the site's enrolled gallery, for people without a phone (needs the face extra: dlib, face_recognition)",
+    )
+    tolerance: float = _field(
+        0.5, "Tolerance",
+        "Largest face-encoding distance that counts as the same person; lower is stricter "
+        "(measured: same person up to 0.40, different people from 0.77; docs/benchmarks.md)",
+        ge=0.2, le=0.8,
+    )
+    min_face_px: int = _field(
+        80, "Smallest face", "Faces narrower than this, in camera-frame pixels, are ignored (people further away, the queue behind)",
+        ge=20, le=2000,
+    )
+    min_score: float = _field(
+        0.3, "Detection score",
+        "Face-detector score a face needs (dlib's own threshold is 0); drops face-like patterns such as badges "
+        "(measured: faces 0.7 and more, a mission patch 0.1)",
+        ge=-1, le=3,
+    )
+    detect_every_s: float = _field(
+        0.5, "Detection interval", "Look for faces at most this often (seconds), and only while no QR code is in view", gt=0, le=10
+    )
+    downscale_width: int = _field(
+        320, "Detection width",
+        "Frames are scaled down to this width to look for faces; the detector upsamples as far as the smallest face needs",
+        ge=160, le=1920,
+    )
+    sync_every_s: float = _field(
+        300, "Gallery sync", "How often (seconds) the gallery is refreshed from the service's faces endpoint", ge=10, le=86400
+    )
 
 
 # --- the whole file ------------------------------------------------------------------------------
@@ -190,6 +364,9 @@ class SentinelConfig(_Section):
     gate: GateConfig = FakeGateConfig()
     display: DisplayConfig = DisplayConfig()
     outbox: OutboxConfig = OutboxConfig()
+    inputs: InputsConfig = InputsConfig()
+    scanner: ScannerConfig = NoScannerConfig()
+    faces: FacesConfig = FacesConfig()
 
     @property
     def outbox_path(self) -> Path:
@@ -229,8 +406,8 @@ def _describe(error: dict[str, Any], data: Any) -> str:
     return f"{loc}: bad value {value!r}; {msg[0].lower() + msg[1:]}"
 
 
-_UNION_SECTIONS = {"camera", "verifier", "gate"}
-_UNION_TAGS = {"replay", "opencv", "picamera2", "none", "fake", "http", "gpio"}
+_UNION_SECTIONS = {"camera", "verifier", "gate", "scanner"}
+_UNION_TAGS = {"replay", "opencv", "picamera2", "none", "fake", "http", "gpio", "hid", "serial"}
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> SentinelConfig:

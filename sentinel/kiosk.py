@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,14 @@ from typing import Any
 from sentinel.client import ServiceClient, read_token
 from sentinel.config import SentinelConfig
 from sentinel.credentials import CredentialRules
-from sentinel.outbox import Outbox
+from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
+from sentinel.status_cache import StatusCache
+from sentinel.client import ServiceClient
+from sentinel.uploader import Backoff, Uploader
 from sentinel.verifier import Verifier
+from sentinel.wipe import STATUS_CACHE_NAME, StateLock, shred
 
 log = logging.getLogger("sentinel.kiosk")
 
@@ -32,24 +37,105 @@ class Kiosk:
     outbox: Outbox
     verifier: Verifier
     gate: Any
+    uploader: Uploader | None = None
+    status_cache: StatusCache | None = None
+    lock: StateLock | None = None
+    _uploads: ServiceClient | None = None
 
-    def run(self, stop: threading.Event | None = None, duration_s: float | None = None, until_finished: bool = False) -> None:
-        self.source.start()
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        duration_s: float | None = None,
+        until_finished: bool = False,
+        drain_s: float = 0.0,
+    ) -> None:
+        """Check people until stopped. With `drain_s`, give the uploader up to that long at the end
+        to deliver what is waiting (the demo; a systemd stop within TimeoutStopSec)."""
         try:
+            self.source.start()
+            if self.uploader is not None:
+                self.uploader.start()
             self.pipeline.run(self.source, stop=stop, duration_s=duration_s, until_finished=until_finished)
         finally:
+            for step in (self.pipeline.close, lambda: self.drain(drain_s)):  # the gate closes first
+                try:
+                    step()
+                except Exception:
+                    log.exception("error while shutting down")
             self.close()
 
+    def drain(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the running uploader to empty the outbox; True if it did."""
+        if self.uploader is None or timeout_s <= 0:
+            return self.outbox.health().depth == 0
+        self.uploader.wake()
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.health().depth and time.monotonic() < deadline:
+            if self.uploader.status().state in ("retrying", "unauthorized", "stopped"):
+                break  # the service is not taking records now: they wait for the next start
+            time.sleep(0.05)
+        return self.outbox.health().depth == 0
+
+    def health(self) -> dict[str, Any]:
+        """For the screen's status bar and the heartbeat: outbox alarms and the uploader's state."""
+        out: dict[str, Any] = {"outbox": self.outbox.health().as_dict()}
+        if self.uploader is not None:
+            out["uploader"] = self.uploader.status().as_dict()
+        return out
+
+    def status_fields(self, language: str | None = None) -> dict[str, Any]:
+        """The status bar's values (`sentinel.screens.StatusBar(**kiosk.status_fields())`): the
+        outbox depth and its most serious alarm, in the screen's language."""
+        language = language or self.config.device.language
+        health = self.outbox.health()
+        messages = health.messages(language)
+        return {
+            "site_name": self.config.device.site_name,
+            "online": None if self.uploader is None else self.uploader.online,
+            "outbox_depth": health.depth,
+            "alarm": messages[0] if messages else "",
+        }
+
+    def outbox_status_lines(self, language: str | None = None) -> list[tuple[str, str]]:
+        """Rows for the technician menu's outbox panel."""
+        language = language or self.config.device.language
+        zh = language == "zh-CN"
+        h = self.outbox.health()
+        rows = [
+            ("待传记录" if zh else "Waiting", f"{h.depth:,} / {h.max_records:,}"),
+            ("最早" if zh else "Oldest", "-" if h.oldest_age_s is None else f"{h.oldest_age_s / 3600:.1f} h"),
+        ]
+        if self.uploader is not None:
+            st = self.uploader.status()
+            rows.append(("上次上传" if zh else "Last upload", st.last_success_at.isoformat(timespec="seconds") if st.last_success_at else "-"))
+            if st.last_error:
+                rows.append(("上次错误" if zh else "Last error", st.last_error))
+        rows += [("告警" if zh else "Alarm", text) for text in h.messages(language)]
+        return rows
+
     def close(self) -> None:
-        """Gate first: whatever else fails on the way out, the gate ends closed."""
-        for step in (self.pipeline.close, self.source.close, self.verifier.close, self.outbox.close):
+        """Gate first: whatever else fails on the way out, the gate ends closed. The uploader stops
+        before the outbox closes; what it had in flight stays in the outbox and is sent next time."""
+        steps = [self.pipeline.close, self.source.close]
+        if self.uploader is not None:
+            steps.append(self.uploader.stop)
+        if self._uploads is not None:
+            steps.append(self._uploads.close)
+        steps.append(self.verifier.close)
+        if self.status_cache is not None:
+            steps.append(self.status_cache.close)
+        steps.append(self.outbox.close)
+        if self.lock is not None:
+            steps.append(self.lock.release)
+        for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("error while shutting down")
 
 
-def make_verifier(config: SentinelConfig) -> ServiceClient:
+def make_client(config: SentinelConfig) -> ServiceClient:
+    """One client per user: the verify path and the uploader each get their own Session."""
     v = config.verifier
     return ServiceClient(
         v.url,
@@ -68,24 +154,79 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
     from sentinel.decoding import make_decoder
     from ui.console import open_display
 
-    verifier = make_verifier(config)
-    config.device.state_dir.mkdir(parents=True, exist_ok=True)
-    key = load_or_create_key(config.device.state_dir / "record.key")
-    outbox = Outbox(config.outbox_path)
-    gate = open_gate(config.gate)
-    pipeline = Pipeline(
-        decoder=make_decoder(config.decoder.order),
-        rules=CredentialRules(config.credentials),
-        verifier=verifier,
-        policy=config.policy,
-        records=RecordMaker(config.device.id, config.device.site_id, key),
-        outbox=outbox,
-        gate=gate,
-        display=open_display(config.display.type),
-        language=config.device.language,
-        debounce_s=config.credentials.debounce_s,
-        deadline_s=config.verifier.deadline_s,
-        result_s=config.display.result_s,
-        on_outcome=on_outcome,
+    verifier = make_client(config)
+    state_dir = config.device.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    opened: list[Callable[[], None]] = [verifier.close]
+    try:
+        lock = StateLock(state_dir).acquire()  # one kiosk per state directory; `sentinel wipe` waits for it
+        opened.append(lock.release)
+        key = load_or_create_key(state_dir / "record.key")
+        outbox = open_outbox(config)
+        opened.insert(0, outbox.close)
+        status_cache = open_status_cache(config)
+        opened.insert(0, status_cache.close)
+        uploads = make_client(config)  # its own Session: never shared with verify
+        opened.insert(0, uploads.close)
+        uploader = make_uploader(config, outbox, uploads)
+        gate = open_gate(config.gate)
+        opened.insert(0, gate.close)
+        pipeline = Pipeline(
+            decoder=make_decoder(config.decoder.order),
+            rules=CredentialRules(config.credentials),
+            verifier=verifier,
+            policy=config.policy,
+            records=RecordMaker(config.device.id, config.device.site_id, key),
+            outbox=outbox,
+            gate=gate,
+            display=open_display(config.display.type),
+            language=config.device.language,
+            debounce_s=config.credentials.debounce_s,
+            deadline_s=config.verifier.deadline_s,
+            result_s=config.display.result_s,
+            status_cache=status_cache,
+            on_outcome=on_outcome,
+        )
+        opened.insert(0, pipeline.close)
+        source = open_camera(config.camera)
+    except BaseException:
+        for undo in opened:  # whatever was opened is closed again, the gate first
+            try:
+                undo()
+            except Exception:
+                log.exception("error while cleaning up a failed start")
+        raise
+    return Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads)
+
+
+def open_outbox(config: SentinelConfig, *, recover: bool = True) -> Outbox:
+    o = config.outbox
+    limits = OutboxLimits(
+        max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction, spill_max=o.memory_spill_max
     )
-    return Kiosk(config, pipeline, open_camera(config.camera), outbox, verifier, gate)
+    return Outbox(config.outbox_path, limits=limits, recover=recover)
+
+
+def open_status_cache(config: SentinelConfig) -> StatusCache:
+    """On disk for the `cached` offline policy; otherwise nothing is remembered, and a cache file
+    left from when the site was `cached` is destroyed (statuses are personal data)."""
+    path = config.device.state_dir / STATUS_CACHE_NAME
+    ttl_s = config.policy.cached_ttl_min * 60
+    if config.policy.offline == "cached":
+        return StatusCache(path, ttl_s=ttl_s)
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+        if p.exists():
+            log.info("offline policy is %s: removing the status cache %s", config.policy.offline, p.name)
+            shred(p)
+    return StatusCache(None, ttl_s=ttl_s)
+
+
+def make_uploader(config: SentinelConfig, outbox: Outbox, transport: ServiceClient) -> Uploader:
+    o = config.outbox
+    return Uploader(
+        outbox,
+        transport,
+        batch_size=o.batch_size,
+        timeout_s=o.upload_timeout_s,
+        backoff=Backoff(o.retry_initial_s, o.retry_max_s),
+    )

@@ -25,9 +25,10 @@ from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejecti
 from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
 from sentinel.outbox import Outbox
-from sentinel.policy import CachedStatus, Verdict, VerdictKind, decide
+from sentinel.policy import Verdict, VerdictKind, decide
 from sentinel.records import RecordMaker
 from sentinel.screens import Screen, ScreenKind
+from sentinel.status_cache import StatusCache
 from sentinel.verifier import Verifier
 
 log = logging.getLogger("sentinel.pipeline")
@@ -73,8 +74,9 @@ class CheckOutcome:
     verdict: Verdict
     offline: bool
     latency_s: float  # from the frame that showed the code to the verdict
-    record_id: str | None
+    record_id: str | None  # None when no record was made, or it could not even be kept in memory
     person: str = ""
+    durable: bool = False  # the record was committed to the outbox (not merely held in memory)
 
 
 @dataclass
@@ -84,19 +86,6 @@ class _InFlight:
     seen_at: float
     deadline: float
     scanned_at: datetime
-
-
-class StatusCache:
-    """Last status seen per credential hash, for the `cached` offline policy (memory only)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, CachedStatus] = {}
-
-    def get(self, credential_hash: str) -> CachedStatus | None:
-        return self._entries.get(credential_hash)
-
-    def put(self, credential_hash: str, status: HealthStatus, seen_at: datetime) -> None:
-        self._entries[credential_hash] = CachedStatus(status, seen_at)
 
 
 class Pipeline:
@@ -139,7 +128,8 @@ class Pipeline:
         self._wall = wall
         # Several workers: a verifier thread stuck past its deadline must not delay the next person.
         self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify")
-        self._cache = status_cache if status_cache is not None else StatusCache()
+        # The cache (on disk in the kiosk) is kept only where the `cached` offline policy reads it.
+        self._cache = status_cache if status_cache is not None else StatusCache(ttl_s=policy.cached_ttl_min * 60)
         self._on_outcome = on_outcome or (lambda outcome: None)
 
         self.state = State.IDLE
@@ -284,22 +274,33 @@ class Pipeline:
         wall_now = self._wall()
         offline = status.status.is_unreachable
         credential_hash = self._records.credential_hash(check.credential)
-        cached = self._cache.get(credential_hash) if offline else None
+        use_cache = self._policy.offline == "cached"
+        cached = self._cache.get(credential_hash, wall_now) if offline and use_cache else None
         verdict = decide(status, self._policy, wall_now, cached)
-        if status.status.is_colour:
+        if status.status.is_colour and use_cache:
             self._cache.put(credential_hash, status, wall_now)
-        if offline and cached is not None and self._policy.offline == "cached":
+        if offline and cached is not None and use_cache:
             status = cached.status.model_copy(update={"detail": f"cached; {status.detail}"})
+        if verdict.kind == VerdictKind.PASS:
+            # Past the outbox's cap records are still kept, but nobody passes unseen: staff check.
+            at_cap = self._outbox_at_cap()
+            if at_cap:
+                verdict = Verdict(VerdictKind.MANUAL_CHECK, at_cap)
 
         record = self._records.make(check.credential, status, verdict, offline, check.scanned_at)
         record_id: str | None = record.id
+        durable = True
         try:
             self._outbox.add(record)  # durable before the gate moves
         except Exception as e:
+            durable = False
             log.error("could not commit the check record: %s", e)
-            record_id = None
             if verdict.kind == VerdictKind.PASS:
                 verdict = Verdict(VerdictKind.MANUAL_CHECK, "record_failed")
+            # The record says what really happened (no gate); kept in memory until the disk
+            # takes it again or the uploader delivers it from there.
+            record = record.model_copy(update={"verdict": verdict.kind, "reason": verdict.reason})
+            record_id = record.id if self._spill(record) else None
 
         self._show(Screen.result(verdict, status, self._language, offline))
         if verdict.kind == VerdictKind.PASS:
@@ -308,8 +309,30 @@ class Pipeline:
         person = status.person.name_masked if status.person else ""
         log.info("verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if offline else "")
         self._on_outcome(
-            CheckOutcome(check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person)
+            CheckOutcome(
+                check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person, durable
+            )
         )
+
+    def _outbox_at_cap(self) -> str | None:
+        health = getattr(self._outbox, "health", None)
+        if health is None:
+            return None
+        try:
+            return health().at_cap
+        except Exception:
+            log.exception("outbox health failed")
+            return None
+
+    def _spill(self, record) -> bool:
+        spill = getattr(self._outbox, "spill", None)
+        if spill is None:
+            return False
+        try:
+            return bool(spill(record))
+        except Exception:
+            log.exception("could not keep the record in memory either")
+            return False
 
     def _check_camera(self, now: float) -> None:
         if self.state != State.FAULT and now - self._last_frame_at > self._camera_timeout_s:

@@ -108,7 +108,28 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"demo: {config.device.site_name}, service {server.url}, scenes {args.scenes}", file=sys.stderr)
             try:
-                kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once)
+                # a few seconds at the end for the uploader to deliver the last records
+                kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)
             except KeyboardInterrupt:
                 pass
+            if not args.json:
+                _report_delivery(server.url, config)
     return 0
+
+
+def _report_delivery(url: str, config: SentinelConfig) -> None:
+    """The other half of the demo: the check records, as the service now holds them."""
+    from sentinel.client import ClientError, ServiceClient, read_token
+    from sentinel.outbox import inspect
+
+    client = ServiceClient(url, read_token(config.verifier.token_file), device_id=config.device.id, site_id=config.device.site_id)
+    try:
+        stored = client.list_records()
+    except ClientError as e:
+        print(f"demo: cannot read the service's records: {e}", file=sys.stderr)
+        return
+    finally:
+        client.close()
+    health = inspect(config.outbox_path).health
+    waiting = health.depth if health else "?"
+    print(f"demo: {len(stored)} check records delivered to the service, {waiting} waiting in the outbox", file=sys.stderr)

@@ -1,0 +1,153 @@
+"""The last health status seen per credential hash, for the `cached` offline policy.
+
+On disk (SQLite), so that a kiosk restarted while the network is down still knows the people it
+saw online a few minutes ago; in memory when no path is given (tests, the default pipeline). Only
+the keyed credential hash is stored, never the credential, and entries older than the TTL are
+deleted (with `secure_delete`, overwritten): a status is personal data and kept no longer than the
+policy can use it.
+
+A cache is not a record: losing it costs a few offline verdicts, not evidence. So writes use
+synchronous=NORMAL (no fsync per check: the SD card's write budget goes to the outbox), and a
+damaged file is deleted and started again instead of being kept for a technician.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sentinel.health import HealthStatus
+from sentinel.outbox import is_corruption, sidecars
+from sentinel.policy import CachedStatus
+
+log = logging.getLogger("sentinel.status_cache")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS statuses (
+    credential_hash TEXT PRIMARY KEY,
+    seen_at TEXT NOT NULL,      -- UTC, fixed width: text order is time order
+    status TEXT NOT NULL        -- HealthStatus JSON as the service answered
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS statuses_by_age ON statuses (seen_at);
+"""
+
+#: expired entries are deleted at most this often (seconds of wall time between purges)
+PURGE_EVERY_S = 60.0
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class StatusCache:
+    """Thread-safe. `get` ignores entries older than the TTL; `put` purges expired ones now and then."""
+
+    def __init__(self, path: Path | str | None = None, *, ttl_s: float = 3600.0):
+        self.path = Path(path) if path is not None else None
+        self.ttl = timedelta(seconds=ttl_s)
+        self._lock = threading.Lock()
+        self._last_purge: datetime | None = None
+        self._warned_at = 0.0
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path is None:
+            return self._connect(":memory:")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect(str(self.path))
+        except sqlite3.DatabaseError as e:
+            if not is_corruption(e):
+                raise
+            log.error("status cache %s is damaged (%s): starting a new one", self.path, e)
+            for p in (self.path, *sidecars(self.path)):
+                p.unlink(missing_ok=True)
+            return self._connect(str(self.path))
+
+    @staticmethod
+    def _connect(target: str) -> sqlite3.Connection:
+        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=1000")
+            if target != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed (quick_check)")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def get(self, credential_hash: str, now: datetime | None = None) -> CachedStatus | None:
+        """The remembered status, or None (never seen, expired, or unreadable)."""
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT seen_at, status FROM statuses WHERE credential_hash = ?", (credential_hash,)
+                ).fetchone()
+        except sqlite3.Error as e:
+            self._warn(f"status cache read failed: {e}")
+            return None
+        if row is None:
+            return None
+        seen_at = datetime.fromisoformat(row[0])
+        if now is not None and now - seen_at > self.ttl:
+            return None
+        try:
+            return CachedStatus(HealthStatus.model_validate_json(row[1]), seen_at)
+        except ValidationError:
+            return None
+
+    def put(self, credential_hash: str, status: HealthStatus, seen_at: datetime) -> None:
+        """Remember a status. Never raises: a full disk costs the cache, not the check."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO statuses (credential_hash, seen_at, status) VALUES (?, ?, ?)",
+                    (credential_hash, _utc(seen_at), status.model_dump_json()),
+                )
+                if self._last_purge is None or abs((seen_at - self._last_purge).total_seconds()) >= PURGE_EVERY_S:
+                    self._purge(seen_at)
+        except sqlite3.Error as e:
+            self._warn(f"status cache write failed: {e}")
+
+    def expire(self, now: datetime) -> int:
+        """Delete entries older than the TTL; returns how many."""
+        with self._lock:
+            return self._purge(now)
+
+    def _purge(self, now: datetime) -> int:
+        self._last_purge = now
+        return self._db.execute("DELETE FROM statuses WHERE seen_at < ?", (_utc(now - self.ttl),)).rowcount
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM statuses").fetchone()[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM statuses")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                if self.path is not None:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._db.close()
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:  # once a minute, not once a person
+            log.warning(message)
+            self._warned_at = now
