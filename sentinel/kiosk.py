@@ -20,8 +20,8 @@ from sentinel.credentials import CredentialRules
 from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
+from sentinel.screens import StatusBar
 from sentinel.status_cache import StatusCache
-from sentinel.client import ServiceClient
 from sentinel.uploader import Backoff, Uploader
 from sentinel.verifier import Verifier
 from sentinel.wipe import STATUS_CACHE_NAME, StateLock, shred
@@ -41,6 +41,7 @@ class Kiosk:
     status_cache: StatusCache | None = None
     lock: StateLock | None = None
     _uploads: ServiceClient | None = None
+    display: Any = None
 
     def run(
         self,
@@ -51,6 +52,9 @@ class Kiosk:
     ) -> None:
         """Check people until stopped. With `drain_s`, give the uploader up to that long at the end
         to deliver what is waiting (the demo; a systemd stop within TimeoutStopSec)."""
+        stop = stop or threading.Event()
+        if self.display is not None and hasattr(self.display, "connect"):
+            self.display.connect(on_quit=stop.set)  # closing the desktop window stops the kiosk
         try:
             self.source.start()
             if self.uploader is not None:
@@ -122,6 +126,8 @@ class Kiosk:
         if self._uploads is not None:
             steps.append(self._uploads.close)
         steps.append(self.verifier.close)
+        if self.display is not None and hasattr(self.display, "close"):
+            steps.append(self.display.close)
         if self.status_cache is not None:
             steps.append(self.status_cache.close)
         steps.append(self.outbox.close)
@@ -171,6 +177,9 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
         uploader = make_uploader(config, outbox, uploads)
         gate = open_gate(config.gate)
         opened.insert(0, gate.close)
+        display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
+        if hasattr(display, "close"):
+            opened.insert(1, display.close)
         pipeline = Pipeline(
             decoder=make_decoder(config.decoder.order),
             rules=CredentialRules(config.credentials),
@@ -179,7 +188,7 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             records=RecordMaker(config.device.id, config.device.site_id, key),
             outbox=outbox,
             gate=gate,
-            display=open_display(config.display.type),
+            display=display,
             language=config.device.language,
             debounce_s=config.credentials.debounce_s,
             deadline_s=config.verifier.deadline_s,
@@ -196,7 +205,49 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             except Exception:
                 log.exception("error while cleaning up a failed start")
         raise
-    return Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads)
+    kiosk = Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display)
+    if hasattr(display, "connect"):
+        display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
+    return kiosk
+
+
+def technician_actions(kiosk: Kiosk):
+    """What the touchscreen's technician menu can do on this kiosk (each runs on a UI worker)."""
+    from sentinel import __version__
+    from ui.technician import TechnicianActions
+
+    config = kiosk.config
+    zh = config.device.language == "zh-CN"
+
+    def device_status() -> list[tuple[str, str]]:
+        source = kiosk.source
+        camera = "ok" if getattr(source, "healthy", True) else f"fault: {getattr(source, 'last_error', '') or '?'}"
+        return [
+            ("设备" if zh else "Device", config.device.id),
+            ("场所" if zh else "Site", f"{config.device.site_name} ({config.device.site_id})"),
+            ("版本" if zh else "Version", __version__),
+            ("摄像头" if zh else "Camera", camera),
+        ]
+
+    def network_status() -> list[tuple[str, str]]:
+        rows = [("服务" if zh else "Service", config.verifier.url)]
+        if kiosk.uploader is not None:
+            st = kiosk.uploader.status()
+            rows.append(("上传" if zh else "Uploads", st.state))
+            if st.last_error:
+                rows.append(("上次错误" if zh else "Last error", st.last_error))
+        return rows
+
+    def gate_test() -> list[tuple[str, str]]:
+        kiosk.gate.pulse()
+        return [("闸机" if zh else "Gate", "已开启一次" if zh else "pulsed once")]
+
+    return TechnicianActions(
+        device_status=device_status,
+        network_status=network_status,
+        gate_test=gate_test,
+        outbox_status=kiosk.outbox_status_lines,
+    )
 
 
 def open_outbox(config: SentinelConfig, *, recover: bool = True) -> Outbox:

@@ -302,7 +302,7 @@ class Pipeline:
             record = record.model_copy(update={"verdict": verdict.kind, "reason": verdict.reason})
             record_id = record.id if self._spill(record) else None
 
-        self._show(Screen.result(verdict, status, self._language, offline))
+        self._show(Screen.result(verdict, status, self._language, offline, now=wall_now))
         if verdict.kind == VerdictKind.PASS:
             self._gate.pulse()
         self._to_result(now)

@@ -1,15 +1,20 @@
 """What the screen should show, as data: the pipeline decides it, `ui/` draws it.
 
 Keeping the model here lets the core be tested without pygame, and lets every display backend
-(the pygame touchscreen, the console, none) show exactly the same thing.
+(the pygame touchscreen, the console, none) show exactly the same thing. Every text a person
+reads is decided here, in the configured language; `ui/` only lays it out, adds the status bar,
+the icons and the technician menu's own words.
+
+Colour is never the only signal: every screen also has an icon kind and a headline in words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
-from sentinel.health import HealthStatus
+from sentinel.health import HealthStatus, NatResult
 from sentinel.policy import Verdict, VerdictKind
 
 
@@ -23,45 +28,195 @@ class ScreenKind(StrEnum):
     FAULT = "fault"
 
 
+class Icon(StrEnum):
+    """The symbol drawn next to the words, so that a colour-blind person reads the verdict too."""
+
+    SCAN = "scan"  # a phone showing a code: "show your code"
+    CHECKING = "checking"  # a spinner
+    PASS = "pass"  # a tick
+    DENY = "deny"  # a cross
+    MANUAL = "manual"  # an exclamation mark
+    UNKNOWN = "unknown"  # a question mark
+    CAMERA = "camera"  # faults: the part that failed
+    NETWORK = "network"
+    GATE = "gate"
+    FAULT = "fault"  # a fault of no particular part
+
+
 _VERDICT_SCREEN = {
     VerdictKind.PASS: ScreenKind.PASS,
     VerdictKind.DENY: ScreenKind.DENY,
     VerdictKind.MANUAL_CHECK: ScreenKind.MANUAL_CHECK,
 }
 
-_PROMPTS = {
-    ScreenKind.IDLE: ("请出示健康码", "Show your health code"),
-    ScreenKind.CHECKING: ("正在核验…", "Checking…"),
+_DEFAULT_ICON = {
+    ScreenKind.IDLE: Icon.SCAN,
+    ScreenKind.CHECKING: Icon.CHECKING,
+    ScreenKind.PASS: Icon.PASS,
+    ScreenKind.DENY: Icon.DENY,
+    ScreenKind.MANUAL_CHECK: Icon.MANUAL,
+    ScreenKind.UNKNOWN_CODE: Icon.UNKNOWN,
+    ScreenKind.FAULT: Icon.FAULT,
 }
 
-_FAULTS = {
-    "camera": ("摄像头无画面，请联系工作人员", "Camera not delivering frames: please call staff"),
+#: (zh-CN, en) pairs; `_t` picks one
+_PROMPTS = {
+    ScreenKind.IDLE: ("请出示健康码", "Show your health code"),
+    ScreenKind.CHECKING: ("正在核验…", "Checking..."),
 }
+_PROMPT_HINTS = {
+    ScreenKind.CHECKING: ("已读取二维码，请稍候", "Code read, one moment"),
+}
+
+#: the headline of each verdict screen; the verdict's reason goes under it
+_HEADLINES = {
+    ScreenKind.PASS: ("请通行", "Please pass"),
+    ScreenKind.DENY: ("禁止通行", "Entry refused"),
+    ScreenKind.MANUAL_CHECK: ("请人工核验", "Staff will check"),
+    ScreenKind.UNKNOWN_CODE: ("无法识别", "Not recognised"),
+    ScreenKind.FAULT: ("设备故障", "Out of order"),
+}
+
+FAULTS: dict[str, tuple[str, str]] = {
+    "camera": ("摄像头无画面，请联系工作人员", "Camera not delivering frames: please call staff"),
+    "network": ("网络中断，无法核验，请联系工作人员", "Network down, cannot check: please call staff"),
+    "gate": ("闸机故障，请走人工通道", "Gate fault: please use the staffed lane"),
+}
+_GENERIC_FAULT = ("设备故障，请联系工作人员", "Device fault: please call staff")
+_FAULT_ICON = {"camera": Icon.CAMERA, "network": Icon.NETWORK, "gate": Icon.GATE}
+
+_NAT_RESULT = {
+    NatResult.NEGATIVE: ("阴性", "negative"),
+    NatResult.POSITIVE: ("阳性", "positive"),
+    NatResult.PENDING: ("待出结果", "pending"),
+}
+
+#: the offline banner: on a result decided offline, and on any screen while the network is down
+OFFLINE_DECISION = ("离线判定，记录将在联网后上传", "Decided offline: the record uploads later")
+OFFLINE_MODE = ("网络中断，离线模式", "Network down: offline mode")
+
+
+def _t(pair: tuple[str, str], language: str) -> str:
+    return pair[0] if language == "zh-CN" else pair[1]
+
+
+def other_language(language: str) -> str:
+    return "en" if language == "zh-CN" else "zh-CN"
+
+
+def nat_text(status: HealthStatus, now: datetime, language: str) -> str:
+    """'核酸阴性，20小时前' / 'NAT negative, 20 h ago'; empty for a status without a person."""
+    if not status.status.is_colour:
+        return ""
+    nat = status.nat
+    if nat is None:
+        return _t(("无核酸记录", "No NAT result"), language)
+    result = _t(_NAT_RESULT[nat.result], language)
+    age = _age_text(now - nat.sampled_at, language)
+    return f"核酸{result}，{age}" if language == "zh-CN" else f"NAT {result}, {age}"
+
+
+def _age_text(age: timedelta, language: str) -> str:
+    minutes = max(0, int(age.total_seconds() // 60))
+    zh = language == "zh-CN"
+    if minutes < 1:
+        return "刚刚" if zh else "just now"
+    if minutes < 60:
+        return f"{minutes}分钟前" if zh else f"{minutes} min ago"
+    hours = minutes // 60
+    if hours < 7 * 24:  # NAT windows are stated in hours (24/48/72): keep the same unit
+        return f"{hours}小时前" if zh else f"{hours} h ago"
+    days = hours // 24
+    return f"{days}天前" if zh else f"{days} d ago"
 
 
 @dataclass(frozen=True)
 class Screen:
     kind: ScreenKind
-    message: str  # the big line, in the configured language
+    message: str  # the main line, in the configured language (the reason, on a verdict)
     person: str = ""  # masked name only
-    nat: str = ""  # e.g. "核酸 阴性 20小时前" — filled by the UI from the status if it wants
-    offline: bool = False
+    nat: str = ""  # e.g. "核酸阴性，20小时前"
+    offline: bool = False  # the verdict was decided offline: the banner says so
+    title: str = ""  # the headline: "请通行", "禁止通行"…; empty on prompts
+    hint: str = ""  # a smaller line: the other language on idle, "please wait" when checking
+    time: str = ""  # when the verdict was made, local HH:MM:SS
+    icon: Icon | None = None  # None: the kind's usual icon
+    language: str = "zh-CN"
+    failed_part: str = ""  # on a fault screen: camera, network, gate…
+
+    @property
+    def icon_kind(self) -> Icon:
+        return self.icon or _DEFAULT_ICON[self.kind]
+
+    @property
+    def lines(self) -> list[str]:
+        """Every non-empty text, in reading order (for the console and for tests)."""
+        return [t for t in (self.title, self.message, self.person, self.nat, self.time, self.hint) if t]
 
     @staticmethod
     def prompt(kind: ScreenKind, language: str, offline: bool = False) -> "Screen":
-        zh, en = _PROMPTS[kind]
-        return Screen(kind, zh if language == "zh-CN" else en, offline=offline)
+        pair = _PROMPTS[kind]
+        if kind == ScreenKind.IDLE:
+            hint = _t(pair, other_language(language))  # the idle prompt is shown in both languages
+        else:
+            hint = _t(_PROMPT_HINTS[kind], language)
+        return Screen(kind, _t(pair, language), offline=offline, hint=hint, language=language)
 
     @staticmethod
-    def result(verdict: Verdict, status: HealthStatus, language: str, offline: bool) -> "Screen":
+    def result(
+        verdict: Verdict,
+        status: HealthStatus,
+        language: str,
+        offline: bool,
+        now: datetime | None = None,
+        tz: tzinfo | None = None,
+    ) -> "Screen":
+        """A verdict screen. `now` (timezone-aware; default: the current time) dates the NAT and
+        is shown as the check time, in `tz` (default: this machine's local time zone)."""
+        now = now or datetime.now(UTC)
+        kind = _VERDICT_SCREEN[verdict.kind]
         person = status.person.name_masked if status.person else ""
-        return Screen(_VERDICT_SCREEN[verdict.kind], verdict.text(language), person=person, offline=offline)
+        title = _t(_HEADLINES[kind], language)
+        message = verdict.text(language)
+        return Screen(
+            kind,
+            "" if message == title else message,
+            person=person,
+            nat=nat_text(status, now, language),
+            offline=offline,
+            title=title,
+            time=f"{now.astimezone(tz):%H:%M:%S}",
+            language=language,
+        )
 
     @staticmethod
     def unknown_code(verdict: Verdict, language: str) -> "Screen":
-        return Screen(ScreenKind.UNKNOWN_CODE, verdict.text(language))
+        return Screen(
+            ScreenKind.UNKNOWN_CODE,
+            verdict.text(language),
+            title=_t(_HEADLINES[ScreenKind.UNKNOWN_CODE], language),
+            hint=_t(_PROMPTS[ScreenKind.IDLE], language),
+            language=language,
+        )
 
     @staticmethod
     def fault(fault: str, language: str) -> "Screen":
-        zh, en = _FAULTS[fault]
-        return Screen(ScreenKind.FAULT, zh if language == "zh-CN" else en)
+        return Screen(
+            ScreenKind.FAULT,
+            _t(FAULTS.get(fault, _GENERIC_FAULT), language),
+            title=_t(_HEADLINES[ScreenKind.FAULT], language),
+            icon=_FAULT_ICON.get(fault, Icon.FAULT),
+            language=language,
+            failed_part=fault,
+        )
+
+
+@dataclass(frozen=True)
+class StatusBar:
+    """The strip along the top of every screen; the kiosk provides it, the display polls it."""
+
+    site_name: str = ""
+    online: bool | None = None  # None: not known yet (nothing shown)
+    outbox_depth: int | None = None  # records waiting for upload; None: not known
+    alarm: str = ""  # e.g. "摄像头故障": shown in the bar until cleared
+    time: datetime | None = None  # None: the display's own clock (local time)

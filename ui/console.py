@@ -1,12 +1,28 @@
-"""Console display: each screen change goes to the log. The pygame touchscreen replaces it on a kiosk."""
+"""Displays without pygame, and `open_display`, which picks the configured one.
+
+ConsoleDisplay logs each screen change (a kiosk without a screen, the tests); NoDisplay shows
+nothing. The touchscreen is `ui.pygame_display.PygameDisplay`, imported only when configured,
+so that `import ui.console` never loads pygame.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from sentinel.screens import Screen
+from sentinel.screens import Screen, StatusBar
+
+if TYPE_CHECKING:
+    from sentinel.config import DisplayConfig
+    from ui.technician import TechnicianActions
 
 log = logging.getLogger("ui.console")
+
+
+class DisplayError(RuntimeError):
+    """The configured display cannot be used (no screen, no CJK font); the message says why and
+    what to do. `sentinel run` reports it and exits instead of running blind."""
 
 
 class ConsoleDisplay:
@@ -16,11 +32,17 @@ class ConsoleDisplay:
     def show(self, screen: Screen) -> None:
         self.shown.append(screen)
         del self.shown[:-50]  # enough history for tests and debugging, bounded for a long run
+        words = " · ".join(t for t in (screen.title, screen.message) if t)
         extra = f" [{screen.person}]" if screen.person else ""
-        log.info("screen %s: %s%s%s", screen.kind.value, screen.message, extra, " (offline)" if screen.offline else "")
-
+        log.info("screen %s: %s%s%s", screen.kind.value, words, extra, " (offline)" if screen.offline else "")
 
     def preview(self, frame) -> None:
+        pass
+
+    def connect(self, **wiring: Any) -> None:
+        """Nothing to wire: no status bar, no technician menu, no window."""
+
+    def close(self) -> None:
         pass
 
 
@@ -31,6 +53,34 @@ class NoDisplay:
     def preview(self, frame) -> None:
         pass
 
+    def connect(self, **wiring: Any) -> None:
+        pass
 
-def open_display(kind: str):
-    return ConsoleDisplay() if kind == "console" else NoDisplay()
+    def close(self) -> None:
+        pass
+
+
+def open_display(
+    config: "DisplayConfig | str" = "console",
+    *,
+    language: str = "zh-CN",
+    site_name: str = "",
+    status: Callable[[], StatusBar] | None = None,
+    actions: "TechnicianActions | None" = None,
+    on_quit: Callable[[], None] | None = None,
+) -> Any:
+    """The display a config's `[display]` section names (or a bare type: "pygame", "console",
+    "none"). The pygame display is running when this returns; it raises DisplayError instead of
+    starting blind: no screen, or no CJK font (FontNotFoundError, which names the package).
+
+    `status` is polled once a second for the status bar, `actions` back the technician menu, and
+    `on_quit` is called when the window is closed (a desktop) so the kiosk can stop."""
+    from sentinel.config import DisplayConfig
+
+    if isinstance(config, str):
+        config = DisplayConfig(type=config)
+    if config.type == "pygame":
+        from ui.pygame_display import PygameDisplay
+
+        return PygameDisplay(config, language=language, site_name=site_name, status=status, actions=actions, on_quit=on_quit)
+    return ConsoleDisplay() if config.type == "console" else NoDisplay()

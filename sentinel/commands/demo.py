@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", choices=["zh-CN", "en"], default="zh-CN", help="screen language (default zh-CN)")
     parser.add_argument("--fps", type=float, default=10.0, help="replay frame rate (default 10)")
     parser.add_argument("--scenes", type=Path, default=ASSETS / "scenes", help="folder of camera scenes to replay")
+    parser.add_argument(
+        "--display", choices=["console", "pygame"], default="console", help="console (log lines) or pygame (a window, as on the kiosk)"
+    )
+    parser.add_argument("--size", default="800x480", help="window size for --display pygame: 800x480 (landscape) or 1080x1920 (pillar)")
 
 
 def demo_config(args: argparse.Namespace, state_dir: Path, service_url: str, token_file: Path) -> SentinelConfig:
@@ -53,8 +57,21 @@ def demo_config(args: argparse.Namespace, state_dir: Path, service_url: str, tok
         # The demo site: green passes, yellow goes to staff, NAT within 48 h.
         policy=PolicyConfig(allowed_colours=["green"], yellow="manual_check", nat_window_h=48, offline="deny"),
         gate=FakeGateConfig(pulse_s=1.0),
-        display=DisplayConfig(type="console", result_s=1.0),
+        display=_display(args),
     )
+
+
+#: the technician menu's PIN in the demo (hold the top-left corner for 3 s, or press F2)
+DEMO_PIN = "1234"
+
+
+def _display(args: argparse.Namespace) -> DisplayConfig:
+    if args.display == "console":
+        return DisplayConfig(type="console", result_s=1.0)
+    from ui.pin import hash_pin
+
+    width, _, height = args.size.partition("x")
+    return DisplayConfig(type="pygame", width=int(width), height=int(height), result_s=1.0, technician_pin_hash=hash_pin(DEMO_PIN))
 
 
 def _printer(as_json: bool, language: str):
@@ -90,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from sentinel.kiosk import build_kiosk
     from sentinel.service.seed import DEMO_DEVICE_TOKEN
     from sentinel.service.server import ReferenceServer
+    from ui.console import DisplayError
 
     if not args.verbose:
         # The check lines on stdout are the demo; -v shows every screen and call on stderr.
@@ -104,9 +122,15 @@ def run(args: argparse.Namespace) -> int:
             f.write(DEMO_DEVICE_TOKEN)
         with ReferenceServer(state_dir / "service.sqlite3", seed="demo") as server:
             config = demo_config(args, state_dir, server.url, token_file)
-            kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))
+            try:
+                kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))
+            except DisplayError as e:
+                print(f"sentinel demo: {e}", file=sys.stderr)
+                return 1
             if not args.json:
                 print(f"demo: {config.device.site_name}, service {server.url}, scenes {args.scenes}", file=sys.stderr)
+                if args.display == "pygame":
+                    print(f"demo: technician menu PIN {DEMO_PIN} (hold the top-left corner 3 s, or F2)", file=sys.stderr)
             try:
                 # a few seconds at the end for the uploader to deliver the last records
                 kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)

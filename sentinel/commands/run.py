@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hardware.camera import CameraError
     from sentinel.kiosk import build_kiosk
+    from ui.console import DisplayError
 
     try:
         config = load_config(args.config)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         kiosk = build_kiosk(config)
-    except (ClientError, CameraError, OSError) as e:
+    except (ClientError, CameraError, DisplayError, OSError) as e:
         print(f"sentinel: cannot start: {e}", file=sys.stderr)
         return 1
     log.info("kiosk running: device %s at site %s", config.device.id, config.device.site_id)

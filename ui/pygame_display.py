@@ -1,0 +1,465 @@
+"""The touchscreen: pygame, full screen on the Pi (KMSDRM, no X), a window on a desktop.
+
+Threads. pygame (SDL) must be used from one thread, and on KMSDRM that thread owns the screen;
+the kiosk loop must never wait for drawing. So the display runs its own render thread, which
+does everything pygame: it opens the screen, reads touch events, draws, plays sounds. The
+kiosk's calls (`show`, `preview`) only swap a reference under a lock and return. This keeps the
+kiosk loop on the thread that already runs it (the main thread, with its signal handlers) and
+asks nothing of `sentinel/kiosk.py` but to construct and close the display. (The one platform
+where SDL insists on the main thread is macOS, which is no target.)
+
+Each pass of the render loop: pump events (touch, mouse, keys), poll the technician menu and the
+sound queue, then redraw only if something visible changed — a new screen, a new camera frame
+while the camera view shows, the clock's second, the menu, the checking spinner — at most
+`display.fps` times a second. A verdict screen therefore costs one frame per second.
+
+Touch: SDL reports fingers normalised to 0..1 of the window and also synthesises mouse events
+from them; those carry `touch = True` and are dropped, so a tap counts once. A real mouse works
+too (a desktop, the demo). Holding the top-left corner for 3 s opens the technician menu (F2 on a
+keyboard); its PIN is checked against `display.technician_pin_hash`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sentinel.config import DisplayConfig
+from sentinel.screens import Screen, ScreenKind, StatusBar
+from ui.console import DisplayError
+from ui.fonts import FontSet, find_cjk_fonts
+from ui.pin import PinGate
+from ui.sound import SOUND_TEST, SoundPlayer
+from ui.strings import text as ui_text
+from ui.technician import CornerLongPress, InfoLines, MenuState, TechnicianActions, TechnicianMenu
+
+log = logging.getLogger("ui.display")
+
+#: drivers without windows: always full screen there
+FULLSCREEN_DRIVERS = {"kmsdrm", "fbcon", "directfb"}
+START_TIMEOUT_S = 20.0
+
+
+def to_logical(x: float, y: float, rotation: int, logical_size: tuple[int, int]) -> tuple[float, float]:
+    """A point on the panel (physical pixels) → the same point in the picture as drawn, for a
+    picture turned clockwise by `rotation` degrees onto the panel."""
+    lw, lh = logical_size
+    if rotation == 90:
+        return y, lh - 1 - x
+    if rotation == 180:
+        return lw - 1 - x, lh - 1 - y
+    if rotation == 270:
+        return lw - 1 - y, x
+    return x, y
+
+
+def pointer_event(event: Any, window_size: tuple[int, int]) -> tuple[str, float, float, Any] | None:
+    """(down | up | move, x, y, pointer id) in window pixels for a finger or a real mouse's left
+    button; None for anything else, including mouse events SDL synthesised from touch."""
+    import pygame
+
+    w, h = window_size
+    if event.type in (pygame.FINGERDOWN, pygame.FINGERUP, pygame.FINGERMOTION):
+        action = {pygame.FINGERDOWN: "down", pygame.FINGERUP: "up", pygame.FINGERMOTION: "move"}[event.type]
+        x = min(max(event.x, 0.0), 1.0) * (w - 1)
+        y = min(max(event.y, 0.0), 1.0) * (h - 1)
+        return action, x, y, ("finger", event.finger_id)
+    if event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION):
+        if getattr(event, "touch", False):
+            return None  # the same touch again, as a mouse: already handled as a finger
+        if event.type == pygame.MOUSEMOTION:
+            if not event.buttons[0]:
+                return None
+            return "move", event.pos[0], event.pos[1], "mouse"
+        if event.button != 1:
+            return None
+        return ("down" if event.type == pygame.MOUSEBUTTONDOWN else "up"), event.pos[0], event.pos[1], "mouse"
+    return None
+
+
+class _StatusPoller:
+    """Asks the kiosk's status provider once a second, off the render thread (it may read SQLite)."""
+
+    def __init__(self, provider: Callable[[], StatusBar] | None, fallback: StatusBar):
+        self.latest = fallback
+        self._provider = provider
+        self._stop = threading.Event()
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="ui-status", daemon=True)
+        if provider is not None:
+            self._thread.start()
+
+    def set_provider(self, provider: Callable[[], StatusBar]) -> None:
+        self._provider = provider
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.latest = self._provider()
+                self._failed = False
+            except Exception:
+                if not self._failed:
+                    log.exception("status bar provider failed (shown as before until it works again)")
+                self._failed = True
+            self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class PygameDisplay:
+    """The kiosk's display seam on pygame. `show` and `preview` may be called from any thread and
+    return at once; everything else happens on the render thread."""
+
+    def __init__(
+        self,
+        config: DisplayConfig | None = None,
+        *,
+        language: str = "zh-CN",
+        status: Callable[[], StatusBar] | None = None,
+        site_name: str = "",
+        actions: TechnicianActions | None = None,
+        on_quit: Callable[[], None] | None = None,
+        fonts: FontSet | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        start: bool = True,
+    ):
+        self.config = config or DisplayConfig(type="pygame")
+        self.language = language
+        self._fonts = fonts or find_cjk_fonts()  # fails here, in the caller, with the package to install
+        self._clock = clock
+        self.on_quit = on_quit
+        self._lock = threading.Lock()
+        self._screen = Screen.prompt(ScreenKind.IDLE, language)
+        self._screen_no = 0
+        self._frame: Any = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._status = _StatusPoller(status, StatusBar(site_name=site_name))
+        self._sound = SoundPlayer(language, volume=self.config.volume, mute=self.config.mute, voice=self.config.voice)
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ui-action")
+        self.menu = TechnicianMenu(
+            PinGate(self.config.technician_pin_hash, clock=clock),
+            self._menu_actions(actions or TechnicianActions()),
+            self._executor.submit,
+            language=language,
+            sound_test=self._sound_test,
+            clock=clock,
+        )
+        self.gesture = CornerLongPress()
+        self._flips: deque[float] = deque(maxlen=61)
+        self.frames_drawn = 0
+        self.draw_ms = 0.0
+        self.driver = ""
+        self.size = (0, 0)
+        self._thread = threading.Thread(target=self._run, name="ui-render", daemon=True)
+        if start:
+            self.start()
+
+    # --- the kiosk's side (any thread, never blocks) ----------------------------------------------
+
+    def show(self, screen: Screen) -> None:
+        with self._lock:
+            if screen is self._screen:
+                return
+            self._screen = screen
+            self._screen_no += 1
+        self._sound.request_for(screen)
+
+    def preview(self, frame: Any) -> None:
+        with self._lock:
+            self._frame = frame
+
+    def connect(
+        self,
+        *,
+        status: Callable[[], StatusBar] | None = None,
+        actions: TechnicianActions | None = None,
+        on_quit: Callable[[], None] | None = None,
+    ) -> None:
+        """Wire the kiosk in after both exist (the pipeline needs the display before the kiosk is
+        built): the status bar's provider, the technician menu's actions, what a closed window does."""
+        if status is not None:
+            self._status.set_provider(status)
+        if actions is not None:
+            self.menu.set_actions(self._menu_actions(actions))
+        if on_quit is not None:
+            self.on_quit = on_quit
+
+    def _menu_actions(self, actions: TechnicianActions) -> TechnicianActions:
+        return TechnicianActions(
+            device_status=self._with_display_info(actions.device_status),
+            network_status=actions.network_status,
+            gate_test=actions.gate_test,
+            outbox_status=actions.outbox_status,
+            reload_config=actions.reload_config,
+        )
+
+    @property
+    def current(self) -> Screen:
+        with self._lock:
+            return self._screen
+
+    @property
+    def fps(self) -> float:
+        """Frames actually drawn per second, over the last (up to) 60."""
+        flips = list(self._flips)
+        if len(flips) < 2 or flips[-1] == flips[0]:
+            return 0.0
+        return (len(flips) - 1) / (flips[-1] - flips[0])
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            self._stop.set()
+            raise DisplayError(f"the display did not start within {START_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            self.close()
+            raise DisplayError(_explain(self._error)) from self._error
+
+    def close(self) -> None:
+        self._stop.set()
+        self._status.close()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(5.0)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- technician actions the display does itself ------------------------------------------------
+
+    def _sound_test(self) -> InfoLines:
+        self._sound.request(SOUND_TEST, force=True)
+        lines = [(ui_text("sound", self.language), ui_text("sound_played", self.language))]
+        if self._sound.available is False:
+            lines = [(ui_text("sound", self.language), f"{ui_text('sound_off', self.language)}: {self._sound.problem}")]
+        elif self.config.mute:
+            lines.append(("", ui_text("sound_muted", self.language)))
+        lines.append((ui_text("volume", self.language), f"{self.config.volume:.0%}"))
+        return lines
+
+    def _with_display_info(self, device_status: Callable[[], InfoLines] | None) -> Callable[[], InfoLines]:
+        def status() -> InfoLines:
+            lines = list(device_status()) if device_status else []
+            w, h = self.size
+            lines.append(("显示" if self.language == "zh-CN" else "Display", f"{w}×{h} · {self.driver} · {self.fps:.0f} fps"))
+            return lines
+
+        return status
+
+    # --- the render thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._open()
+        except BaseException as e:  # reported to start(), in the caller's thread
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        failures = 0
+        try:
+            self._sound.open()
+            self._warm_up()
+            clock = self._pygame.time.Clock()
+            while not self._stop.is_set():
+                try:
+                    self._tick()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    if failures == 1:
+                        log.exception("display: drawing failed (retrying; the kiosk goes on)")
+                    time.sleep(0.2)
+                clock.tick(self.config.fps)
+        finally:
+            self._sound.close()
+            self._pygame.display.quit()
+
+    def _open(self) -> None:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        # Signals stay Python's: SDL must not turn SIGINT/SIGTERM into a window-close event.
+        os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+        import pygame
+
+        from ui.preview import Preview
+        from ui.render import Renderer
+
+        self._pygame = pygame
+        pygame.display.init()
+        self.driver = pygame.display.get_driver()
+        fullscreen = self.config.fullscreen or self.driver.lower() in FULLSCREEN_DRIVERS
+        turned = self.config.rotation in (90, 270)
+        if fullscreen:
+            window = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+            pygame.mouse.set_visible(False)
+        else:
+            w, h = self.config.width, self.config.height
+            if turned:
+                w, h = h, w
+            if self.driver.lower() in ("x11", "wayland", "windows", "cocoa"):
+                w, h = _fit_on_desktop(pygame, w, h)
+            window = pygame.display.set_mode((w, h), pygame.RESIZABLE)
+        pygame.display.set_caption("数字哨兵 · Digital sentinel")
+        self._fullscreen = fullscreen
+        self._renderer = Renderer(self._fonts)
+        self._preview = Preview(mirror=self.config.mirror_preview)
+        self._use_window(window)
+        self._drawn_key: tuple | None = None
+        self._drawn_frame: Any = None
+        self._pressed: tuple[Any, str | None] | None = None
+        log.info("display: %s %dx%d%s, fonts %s", self.driver, *self.size,
+                 " full screen" if fullscreen else "", self._fonts.describe())
+
+    def _warm_up(self) -> None:
+        """Draw every kind of screen once, unseen, so that the first verdict of the day does not
+        wait for icons and headlines to be rendered (on a Pi, tens of ms at 1080×1920)."""
+        from ui.samples import samples
+
+        started = time.perf_counter()
+        for sample in samples(self.language, technician=False):
+            if self._stop.is_set():
+                return
+            self._renderer.draw(self._canvas, sample.screen, sample.status, language=self.language)
+        self._drawn_key = None
+        log.debug("display: screens warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+
+    def _use_window(self, window) -> None:
+        self._window = window
+        pw, ph = window.get_size()
+        turned = self.config.rotation in (90, 270)
+        self.size = (ph, pw) if turned else (pw, ph)
+        self._canvas = window if self.config.rotation == 0 else self._pygame.Surface(self.size)
+        self._drawn_key = None
+
+    def _tick(self) -> None:
+        pygame = self._pygame
+        for event in pygame.event.get():
+            self._event(event)
+        now = self._clock()
+        if not self.menu.is_open and self.gesture.poll(now):
+            self.menu.open()
+        self.menu.poll()
+        self._sound.pump()
+        with self._lock:
+            screen, frame, screen_no = self._screen, self._frame, self._screen_no
+        status = self._status.latest
+        view = self.menu.view() if self.menu.is_open else None
+        camera_visible = (view is None and screen.kind == ScreenKind.IDLE) or (view is not None and view.state == MenuState.PREVIEW)
+        spinning = view is None and screen.kind == ScreenKind.CHECKING
+        key = (screen_no, int(time.time()), self.menu.changes, view, status)
+        if key == self._drawn_key and not spinning and not (camera_visible and frame is not self._drawn_frame):
+            return
+        started = time.perf_counter()
+        self._preview.frame = frame
+        self._renderer.draw(
+            self._canvas, screen, status, now=datetime.now(), preview=self._preview, menu=view,
+            phase=int(now * 12) % 12, language=self.language,
+        )
+        if self.config.rotation:
+            self._window.blit(pygame.transform.rotate(self._canvas, -self.config.rotation), (0, 0))
+        pygame.display.flip()
+        self._drawn_key, self._drawn_frame = key, frame
+        self.frames_drawn += 1
+        self._flips.append(time.perf_counter())
+        self.draw_ms = 0.9 * self.draw_ms + 0.1 * (time.perf_counter() - started) * 1000 if self.draw_ms else (time.perf_counter() - started) * 1000
+
+    # --- input -------------------------------------------------------------------------------------
+
+    def _event(self, event) -> None:
+        pygame = self._pygame
+        if event.type == pygame.QUIT:
+            self._quit()
+            return
+        if event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED) and not self._fullscreen:
+            self._use_window(pygame.display.get_surface())
+            return
+        if event.type == pygame.KEYDOWN:
+            self._key(event)
+            return
+        pointer = pointer_event(event, self._window.get_size())
+        if pointer is not None:
+            action, x, y, pid = pointer
+            x, y = to_logical(x, y, self.config.rotation, self.size)
+            self.handle_pointer(action, x, y, pid)
+
+    def handle_pointer(self, action: str, x: float, y: float, pid: Any = "mouse") -> None:
+        """One finger or mouse step in picture pixels (the render thread calls this; tests too)."""
+        if action == "down":
+            if self._pressed is not None and self._pressed[0] != pid:
+                return  # a second finger while the first is down: ignored
+            self.gesture.down(x, y, self._clock(), self.size)
+            self._pressed = (pid, self._hit(x, y))
+        elif action == "move":
+            if self._pressed is not None and self._pressed[0] == pid:
+                self.gesture.move(x, y)
+        elif action == "up":
+            if self._pressed is None or self._pressed[0] != pid:
+                return
+            pressed_button = self._pressed[1]
+            self._pressed = None
+            self.gesture.up()
+            if self.menu.is_open and pressed_button is not None and self._hit(x, y) == pressed_button:
+                self.menu.press(pressed_button)
+
+    def _hit(self, x: float, y: float) -> str | None:
+        if not self.menu.is_open:
+            return None
+        for button, box in self._renderer.hits.items():
+            if box.hit(x, y):
+                return button
+        return None
+
+    def _key(self, event) -> None:
+        pygame = self._pygame
+        if event.key == pygame.K_F2 and not self.menu.is_open:
+            self.menu.open()
+        elif event.key == pygame.K_ESCAPE:
+            if self.menu.is_open:
+                self.menu.close()
+            elif not self._fullscreen:
+                self._quit()
+        elif self.menu.is_open and self.menu.state == MenuState.PIN:
+            if event.unicode and event.unicode.isdigit():
+                self.menu.press(f"digit:{event.unicode}")
+            elif event.key == pygame.K_BACKSPACE:
+                self.menu.press("back")
+            elif event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+                self.menu.press("ok")
+
+    def _quit(self) -> None:
+        log.info("display: window closed")
+        if self.on_quit is not None:
+            self.on_quit()
+
+
+def _fit_on_desktop(pygame, w: int, h: int) -> tuple[int, int]:
+    """A window larger than the desktop (a 1080×1920 pillar layout on a laptop) is shrunk to fit,
+    keeping its shape, so the layout stays the one asked for."""
+    try:
+        desktop_w, desktop_h = pygame.display.get_desktop_sizes()[0]
+    except (pygame.error, IndexError, AttributeError):
+        return w, h
+    scale = min(1.0, desktop_w * 0.95 / w, desktop_h * 0.9 / h)
+    if scale < 1.0 and desktop_w > 0 and desktop_h > 0:
+        log.info("display: a %dx%d window does not fit the %dx%d desktop; shrunk to %.0f %%", w, h, desktop_w, desktop_h, scale * 100)
+        return max(160, int(w * scale)), max(120, int(h * scale))
+    return w, h
+
+
+def _explain(error: BaseException) -> str:
+    message = str(error) or type(error).__name__
+    hint = (
+        "no screen for pygame: on the Pi run the kiosk on the console (the systemd unit's TTYPath=/dev/tty1 "
+        "with PAMName=login) or under a desktop; for a headless test set SDL_VIDEODRIVER=dummy; "
+        "or set display.type = \"console\""
+    )
+    return f"cannot open the display ({message}); {hint}"

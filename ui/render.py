@@ -1,0 +1,411 @@
+"""Drawing one frame: a Screen, the status bar, the camera view and the technician menu.
+
+`Renderer.draw` is a pure function of its inputs onto a pygame Surface, so the kiosk's render
+thread, `sentinel screens` and the tests all draw exactly the same pixels. Text is fitted into
+its box (wrapped, shrunk, and at worst cut with "…"); every piece of text drawn is logged with
+its box in `Renderer.drawn`, which is how the tests prove nothing spills out.
+
+Rendered text, fitted layouts and icons are cached, so a frame that only has a new camera image
+costs a fill, a scaled blit and a handful of cached blits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pygame  # noqa: E402
+import pygame.freetype  # noqa: E402
+
+from sentinel.screens import OFFLINE_DECISION, OFFLINE_MODE, Screen, ScreenKind, StatusBar  # noqa: E402
+from ui.fonts import FontSet, find_cjk_fonts  # noqa: E402
+from ui.icons import icon_surface  # noqa: E402
+from ui.layout import STYLES, Box, Layout  # noqa: E402
+from ui.strings import text as ui_text  # noqa: E402
+from ui.technician import MenuState, MenuView  # noqa: E402
+from ui.text import Fit, fit_text  # noqa: E402
+
+Colour = tuple[int, int, int]
+_REFERENCE_SIZE = 100  # px: text widths are measured once at this size and scaled
+WHITE: Colour = (255, 255, 255)
+BLACK: Colour = (0, 0, 0)
+INK: Colour = (26, 26, 26)
+AMBER: Colour = (255, 179, 0)
+GREEN_DOT: Colour = (76, 217, 100)
+
+
+@dataclass(frozen=True)
+class Theme:
+    bg: Colour
+    fg: Colour  # headline and main text
+    soft: Colour  # secondary text
+    disc: Colour | None  # the circle behind the icon
+    ink: Colour  # the icon itself
+
+
+THEMES: dict[ScreenKind, Theme] = {
+    ScreenKind.IDLE: Theme((11, 29, 51), WHITE, (172, 196, 222), None, WHITE),
+    ScreenKind.CHECKING: Theme((13, 71, 161), WHITE, (200, 220, 245), None, WHITE),
+    ScreenKind.PASS: Theme((0, 128, 60), WHITE, (220, 245, 228), WHITE, (0, 128, 60)),
+    ScreenKind.DENY: Theme((200, 30, 30), WHITE, (255, 226, 226), WHITE, (200, 30, 30)),
+    ScreenKind.MANUAL_CHECK: Theme((255, 193, 7), INK, (70, 54, 0), INK, (255, 193, 7)),
+    ScreenKind.UNKNOWN_CODE: Theme((69, 90, 100), WHITE, (214, 222, 226), WHITE, (69, 90, 100)),
+    ScreenKind.FAULT: Theme((38, 50, 56), WHITE, (207, 216, 220), AMBER, (38, 50, 56)),
+}
+STATUS_BG: Colour = (16, 20, 24)
+STATUS_FG: Colour = (236, 239, 241)
+MENU_BG: Colour = (28, 32, 38)
+BUTTON_BG: Colour = (58, 68, 82)
+BUTTON_OFF: Colour = (40, 45, 52)
+BUTTON_FG: Colour = WHITE
+PREVIEW_EMPTY: Colour = (24, 44, 68)
+
+
+@dataclass(frozen=True)
+class DrawnText:
+    role: str
+    text: str
+    ink: Box  # where the glyphs are
+    box: Box  # the box they had to stay in
+    truncated: bool
+    size: int  # font size in px
+
+
+def _box(rect: pygame.Rect) -> Box:
+    return Box(rect.x, rect.y, rect.w, rect.h)
+
+
+class Renderer:
+    def __init__(self, fonts: FontSet | None = None):
+        if not pygame.freetype.get_init():
+            pygame.freetype.init()
+        fonts = fonts or find_cjk_fonts()
+        self.fonts = fonts
+        self._regular = pygame.freetype.Font(fonts.regular.path, 24, font_index=fonts.regular.index)
+        self._bold = (
+            pygame.freetype.Font(fonts.bold.path, 24, font_index=fonts.bold.index) if fonts.bold else self._regular
+        )
+        self._synthetic_bold = fonts.bold is None
+        for font in (self._regular, self._bold):
+            font.antialiased = True
+            font.pad = False
+        self.drawn: list[DrawnText] = []
+        self.hits: dict[str, Box] = {}  # technician menu buttons of the last frame
+        self._cached_text = lru_cache(maxsize=1024)(self._render_text)
+        self._cached_fit = lru_cache(maxsize=2048)(self._fit)
+        self._cached_reference_width = lru_cache(maxsize=8192)(self._reference_width)
+
+    # --- text ------------------------------------------------------------------------------------
+
+    def _font(self, bold: bool) -> tuple[pygame.freetype.Font, int]:
+        style = pygame.freetype.STYLE_STRONG if bold and self._synthetic_bold else pygame.freetype.STYLE_DEFAULT
+        return (self._bold if bold else self._regular), style
+
+    def measure(self, text: str, size: int, bold: bool = False) -> int:
+        font, style = self._font(bold)
+        return font.get_rect(text, style=style, size=size).width if text else 0
+
+    def _render_text(self, text: str, size: int, colour: Colour, bold: bool) -> tuple[pygame.Surface, pygame.Rect]:
+        font, style = self._font(bold)
+        return font.render(text, colour, style=style, size=size)
+
+    def _reference_width(self, text: str, bold: bool) -> int:
+        return self.measure(text, _REFERENCE_SIZE, bold)
+
+    def _fit(self, text: str, w: int, h: int, role: str, short: int, cap: int | None) -> Fit:
+        """Searching for the size measures the text at many sizes, and FreeType loads the glyphs
+        anew at each one (65 µs a call): so the search estimates widths from one reference size
+        (text width grows in proportion to size, give or take hinting, hence the 2 % margin), and
+        only the answer is measured exactly; should it not fit after all, the exact search runs."""
+        style = STYLES[role]
+        top = max(1, round(short * style.max_frac))
+        sizes = {"max_size": min(top, cap) if cap else top, "min_size": max(1, round(short * style.min_frac)),
+                 "max_lines": style.max_lines}
+
+        def estimate(t: str, size: int) -> int:
+            return math.ceil(self._cached_reference_width(t, style.bold) * size / _REFERENCE_SIZE * 1.02) + 1
+
+        fit = fit_text(text, w, h, estimate, **sizes)
+        if any(self.measure(line, fit.size, style.bold) > w for line in fit.lines):
+            fit = fit_text(text, w, h, lambda t, size: self.measure(t, size, style.bold), **sizes)
+        return fit
+
+    def text(
+        self, surface: pygame.Surface, text: str, box: Box, role: str, colour: Colour, short: int,
+        align: str = "left", valign: str = "center", cap: int | None = None, fit: Fit | None = None,
+    ) -> Box | None:
+        """Fit `text` into `box` (no larger than `cap` px) and draw it; returns the ink's bounding box."""
+        if not text or box.w <= 0 or box.h <= 0:
+            return None
+        bold = STYLES[role].bold
+        fit = fit or self._cached_fit(text, box.w, box.h, role, short, cap)
+        block = len(fit.lines) * fit.line_height
+        top = box.y + {"top": 0, "center": (box.h - block) // 2, "bottom": box.h - block}[valign]
+        ink_all: pygame.Rect | None = None
+        for i, line in enumerate(fit.lines):
+            if not line:
+                continue
+            surf, rect = self._cached_text(line, fit.size, colour, bold)
+            baseline = top + i * fit.line_height + round(fit.size * 1.02)
+            x = {"left": box.x, "center": box.x + (box.w - rect.w) // 2, "right": box.right - rect.w}[align]
+            ink = pygame.Rect(x, baseline - rect.y, rect.w, rect.h)
+            ink.clamp_ip(pygame.Rect(box))  # a glyph poking a pixel past the line box stays inside
+            surface.blit(surf, ink)
+            ink_all = ink if ink_all is None else ink_all.union(ink)
+        if ink_all is None:
+            return None
+        self.drawn.append(DrawnText(role, text, _box(ink_all), box, fit.truncated, fit.size))
+        return _box(ink_all)
+
+    # --- one frame -------------------------------------------------------------------------------
+
+    def draw(
+        self,
+        surface: pygame.Surface,
+        screen: Screen,
+        status: StatusBar,
+        *,
+        now: datetime | None = None,
+        preview: Callable[[Box], pygame.Surface | None] | None = None,
+        menu: MenuView | None = None,
+        phase: int = 0,
+        language: str | None = None,
+    ) -> None:
+        """Draw everything. `preview(box)` gives the camera image scaled to the box (or None);
+        `phase` (0..11) turns the checking spinner; `language` is the chrome's (default: the screen's)."""
+        layout = Layout(*surface.get_size())
+        language = language or screen.language
+        self.drawn = []
+        self.hits = {}
+        if menu is not None and menu.state != MenuState.CLOSED:
+            surface.fill(MENU_BG)
+            self._menu(surface, layout, menu, preview, language)
+        else:
+            banner = self._banner_text(screen, status)
+            theme = THEMES[screen.kind]
+            surface.fill(theme.bg)
+            if banner:
+                self._banner(surface, layout, banner)
+            if screen.kind == ScreenKind.IDLE:
+                self._idle(surface, layout, screen, theme, bool(banner), preview)
+            else:
+                self._result(surface, layout, screen, theme, bool(banner), phase, language)
+        self._status_bar(surface, layout, status, now, language)
+
+    @staticmethod
+    def _banner_text(screen: Screen, status: StatusBar) -> str:
+        language = screen.language
+        if screen.offline:
+            return OFFLINE_DECISION[0] if language == "zh-CN" else OFFLINE_DECISION[1]
+        if status.online is False:
+            return OFFLINE_MODE[0] if language == "zh-CN" else OFFLINE_MODE[1]
+        return ""
+
+    def _banner(self, surface, layout: Layout, text: str) -> None:
+        box = layout.banner()
+        surface.fill(AMBER, pygame.Rect(box))
+        m = layout.margin
+        side = round(box.h * 0.72)
+        gap = max(4, m // 2)
+        if layout.portrait:  # icon and words centred together
+            inset = m + side + gap
+            ink = self.text(surface, text, Box(box.x + inset, box.y, box.w - 2 * inset, box.h), "banner", INK, layout.short, align="center")
+        else:
+            ink = self.text(surface, text, Box(box.x + m + side + gap, box.y, box.w - 2 * m - side - gap, box.h), "banner", INK, layout.short)
+        x = (ink.x if ink else box.x + m + side + gap) - gap - side
+        surface.blit(icon_surface("warning", side, INK, AMBER), (x, box.y + (box.h - side) // 2))
+
+    # --- idle: camera view, framing guide, prompt --------------------------------------------------
+
+    def _idle(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, preview) -> None:
+        boxes = layout.idle(banner)
+        pbox = boxes["preview"]
+        image = preview(pbox) if preview else None
+        if image is not None:
+            surface.blit(image, (pbox.x, pbox.y))
+        else:
+            surface.fill(PREVIEW_EMPTY, pygame.Rect(pbox))
+        self._framing_guide(surface, pbox, layout)
+        icon = boxes["icon"]
+        surface.blit(icon_surface(screen.icon_kind.value, icon.w, theme.ink, theme.bg), (icon.x, icon.y))
+        align = "center" if layout.portrait else "left"
+        self.text(surface, screen.message, boxes["prompt"], "prompt", theme.fg, layout.short, align=align)
+        self.text(surface, screen.hint, boxes["hint"], "hint", theme.soft, layout.short, align=align,
+                  valign="top" if not layout.portrait else "center")
+
+    @staticmethod
+    def _framing_guide(surface, box: Box, layout: Layout) -> None:
+        """Corner brackets round the middle of the view: where the phone's code should be."""
+        side = round(min(box.w, box.h) * 0.7)
+        x0, y0 = box.x + (box.w - side) // 2, box.y + (box.h - side) // 2
+        arm = side // 4
+        width = max(3, layout.px(0.012))
+        for colour, w in ((BLACK, width + 4), (WHITE, width)):
+            for cx, cy, dx, dy in ((x0, y0, 1, 1), (x0 + side, y0, -1, 1), (x0, y0 + side, 1, -1), (x0 + side, y0 + side, -1, -1)):
+                pygame.draw.line(surface, colour, (cx, cy), (cx + dx * arm, cy), w)
+                pygame.draw.line(surface, colour, (cx, cy), (cx, cy + dy * arm), w)
+        pygame.draw.rect(surface, (90, 110, 130), pygame.Rect(box), 1)
+
+    # --- verdicts, checking, unknown, faults --------------------------------------------------------
+
+    def _result(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, phase: int, language: str) -> None:
+        if screen.kind == ScreenKind.CHECKING:
+            rows = [("title", screen.message), ("hint", screen.hint)]
+        else:
+            time_text = ui_text("checked_at", screen.language, t=screen.time) if screen.time else ""
+            rows = [
+                ("title", screen.title), ("message", screen.message), ("person", screen.person),
+                ("nat", screen.nat), ("time", time_text), ("hint", screen.hint),
+            ]
+        rows = [(role, value) for role, value in rows if value]
+        boxes = layout.result(banner, [role for role, _ in rows])
+        icon = boxes["icon"]
+        surface.blit(
+            icon_surface(screen.icon_kind.value, icon.w, theme.ink if theme.disc else theme.fg, theme.bg, theme.disc, phase % 12),
+            (icon.x, icon.y),
+        )
+        align = "center" if layout.portrait else "left"
+        colours = {"title": theme.fg, "message": theme.fg, "person": theme.fg, "nat": theme.fg, "time": theme.soft, "hint": theme.soft}
+        if not rows:
+            return
+        # Each row is sized in its share of the column, then the rows are stacked as one block,
+        # centred: no holes between the headline and the reason.
+        short = layout.short
+        fits = [self._cached_fit(value, boxes[role].w, boxes[role].h, role, short, None) for role, value in rows]
+        heights = [len(fit.lines) * fit.line_height for fit in fits]
+        top, bottom = boxes[rows[0][0]].y, boxes[rows[-1][0]].bottom
+        spare = (bottom - top) - sum(heights)
+        gap = max(0, min(layout.px(0.025), spare // max(1, len(rows) - 1)))
+        y = top + max(0, spare - gap * (len(rows) - 1)) // 2
+        for (role, value), fit, h in zip(rows, fits, heights):
+            box = boxes[role]
+            self.text(surface, value, Box(box.x, y, box.w, h), role, colours[role], short, align=align, fit=fit)
+            y += h + gap
+
+    # --- status bar ------------------------------------------------------------------------------
+
+    def _status_bar(self, surface, layout: Layout, status: StatusBar, now: datetime | None, language: str) -> None:
+        """Right to left at their natural widths: time, outbox depth, online; the site name and an
+        alarm share what is left (and are shortened with "…" when it is not enough)."""
+        bar = layout.status_bar
+        surface.fill(STATUS_BG, pygame.Rect(bar))
+        short = layout.short
+        m = layout.margin
+        size = min(round(short * STYLES["status"].max_frac), round(bar.h * 0.5))
+        icon_side = round(size * 1.05)
+        gap = max(4, icon_side // 3)
+        when = status.time or now or datetime.now()
+        items: list[tuple[str, str, pygame.Surface | None, Colour]] = [
+            ("status_bold", f"{when:%H:%M:%S}", None, STATUS_FG),
+        ]
+        if status.online is True:
+            items.append(("status", ui_text("online", language), icon_surface("online", icon_side, GREEN_DOT, STATUS_BG), STATUS_FG))
+        elif status.online is False:
+            items.append(("status", ui_text("offline", language), icon_surface("warning", icon_side, AMBER, STATUS_BG), AMBER))
+        if status.outbox_depth is not None:
+            items.append(("status", ui_text("outbox", language, n=status.outbox_depth), icon_surface("upload", icon_side, STATUS_FG, STATUS_BG), STATUS_FG))
+        x = bar.right - m
+        limit = bar.x + round(bar.w * 0.3)  # the right side never takes more than 70 % of the bar
+        for role, words, icon, colour in items:
+            w = self.measure(words, size, STYLES[role].bold) + 2
+            w = min(w, x - limit - (icon_side + gap if icon else 0))
+            if w <= 0:
+                break
+            x -= w
+            self.text(surface, words, Box(x, bar.y, w, bar.h), role, colour, short, align="right", cap=size)
+            if icon is not None:
+                x -= icon_side + gap
+                surface.blit(icon, (x, bar.y + (bar.h - icon_side) // 2))
+            x -= 2 * gap
+        left = Box(bar.x + m, bar.y, max(0, x - bar.x - m - gap), bar.h)
+        if status.alarm:  # the alarm first, at its natural width; the site name gets the rest
+            alarm_w = min(left.w - icon_side - gap, self.measure(status.alarm, size) + 2)
+            site_w = left.w - alarm_w - icon_side - 3 * gap if status.site_name else 0
+            if site_w < left.w * 0.2:
+                site_w = 0
+                alarm_w = left.w - icon_side - gap
+            if site_w:
+                self.text(surface, status.site_name, Box(left.x, left.y, site_w, left.h), "status", STATUS_FG, short, cap=size)
+                site_w += 2 * gap
+            surface.blit(icon_surface("warning", icon_side, AMBER, STATUS_BG), (left.x + site_w, left.y + (left.h - icon_side) // 2))
+            alarm_x = left.x + site_w + icon_side + gap
+            self.text(surface, status.alarm, Box(alarm_x, left.y, alarm_w, left.h), "status", AMBER, short, cap=size)
+        elif status.site_name:
+            self.text(surface, status.site_name, left, "status", STATUS_FG, short, cap=size)
+
+    # --- technician menu -----------------------------------------------------------------------------
+
+    def _button(self, surface, layout: Layout, box: Box, label: str, enabled: bool = True, role: str = "button") -> None:
+        pygame.draw.rect(surface, BUTTON_BG if enabled else BUTTON_OFF, pygame.Rect(box), border_radius=layout.px(0.02))
+        pad = max(4, layout.px(0.015))
+        self.text(surface, label, box.inset(pad), role, BUTTON_FG if enabled else (120, 126, 134), layout.short, align="center")
+
+    def _menu(self, surface, layout: Layout, menu: MenuView, preview, language: str) -> None:
+        short = layout.short
+        if menu.state == MenuState.PIN:
+            boxes = layout.pin_pad()
+            self.text(surface, menu.title, boxes["title"], "menu_title", WHITE, short)
+            dots = boxes["dots"]
+            n = max(4, menu.pin_digits)
+            r = round(dots.h * 0.18)
+            step = r * 3
+            x0 = dots.x + (dots.w - (n - 1) * step) // 2
+            for i in range(n):
+                centre = (x0 + i * step, dots.y + dots.h // 2)
+                pygame.draw.circle(surface, WHITE, centre, r, 0 if i < menu.pin_digits else max(2, r // 4))
+            if menu.message:
+                self.text(surface, menu.message, boxes["message"], "info", AMBER if menu.message_is_error else STATUS_FG, short, align="center")
+            for i, button in enumerate(b for b in menu.buttons if b.id != "cancel"):
+                box = boxes[f"key{i}"]
+                self._button(surface, layout, box, button.label, button.enabled and not menu.busy, role="pin" if button.id.startswith("digit:") else "button")
+                self.hits[button.id] = box
+            self._button(surface, layout, boxes["cancel"], ui_text("cancel", language))
+            self.hits["cancel"] = boxes["cancel"]
+        elif menu.state == MenuState.MENU:
+            boxes = layout.menu(len(menu.buttons))
+            self.text(surface, menu.title, boxes["title"], "menu_title", WHITE, short)
+            for i, button in enumerate(menu.buttons):
+                box = boxes[f"button{i}"]
+                self._button(surface, layout, box, button.label, button.enabled)
+                self.hits[button.id] = box
+            info = boxes["info"]
+            pygame.draw.rect(surface, (16, 19, 23), pygame.Rect(info), border_radius=layout.px(0.015))
+            inner = info.inset(layout.margin)
+            row_h = layout.px(0.07)
+            rows = ([("__title__", menu.info_title)] if menu.info_title else []) + list(menu.info)
+            label_w = round(inner.w * (0.3 if layout.portrait else 0.26))
+            y = inner.y
+            for label, value in rows:
+                if y + row_h > inner.bottom:
+                    break
+                if label == "__title__":
+                    self.text(surface, value, Box(inner.x, y, inner.w, row_h), "menu_title", AMBER, short)
+                    y += row_h
+                    continue
+                x = inner.x + label_w if label else inner.x
+                room = Box(x, y, inner.right - x, min(2 * row_h, inner.bottom - y))  # a long value takes two lines
+                fit = self._cached_fit(value, room.w, room.h, "info", short, None)
+                h = max(row_h, len(fit.lines) * fit.line_height)
+                self.text(surface, value, Box(room.x, y, room.w, h), "info", WHITE, short, fit=fit)
+                if label:
+                    self.text(surface, label, Box(inner.x, y, label_w - layout.margin // 2, row_h), "info", (170, 180, 190), short)
+                y += h
+        elif menu.state == MenuState.PREVIEW:
+            boxes = layout.menu_preview()
+            pbox = boxes["preview"]
+            image = preview(pbox) if preview else None
+            if image is not None:
+                surface.blit(image, (pbox.x, pbox.y))
+            else:
+                surface.fill(PREVIEW_EMPTY, pygame.Rect(pbox))
+            self._framing_guide(surface, pbox, layout)
+            info = getattr(preview, "info", None)
+            words = ui_text("preview_info", language, **info) if info else ui_text("preview_none", language)
+            self.text(surface, words, boxes["info"], "info", WHITE, short, align="center")
+            self.hits["back"] = layout.content(False)
