@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Sets up a digital sentinel.
 #
-#   ./install.sh --dev      developer or CI machine (Debian/Ubuntu): apt packages, ./.venv, the
-#                           project installed editable with its dev extras.
-#   sudo ./install.sh       Raspberry Pi OS (Bookworm/Trixie): comes with the deployment issue;
-#                           until then it says so and changes nothing.
+#   ./install.sh --dev       developer or CI machine (Debian/Ubuntu): apt packages, ./.venv, the
+#                            project installed editable with its dev extras.
+#   sudo ./install.sh        Raspberry Pi OS (Bookworm/Trixie): apt packages, a venv in /opt/sentinel
+#                            (--system-site-packages), config in /etc/sentinel, the systemd unit.
+#        [--profile pillar|handheld]  config to start from (default pillar; kept if present)
+#        [--uninstall] [--dry-run: print, change nothing] [--root DIR: install into a fake root]
 #
 # A second run checks what is there and changes nothing (a stamp in .venv records what was
 # installed). A failure leaves no half-made venv behind.
@@ -22,24 +24,32 @@ say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-mode=""
+mode=pi
+action=install
 skip_apt=0
-for arg in "$@"; do
+dry_run=0
+fake_root=""
+profile=pillar
+while [ $# -gt 0 ]; do
+    arg="$1"; shift
     case "$arg" in
         --dev) mode=dev ;;
         --skip-apt) skip_apt=1 ;;
+        --uninstall) action=uninstall ;;
+        --dry-run) dry_run=1 ;;
+        --root) [ $# -gt 0 ] || die "--root needs a directory"; fake_root="$1"; shift ;;
+        --root=*) fake_root="${arg#--root=}" ;;
+        --profile) [ $# -gt 0 ] || die "--profile needs a name (pillar, handheld)"; profile="$1"; shift ;;
+        --profile=*) profile="${arg#--profile=}" ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $arg" ;;
     esac
 done
 
-if [ -z "$mode" ]; then
-    usage >&2
-    die "the Raspberry Pi install is not written yet; for a developer or CI machine run: ./install.sh --dev"
-fi
+# --- developer / CI machine ------------------------------------------------------------------
 
 install_apt_packages() {
     [ "$skip_apt" = 1 ] && { say "skipping apt (--skip-apt): make sure ${apt_packages[*]} are installed"; return; }
@@ -88,7 +98,8 @@ make_venv() {
     fi
     say "installing the project and its dev extras into $venv (pip log: /tmp/sentinel-pip.log)"
     if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
-           && "$venv/bin/python" -m pip install --disable-pip-version-check -e "$here[dev]"; } >/tmp/sentinel-pip.log 2>&1; then
+           && "$venv/bin/python" -m pip install --disable-pip-version-check -e "$here[dev]" \
+           && "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps "face_recognition==1.3.0"; } >/tmp/sentinel-pip.log 2>&1; then
         tail -n 5 /tmp/sentinel-pip.log >&2 || true
         [ "$fresh" = 1 ] && rm -rf "$venv"
         rm -f "$stamp"
@@ -98,5 +109,415 @@ make_venv() {
     say "ready: $venv/bin/sentinel"
 }
 
-install_apt_packages
-make_venv
+if [ "$mode" = dev ]; then
+    install_apt_packages
+    make_venv
+    exit 0
+fi
+
+# --- Raspberry Pi OS ---------------------------------------------------------------------------
+#
+# Everything the deployment touches, relative to the root ("" on the Pi, DIR with --root):
+root="${fake_root%/}"
+prefix=/opt/sentinel
+venv_dir="$prefix/venv"
+etc_dir=/etc/sentinel
+config_file="$etc_dir/sentinel.toml"
+token_file="$etc_dir/device-token"
+unit_file=/etc/systemd/system/sentinel.service
+sysusers_file=/etc/sysusers.d/sentinel.conf
+tmpfiles_file=/etc/tmpfiles.d/sentinel.conf
+bin_link=/usr/local/bin/sentinel
+state_dir=/var/lib/sentinel
+pi_stamp="$venv_dir/.sentinel-install-stamp"
+constraints_file="$prefix/constraints.txt"
+boot_begin="# >>> sentinel: GPIO levels from power-on (written by install.sh; do not edit by hand)"
+boot_end="# <<< sentinel"
+
+# pyproject dependencies that Raspberry Pi OS provides through apt (pip names): numpy and Pillow
+# must be apt's (picamera2, OpenCV and pygame are built against them), the rest simply are there.
+apt_python=(numpy pillow requests pyzbar)
+
+# With --root, commands that change the system are printed, not run: a fake root has no package
+# database, no systemd and no venv to speak of. --dry-run prints file changes too.
+[ -n "$root" ] && dry_commands=1 || dry_commands=$dry_run
+
+R() { printf '%s%s' "$root" "$1"; }
+
+run() {
+    if [ "$dry_commands" = 1 ]; then
+        local quoted; printf -v quoted '%q ' "$@"
+        say "would run: ${quoted% }"
+        return 0
+    fi
+    "$@"
+}
+
+# Apply a file change only when not in --dry-run; the message says what happens either way.
+change() {
+    local what="$1"; shift
+    if [ "$dry_run" = 1 ]; then
+        say "would $what"
+        return 0
+    fi
+    say "$what"
+    "$@"
+}
+
+os_release_value() {
+    local file; file="$(R /etc/os-release)"
+    [ -f "$file" ] || { echo ""; return; }
+    (. "$file" && eval "printf '%s' \"\${$1:-}\"")
+}
+
+board_model() {
+    local f
+    for f in /proc/device-tree/model /sys/firmware/devicetree/base/model; do
+        [ -r "$(R "$f")" ] && { tr -d '\0' <"$(R "$f")"; return; }
+    done
+    echo ""
+}
+
+boot_config_txt() {
+    # Bookworm and later: /boot/firmware/config.txt; older images: /boot/config.txt
+    if [ -f "$(R /boot/firmware/config.txt)" ] || [ -d "$(R /boot/firmware)" ]; then
+        echo /boot/firmware/config.txt
+    else
+        echo /boot/config.txt
+    fi
+}
+
+pi_apt_packages() {
+    local codename model zbar
+    codename="$(os_release_value VERSION_CODENAME)"
+    model="$(board_model)"
+    case "$codename" in
+        bookworm) zbar=libzbar0 ;;
+        trixie|forky|sid) zbar=libzbar0t64 ;;  # the 64-bit time_t transition renamed it
+        *) if command -v apt-cache >/dev/null 2>&1 && apt-cache show libzbar0t64 >/dev/null 2>&1; then zbar=libzbar0t64; else zbar=libzbar0; fi ;;
+    esac
+    local pkgs=(
+        python3 python3-venv
+        python3-numpy python3-pil python3-requests python3-pyzbar "$zbar"
+        python3-picamera2 python3-opencv python3-pygame
+        python3-gpiozero python3-lgpio
+        python3-evdev python3-serial
+        fonts-noto-cjk
+    )
+    # lgpio drives every Pi (and is the only choice on a Pi 5); RPi.GPIO is the fallback on older ones
+    case "$model" in
+        *"Raspberry Pi 5"*|"") ;;
+        *) pkg_installed python3-rpi-lgpio || pkgs+=(python3-rpi.gpio) ;;
+    esac
+    printf '%s\n' "${pkgs[@]}"
+}
+
+pkg_installed() {
+    command -v dpkg-query >/dev/null 2>&1 || return 1
+    local admin=()
+    if [ -n "$root" ]; then
+        [ -d "$(R /var/lib/dpkg)" ] || return 1
+        admin=(--admindir="$(R /var/lib/dpkg)")
+    fi
+    dpkg-query "${admin[@]}" -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
+}
+
+pi_install_apt() {
+    local pkgs missing=()
+    mapfile -t pkgs < <(pi_apt_packages)
+    if [ "$skip_apt" = 1 ]; then
+        say "skipping apt (--skip-apt): make sure these are installed: ${pkgs[*]}"
+        return
+    fi
+    for p in "${pkgs[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "apt packages present: ${pkgs[*]}"
+        return
+    fi
+    say "installing apt packages: ${missing[*]} (log: /var/log/sentinel-install-apt.log)"
+    if [ "$dry_commands" = 1 ]; then
+        run apt-get update
+        run apt-get install -y --no-install-recommends "${missing[@]}"
+        return
+    fi
+    # the image's package lists are usually months old: refresh first
+    { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; } >>/var/log/sentinel-install-apt.log 2>&1 \
+        || die "apt-get could not install ${missing[*]} (no network? not Raspberry Pi OS? python3-picamera2 and python3-lgpio come from the Raspberry Pi archive). See /var/log/sentinel-install-apt.log"
+}
+
+pi_pip_requirements() {
+    # The project's dependencies (and its `pi` extra) minus what apt provides.
+    "$python" - "$here/pyproject.toml" "${apt_python[@]}" <<'PY'
+import re, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)["project"]
+from_apt = {name.lower() for name in sys.argv[2:]}
+for requirement in project["dependencies"] + project.get("optional-dependencies", {}).get("pi", []):
+    name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    if name not in from_apt:
+        print(requirement)
+PY
+}
+
+# Pins what apt installed so that pip can never replace it, and forbids the pip builds of what
+# only apt may provide: numpy 2 or opencv-python from pip break picamera2 (DESIGN.md).
+write_constraints_py='
+import importlib.metadata as md, sys
+lines = ["# written by install.sh: apt owns these; pip must not replace them"]
+for dist in ("numpy", "pillow", "picamera2", "simplejpeg", "pygame", "gpiozero", "lgpio"):
+    try:
+        lines.append(f"{dist}=={md.version(dist)}")
+    except md.PackageNotFoundError:
+        if dist in ("numpy", "pillow", "picamera2", "pygame"):
+            lines.append(f"{dist}<0  # not from apt? install python3-{dist} first")
+for dist in ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"):
+    lines.append(f"{dist}<0  # OpenCV comes from python3-opencv")
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+'
+
+# After the install: every requirement of the project is met (by apt or pip), and numpy is
+# apt's. (Not `pip check`: it also judges every apt package's metadata, which Debian does not
+# keep consistent for pip.)
+check_requirements_py='
+import importlib.metadata as md, sys
+from pip._vendor.packaging.requirements import Requirement
+problems = []
+for text in md.requires("digital-sentinel") or []:
+    req = Requirement(text)
+    if req.marker is not None and not req.marker.evaluate({"extra": "pi"}):
+        continue
+    try:
+        version = md.version(req.name)
+    except md.PackageNotFoundError:
+        problems.append(f"{req.name} is missing")
+        continue
+    if not req.specifier.contains(version, prereleases=True):
+        problems.append(f"{req.name} {version} does not satisfy {req.specifier}")
+import numpy
+if not numpy.__file__.startswith("/usr/lib/python3/"):
+    problems.append(f"numpy is not apt\x27s: {numpy.__file__}")
+for problem in problems:
+    print("requirement problem:", problem, file=sys.stderr)
+sys.exit(1 if problems else 0)
+'
+
+source_stamp() {
+    { "$python" -c 'import sys; print(sys.version)'
+      cat "$here/pyproject.toml" "$here/install.sh"
+      (cd "$here" && find sentinel hardware ui -type f ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum)
+    } | sha256sum | cut -d' ' -f1
+}
+
+pi_make_venv() {
+    local want; want="$(source_stamp)"
+    local vpy; vpy="$(R "$venv_dir")/bin/python"
+    if [ -f "$(R "$pi_stamp")" ] && [ "$(cat "$(R "$pi_stamp")")" = "$want" ] && [ -x "$(R "$venv_dir")/bin/sentinel" ]; then
+        say "venv up to date: $venv_dir"
+        return
+    fi
+    local requirements; mapfile -t requirements < <(pi_pip_requirements)
+    local log=/var/log/sentinel-install-pip.log
+    local fresh=0
+    if [ ! -x "$vpy" ]; then
+        fresh=1
+        run "$python" -m venv --system-site-packages "$(R "$venv_dir")" \
+            || { rm -rf "$venv_dir"; die "could not create the venv $venv_dir (is python3-venv installed?)"; }
+    fi
+    local pip=("$venv_dir/bin/python" -m pip --disable-pip-version-check)
+    [ -n "$root" ] && pip=("$(R "$venv_dir")/bin/python" -m pip --disable-pip-version-check)
+    say "installing the project into $venv_dir: pip takes ${requirements[*]}; numpy, Pillow, OpenCV, picamera2 stay apt's (log: $log)"
+    if [ "$dry_commands" = 1 ]; then
+        run "${pip[0]}" -c "<pin apt's numpy, Pillow, picamera2; forbid opencv-python>" "$(R "$constraints_file")"
+        run "${pip[@]}" install --constraint "$(R "$constraints_file")" "${requirements[@]}"
+        run "${pip[@]}" install --no-deps --force-reinstall "$here"
+        run "${pip[0]}" -c "<every requirement of digital-sentinel satisfied; numpy is apt's>"
+        # a fake root records what it would have installed, so that a second run can be checked
+        [ "$dry_run" = 1 ] || { mkdir -p "$(dirname "$(R "$pi_stamp")")" && echo "$want" >"$(R "$pi_stamp")"; }
+        changed=1
+        return
+    fi
+    if ! {
+        "${pip[0]}" -c "$write_constraints_py" "$constraints_file" \
+        && "${pip[@]}" install --constraint "$constraints_file" "${requirements[@]}" \
+        && "${pip[@]}" install --no-deps --force-reinstall "$here" \
+        && "${pip[0]}" -c "$check_requirements_py"
+    } >>"$log" 2>&1; then
+        tail -n 5 "$log" >&2 || true
+        [ "$fresh" = 1 ] && rm -rf "$venv_dir"
+        rm -f "$pi_stamp"
+        die "pip could not install the project (no network? see $log). Nothing half-made is left: fix and run sudo ./install.sh again"
+    fi
+    echo "$want" >"$pi_stamp"
+    changed=1
+    say "venv ready: $venv_dir"
+}
+
+install_file() {
+    # install_file SRC DST MODE: copy when missing or different
+    local src="$1" dst="$2" mode="$3"
+    if [ -f "$(R "$dst")" ] && cmp -s "$src" "$(R "$dst")"; then
+        return 1
+    fi
+    change "install $dst" install -D -m "$mode" "$src" "$(R "$dst")"
+    changed=1
+    return 0
+}
+
+pi_install_files() {
+    install_file "$here/systemd/sentinel.sysusers.conf" "$sysusers_file" 0644 || true
+    run systemd-sysusers "$sysusers_file"
+    if [ ! -d "$(R "$etc_dir")" ]; then
+        change "create $etc_dir (root:sentinel 0750)" install -d -m 0750 "$(R "$etc_dir")"
+    fi
+    if [ -f "$(R "$config_file")" ]; then
+        say "config kept: $config_file (the site's settings are never overwritten)"
+    else
+        [ -f "$here/config/$profile.toml" ] || die "no profile $profile (config/$profile.toml); choose pillar or handheld"
+        change "create $config_file from config/$profile.toml" install -m 0640 "$here/config/$profile.toml" "$(R "$config_file")"
+    fi
+    install_file "$here/systemd/sentinel.tmpfiles.conf" "$tmpfiles_file" 0644 || true
+    run systemd-tmpfiles --create "$tmpfiles_file"   # /etc/sentinel root:sentinel 0750, config 0640, token 0600
+    install_file "$here/systemd/sentinel.service" "$unit_file" 0644 || true
+    if [ "$(readlink "$(R "$bin_link")" 2>/dev/null || true)" != "$venv_dir/bin/sentinel" ]; then
+        changed=1
+        change "link $bin_link -> $venv_dir/bin/sentinel" sh -c 'mkdir -p "$(dirname "$1")" && ln -sfn "$2" "$1"' _ "$(R "$bin_link")" "$venv_dir/bin/sentinel"
+    fi
+}
+
+gate_python() {
+    # The project's python for `python -m hardware.gate`: the installed venv, or (fake root,
+    # dry run before the venv exists) this checkout with $PYTHON.
+    if [ -z "$root" ] && [ -x "$venv_dir/bin/python" ]; then
+        "$venv_dir/bin/python" -m hardware.gate "$@"
+    else
+        PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" "$python" -m hardware.gate "$@"
+    fi
+}
+
+pi_boot_config() {
+    # config.txt lines that hold the relay (and LEDs, buzzer) at their off level from power-on.
+    local txt; txt="$(boot_config_txt)"
+    local config="$(R "$config_file")"
+    [ -f "$config" ] || config="$here/config/$profile.toml"  # --dry-run before the config exists
+    local lines
+    if ! lines="$(gate_python boot-config --config "$config" 2>/dev/null)"; then
+        if [ "$dry_run" = 1 ]; then
+            say "would set the boot GPIO levels in $txt from $config_file (computed once the venv exists)"
+            return
+        fi
+        gate_python boot-config --config "$config" >/dev/null || true  # shows why
+        die "cannot read the GPIO pins from $config_file (run: sentinel check-config $config_file)"
+    fi
+    local block=""
+    if [ -n "$lines" ]; then
+        block="$boot_begin"$'\n'"[all]"$'\n'"$lines"$'\n'"$boot_end"
+    fi
+    local current=""
+    [ -f "$(R "$txt")" ] && current="$(awk -v b="$boot_begin" -v e="$boot_end" '$0==b{on=1} on{print} $0==e{on=0}' "$(R "$txt")")"
+    if [ "$current" = "$block" ]; then
+        [ -n "$block" ] && say "boot GPIO levels in $txt up to date"
+        return
+    fi
+    if [ ! -f "$(R "$txt")" ] && [ -z "$root" ]; then
+        say "warning: $txt not found: not a Raspberry Pi? Add these lines to config.txt by hand:"$'\n'"$lines"
+        return
+    fi
+    change "set boot GPIO levels in $txt (takes effect at the next boot):"$'\n'"$lines" replace_boot_block "$(R "$txt")" "$block"
+    reboot_needed=1
+}
+
+replace_boot_block() {
+    local file="$1" block="$2" tmp
+    mkdir -p "$(dirname "$file")"
+    [ -f "$file" ] || : >"$file"
+    tmp="$(mktemp "$file.sentinel.XXXXXX")"
+    awk -v b="$boot_begin" -v e="$boot_end" '$0==b{skip=1} !skip{print} $0==e{skip=0}' "$file" >"$tmp"
+    if [ -n "$block" ]; then
+        printf '%s\n' "$block" >>"$tmp"
+    fi
+    chmod --reference="$file" "$tmp" 2>/dev/null || true
+    mv "$tmp" "$file"
+}
+
+pi_enable_service() {
+    [ "$changed" = 1 ] && run systemctl daemon-reload
+    # The kiosk owns tty1 (KMSDRM); the login prompt there would fight it for the VT.
+    run systemctl disable getty@tty1.service
+    run systemctl enable sentinel.service
+    if [ -z "$root" ] && systemctl is-enabled --quiet display-manager.service 2>/dev/null; then
+        say "warning: a desktop (display-manager.service) is enabled: it holds the screen, and the kiosk's KMSDRM display cannot start."
+        say "         Use Raspberry Pi OS Lite, or: sudo systemctl set-default multi-user.target && sudo systemctl disable display-manager"
+    fi
+    if [ -f "$(R "$token_file")" ] || [ "$dry_commands" = 1 ]; then
+        if [ "$changed" = 1 ]; then
+            run systemctl restart sentinel.service  # the new code, unit or venv
+            say "sentinel.service enabled and restarted: journalctl -u sentinel -f; sudo sentinel doctor for a checklist"
+        else
+            run systemctl start sentinel.service  # nothing changed: a running kiosk is left alone
+            say "nothing changed; sentinel.service enabled and running"
+        fi
+    else
+        say "sentinel.service enabled; it starts once the device is bound:"
+        say "  sudo sentinel bind --server URL --site SITE --code CODE && sudo systemctl start sentinel"
+    fi
+}
+
+changed=0
+reboot_needed=0
+
+pi_install() {
+    if [ "$dry_commands" = 0 ] && [ "$(id -u)" != 0 ]; then
+        die "the Raspberry Pi install needs root: sudo ./install.sh (or ./install.sh --dev for a developer machine)"
+    fi
+    local codename model
+    codename="$(os_release_value VERSION_CODENAME)"
+    model="$(board_model)"
+    case "$codename" in
+        bookworm|trixie) say "Raspberry Pi OS / Debian $codename${model:+ on $model}" ;;
+        "") say "warning: no /etc/os-release: going on as if this were Raspberry Pi OS" ;;
+        *) say "warning: $codename is not Bookworm or Trixie, the releases this is tested for: going on" ;;
+    esac
+    [ -n "$model" ] || say "warning: not a Raspberry Pi (no device-tree model): GPIO and camera packages may be missing"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "Python 3.11 or newer is needed; $("$python" --version 2>&1) found"
+    pi_install_apt
+    pi_install_files
+    pi_make_venv
+    pi_boot_config
+    pi_enable_service
+    say "done. Config: $config_file; token: $token_file (root only); records: $state_dir"
+    [ "$reboot_needed" = 0 ] || say "reboot once so that the firmware holds the relay closed from power-on: sudo reboot"
+}
+
+pi_uninstall() {
+    if [ "$dry_commands" = 0 ] && [ "$(id -u)" != 0 ]; then
+        die "uninstalling needs root: sudo ./install.sh --uninstall"
+    fi
+    if [ -f "$(R "$unit_file")" ]; then
+        run systemctl disable --now sentinel.service
+    fi
+    local f
+    for f in "$unit_file" "$sysusers_file" "$tmpfiles_file" "$bin_link"; do
+        if [ -e "$(R "$f")" ] || [ -L "$(R "$f")" ]; then
+            change "remove $f" rm -f "$(R "$f")"
+        fi
+    done
+    if [ -d "$(R "$prefix")" ]; then
+        change "remove $prefix (the venv)" rm -rf "$(R "$prefix")"
+    fi
+    local txt; txt="$(boot_config_txt)"
+    if [ -f "$(R "$txt")" ] && grep -qxF "$boot_begin" "$(R "$txt")"; then
+        change "remove the boot GPIO levels from $txt" replace_boot_block "$(R "$txt")" ""
+    fi
+    run systemctl daemon-reload
+    run systemctl enable getty@tty1.service
+    say "uninstalled. Kept: $etc_dir (config, device token) and $state_dir (records not yet uploaded, the record key)."
+    say "  To destroy the local personal data of a retired device, run \`sudo sentinel wipe\` before uninstalling,"
+    say "  or remove $etc_dir and $state_dir by hand. The system user 'sentinel' is kept (its id may own files)."
+}
+
+if [ "$action" = uninstall ]; then
+    pi_uninstall
+else
+    pi_install
+fi

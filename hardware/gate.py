@@ -1,23 +1,54 @@
 """Gate relay backends, chosen by `gate.type`: none, fake (demo, logs), gpio (gpiozero).
 
 The gate must be closed whenever nothing says otherwise: at start, after a pulse, and on every
-exit path, because a relay left energised is a door left open.
+exit path, because a relay left energised is a door left open. The layers, outermost first:
+
+- wiring: the relay is energised only while the pin is at its active level, so a Pi that is off,
+  booting or crashed leaves the gate closed (docs/deploy.md);
+- boot: `gpio=N=op,dl` in config.txt drives the pin to its closed level from the firmware on,
+  long before Linux runs (`python -m hardware.gate boot-config` prints the lines, install.sh
+  writes them);
+- start: the relay device is created at its closed level;
+- exit: the kiosk closes the gate in a `finally`; an `atexit` hook here closes every gpio gate
+  still open before gpiozero releases the pins, and a SIGTERM/SIGHUP arriving while nobody
+  handles them closes the gates and exits through `finally` blocks instead of dying mid-pulse;
+- crash (segfault, SIGKILL from the watchdog): the unit's `ExecStopPost=` runs
+  `python -m hardware.gate close`, which drives the pin to its closed level again.
+
+The pin factory: "auto" leaves the choice to gpiozero ($GPIOZERO_PIN_FACTORY if set, else the
+first of lgpio, RPi.GPIO, pigpio that loads; on a Pi 5 that is lgpio, as RPi.GPIO cannot drive
+its RP1 chip). lgpio writes a notification pipe into its working directory, which under the
+unit's read-only file system fails ("can not open gpiochip"): it is pointed at a writable
+directory first (`LG_WD`).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import signal
+import sys
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sentinel.config import FakeGateConfig, GateConfig, GpioGateConfig, NoGateConfig
+
+if TYPE_CHECKING:
+    from hardware.inputs import GateMonitor, PassWatch
+    from sentinel.config import SentinelConfig
 
 log = logging.getLogger("hardware.gate")
 
 
 class NoGate:
     """Sites without a relay (handhelds, staffed doors): the verdict on screen is the gate."""
+
+    has_sensor = False
 
     def pulse(self) -> None:
         pass
@@ -28,6 +59,8 @@ class NoGate:
 
 class FakeGate:
     """Demo and test gate: remembers when it was opened and closes itself after `pulse_s`."""
+
+    has_sensor = False
 
     def __init__(self, pulse_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self.pulse_s = pulse_s
@@ -58,53 +91,293 @@ class FakeGate:
             log.info("gate closed")
 
 
-class GpioGate:
-    """A relay on a GPIO pin through gpiozero; its pin factory picks lgpio (Pi 5), RPi.GPIO, or mock."""
+# --- gpio --------------------------------------------------------------------------------------
 
-    def __init__(self, config: GpioGateConfig, pin_factory=None):
+
+class GpioGate:
+    """A relay on a GPIO pin through gpiozero, optionally with a door or turnstile sensor.
+
+    `pulse()` opens for `pulse_s` without blocking (gpiozero times it on its own thread) and
+    returns the sensor's `PassWatch` when there is a sensor. `watch(callback)` hands the latest
+    pulse's answer to `callback(turned)`: True once the sensor saw the gate turn within
+    `pass_window_s`, False when it did not (or when the next pulse came first).
+    """
+
+    def __init__(self, config: GpioGateConfig, pin_factory: Any = None, *, clock: Callable[[], float] = time.monotonic):
         from gpiozero import DigitalOutputDevice  # deferred: only kiosks with a relay need gpiozero
 
-        if pin_factory is None and config.pin_factory != "auto":
-            pin_factory = _pin_factory(config.pin_factory)
+        if pin_factory is None:
+            pin_factory = make_pin_factory(config.pin_factory)
+        self.config = config
         self.pulse_s = config.pulse_s
+        self._lock = threading.Lock()
         self._relay = DigitalOutputDevice(
             config.pin, active_high=config.active_high, initial_value=False, pin_factory=pin_factory
+        )
+        self._monitor: GateMonitor | None = None
+        self._last_watch: PassWatch | None = None
+        try:
+            if config.sensor_pin is not None:
+                from hardware.inputs import GateMonitor
+
+                self._monitor = GateMonitor(
+                    config.sensor_pin,
+                    active_low=config.sensor_active_low,
+                    window_s=config.pass_window_s,
+                    pin_factory=pin_factory,
+                    clock=clock,
+                )
+        except BaseException:
+            self._relay.close()
+            raise
+        _guard(self)
+        log.info(
+            "gate relay on GPIO %d (%s), %s factory%s",
+            config.pin,
+            "active high" if config.active_high else "active low",
+            describe_pin_factory(self._relay),
+            f", sensor on GPIO {config.sensor_pin}" if config.sensor_pin is not None else "",
         )
 
     @property
     def is_open(self) -> bool:
         return bool(self._relay.value)
 
-    def pulse(self) -> None:
-        # gpiozero times the pulse on its own thread and leaves the relay off afterwards.
-        self._relay.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
+    @property
+    def has_sensor(self) -> bool:
+        return self._monitor is not None
+
+    @property
+    def last_watch(self) -> PassWatch | None:
+        """The sensor's window for the latest pulse (None without a sensor or before a pulse)."""
+        return self._last_watch
+
+    @property
+    def pin_factory_name(self) -> str:
+        return describe_pin_factory(self._relay)
+
+    def pulse(self) -> PassWatch | None:
+        with self._lock:
+            if self._relay.closed:
+                log.error("gate pulse after release: ignored")
+                return None
+            # gpiozero times the pulse on its own thread and leaves the relay off afterwards.
+            self._relay.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
+            if self._monitor is not None:
+                self._last_watch = self._monitor.expect()
+            return self._last_watch
+
+    def watch(self, on_result: Callable[[bool], None]) -> None:
+        """`on_result(turned)` for the latest pulse, once known (at once if it is known already)."""
+        watch = self._last_watch
+        if watch is None:
+            on_result(True)  # no sensor: a pass counts as passed
+            return
+        watch.add_callback(lambda w: on_result(bool(w.turned)))
 
     def close(self) -> None:
-        if not self._relay.closed:
-            self._relay.off()
+        # off() also stops a pulse in progress (gpiozero cancels its blink thread).
+        with self._lock:
+            if not self._relay.closed:
+                self._relay.off()
 
     def release(self) -> None:
+        """Close and give the pins back (tests, `sentinel doctor`); the kiosk only ever closes."""
         self.close()
-        self._relay.close()
+        with self._lock:
+            if self._monitor is not None:
+                self._monitor.close()
+            self._relay.close()
+        _LIVE.discard(self)
 
 
-def _pin_factory(name: str):
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory
+# --- exit paths --------------------------------------------------------------------------------
 
-        return MockFactory()
-    if name == "lgpio":
-        from gpiozero.pins.lgpio import LGPIOFactory
-
-        return LGPIOFactory()
-    from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-    return RPiGPIOFactory()
+_LIVE: "weakref.WeakSet[GpioGate]" = weakref.WeakSet()
+_guard_lock = threading.Lock()
+_atexit_registered = False
+_EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
-def open_gate(config: GateConfig):
+def close_all_gates() -> None:
+    """Drive every gpio gate of this process to closed; safe from a signal handler or atexit."""
+    for gate in list(_LIVE):
+        try:
+            gate.close()
+        except Exception:  # noqa: BLE001 - on the way out, try every gate
+            log.exception("could not close the gate")
+
+
+def _guard(gate: GpioGate) -> None:
+    global _atexit_registered
+    with _guard_lock:
+        _LIVE.add(gate)
+        if not _atexit_registered:
+            # Registered after gpiozero was imported, so it runs before gpiozero's own atexit
+            # hook releases the pins (atexit is last in, first out).
+            atexit.register(close_all_gates)
+            _atexit_registered = True
+    install_signal_guard()
+
+
+def install_signal_guard() -> None:
+    """SIGTERM and SIGHUP kill Python without running `finally` blocks or atexit, which would
+    leave a relay energised mid-pulse. Where nobody handles them yet (the kiosk's `run` sets its
+    own handlers, which close the gate through its loop), close the gates and exit cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in _EXIT_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None or signal.getsignal(sig) is not signal.SIG_DFL:
+            continue
+        signal.signal(sig, _close_and_exit)
+
+
+def _close_and_exit(signum: int, frame: Any) -> None:
+    close_all_gates()
+    raise SystemExit(128 + signum)
+
+
+# --- pin factories -----------------------------------------------------------------------------
+
+_factories: dict[str, Any] = {}
+_factories_lock = threading.Lock()
+
+
+def make_pin_factory(name: str) -> Any:
+    """The gpiozero pin factory for a config's `pin_factory`: None for "auto" (gpiozero's own
+    choice, shared by every device), one shared instance per name otherwise."""
+    prepare_lgpio_workdir()
+    if name == "auto":
+        return None
+    with _factories_lock:
+        factory = _factories.get(name)
+        if factory is None:
+            if name == "mock":
+                from gpiozero.pins.mock import MockFactory
+
+                factory = MockFactory()
+            elif name == "lgpio":
+                from gpiozero.pins.lgpio import LGPIOFactory
+
+                factory = LGPIOFactory()
+            elif name == "rpigpio":
+                from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+                factory = RPiGPIOFactory()
+            else:
+                raise ValueError(f"unknown pin factory {name!r}")
+            _factories[name] = factory
+        return factory
+
+
+def prepare_lgpio_workdir() -> None:
+    """lgpio creates `.lgd-nfy*` pipes in $LG_WD (default: the working directory); under
+    ProtectSystem=strict the working directory may be read-only."""
+    wd = os.environ.get("LG_WD")
+    if wd and os.access(wd, os.W_OK):
+        return
+    if os.access(os.getcwd(), os.W_OK):
+        return
+    for candidate in (os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], os.environ.get("STATE_DIRECTORY", "").split(":")[0], tempfile.gettempdir()):
+        if candidate and os.access(candidate, os.W_OK):
+            os.environ["LG_WD"] = candidate
+            return
+
+
+def describe_pin_factory(device: Any) -> str:
+    """"lgpio", "rpigpio", "mock"… for logs and `sentinel doctor`."""
+    name = type(getattr(device, "pin_factory", None)).__name__
+    return {
+        "LGPIOFactory": "lgpio",
+        "RPiGPIOFactory": "rpigpio",
+        "PiGPIOFactory": "pigpio",
+        "NativeFactory": "native",
+        "MockFactory": "mock",
+    }.get(name, name)
+
+
+def open_gate(config: GateConfig, pin_factory: Any = None):
     if isinstance(config, NoGateConfig):
         return NoGate()
     if isinstance(config, FakeGateConfig):
         return FakeGate(config.pulse_s)
-    return GpioGate(config)
+    return GpioGate(config, pin_factory=pin_factory)
+
+
+# --- boot state --------------------------------------------------------------------------------
+
+BOOT_MARK_BEGIN = "# >>> sentinel: GPIO levels from power-on (written by install.sh; do not edit by hand)"
+BOOT_MARK_END = "# <<< sentinel"
+
+
+def boot_config_lines(config: "SentinelConfig") -> list[str]:
+    """config.txt entries that set every sentinel pin from the firmware on: outputs (relay, LEDs,
+    buzzer) driven to their inactive level, inputs (sensor, trigger) with their pull. Without
+    them a pin floats for the seconds until the kiosk starts, and a relay board may click. Each
+    entry is a comment line and a `gpio=` line."""
+    lines: list[str] = []
+    gate = config.gate
+    if isinstance(gate, GpioGateConfig):
+        lines.append(_output_line(gate.pin, gate.active_high, "gate relay: closed"))
+        if gate.sensor_pin is not None:
+            lines.append(_input_line(gate.sensor_pin, gate.sensor_active_low, "door/turnstile sensor"))
+    inputs = config.inputs
+    if inputs.trigger_pin is not None:
+        lines.append(_input_line(inputs.trigger_pin, inputs.trigger_active_low, "trigger button"))
+    for name, label in (("led_green_pin", "green LED"), ("led_red_pin", "red LED"), ("led_amber_pin", "amber LED")):
+        pin = getattr(inputs, name)
+        if pin is not None:
+            lines.append(_output_line(pin, inputs.leds_active_high, f"{label}: off"))
+    if inputs.buzzer_pin is not None:
+        lines.append(_output_line(inputs.buzzer_pin, inputs.buzzer_active_high, "buzzer: silent"))
+    return lines
+
+
+def _output_line(pin: int, active_high: bool, what: str) -> str:
+    # config.txt has no end-of-line comments: the comment goes on the line before
+    return f"# {what}\ngpio={pin}=op,{'dl' if active_high else 'dh'}"
+
+
+def _input_line(pin: int, active_low: bool, what: str) -> str:
+    return f"# {what}\ngpio={pin}=ip,{'pu' if active_low else 'pd'}"
+
+
+# --- command line: the unit's ExecStopPost= and install.sh ---------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hardware.gate close|boot-config [--config FILE]`."""
+    import argparse
+
+    from sentinel.config import ConfigError, load_config
+
+    parser = argparse.ArgumentParser(prog="python -m hardware.gate", description="Gate relay: force closed, print boot config.")
+    parser.add_argument("action", choices=["close", "boot-config"])
+    parser.add_argument("--config", default="/etc/sentinel/sentinel.toml")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"{e.path}: {problem}", file=sys.stderr)
+        return 2
+    if args.action == "boot-config":
+        for line in boot_config_lines(config):
+            print(line)
+        return 0
+    if not isinstance(config.gate, GpioGateConfig):
+        print(f"gate type {config.gate.type}: no relay to close")
+        return 0
+    gate = GpioGate(config.gate)
+    gate.close()
+    level = "high" if not config.gate.active_high else "low"
+    print(f"gate closed: GPIO {config.gate.pin} driven {level} ({gate.pin_factory_name})")
+    sys.stdout.flush()
+    # Leave the pin driven: releasing it (what gpiozero does at exit) would return it to an input
+    # under RPi.GPIO, left to the pin's pull. lgpio's lines keep their level when released.
+    os._exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocess tests
+    sys.exit(main())

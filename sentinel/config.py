@@ -351,6 +351,50 @@ class FacesConfig(_Section):
     )
 
 
+# --- handheld vehicle checks -------------------------------------------------------------------
+
+
+class HandheldConfig(_Section):
+    enabled: bool = _field(
+        False,
+        "Vehicle checks",
+        "A handheld at a drive-through checkpoint: staff start a vehicle, the driver and each passenger are checked in turn, "
+        "and the vehicle's verdict is recorded; the camera runs only while a vehicle is open or the trigger is armed",
+    )
+    trigger_starts_vehicle: bool = _field(
+        True, "Trigger starts a vehicle", "A trigger press with no vehicle open starts one (false: it only arms the camera for one check)"
+    )
+    plate: Literal["off", "optional", "ask"] = _field(
+        "optional",
+        "Plate entry",
+        "off: no plate; optional: a button on the vehicle screen opens the keypad; ask: the keypad opens when a vehicle starts (Skip leaves it empty)",
+    )
+    max_occupants: int = _field(9, "Most occupants", "Checks past this many people in one vehicle are not added to it (still recorded)", ge=1, le=20)
+    vehicle_timeout_s: float = _field(
+        180.0,
+        "Vehicle timeout",
+        "A vehicle with no check or touch for this long is finished and recorded by itself (closed_by timeout); an empty one is dropped",
+        ge=10,
+        le=3600,
+    )
+    summary_s: float = _field(4.0, "Summary time", "How long the vehicle's verdict stays on screen (Next vehicle or the trigger end it sooner)", gt=0, le=120)
+    camera_linger_s: float = _field(
+        3.0,
+        "Camera linger",
+        "The camera stays on this long after scanning stops, so that the next vehicle does not wait for it to start",
+        ge=0,
+        le=600,
+    )
+    battery: str = _field(
+        "auto",
+        "Battery",
+        "auto: the first battery in /sys/class/power_supply (a UPS HAT with a kernel driver shows there); none: no battery shown; "
+        "or a path: a power_supply folder, or a file holding the percentage (written by a UPS daemon)",
+        min_length=1,
+        max_length=256,
+    )
+
+
 # --- the whole file ------------------------------------------------------------------------------
 
 
@@ -367,6 +411,7 @@ class SentinelConfig(_Section):
     inputs: InputsConfig = InputsConfig()
     scanner: ScannerConfig = NoScannerConfig()
     faces: FacesConfig = FacesConfig()
+    handheld: HandheldConfig = HandheldConfig()
 
     @property
     def outbox_path(self) -> Path:

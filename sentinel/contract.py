@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from sentinel.config import ID_PATTERN
 from sentinel.credentials import CredentialKind
 from sentinel.health import Person, Status
 from sentinel.policy import VerdictKind
+from sentinel.vehicle import PLATE_PATTERN
 
 #: record ids are time-ordered UUIDs (version 6 or 7) in canonical lower-case form, so that the
 #: string order is the time order and the service can de-duplicate on the exact string
@@ -97,8 +98,118 @@ class StoredRecord(RecordIn):
     received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the record (service clock)")
 
 
+# --- vehicle sessions (handheld units at drive-through checkpoints) ------------------------------
+#
+# A vehicle session is uploaded next to the check records of its occupants, through the same outbox
+# and the same `POST /v1/records`: it is a record of its own kind, told apart by `kind`. Check
+# records stay exactly as they were (no `kind` key), so contact tracing's "who was here when" never
+# counts a vehicle as a person. The service keeps sessions apart and lists them at
+# `GET /v1/vehicle-sessions`.
+
+#: the most people one vehicle record may list (a minibus); the device stops adding at its own cap
+MAX_OCCUPANTS = 20
+#: the most checks one occupant may carry (first, re-scans, duplicates)
+MAX_ATTEMPTS = 20
+_HASH_PATTERN = r"^[0-9a-f]{64}$"
+_REASON_PATTERN = r"^[a-z0-9_]{1,64}$"
+
+
+class VehicleAttempt(_Model):
+    """One check made in the vehicle and counted toward (or flagged on) an occupant."""
+
+    record_id: str | None = Field(
+        pattern=RECORD_ID_PATTERN,
+        title="Record id",
+        description="The check record of this attempt (uploaded as its own record); null when it could not be kept",
+    )
+    role: Literal["first", "rescan", "duplicate"] = Field(
+        title="Role",
+        description="first: the occupant's first check; rescan: a later check that counts (after a failure); "
+        "duplicate: the same credential or person again after passing, kept and flagged but not counted",
+    )
+    credential_kind: CredentialKind = Field(title="Credential kind", description="What was presented")
+    credential_hash: str = Field(pattern=_HASH_PATTERN, title="Credential hash", description="As in the check record; never the raw token")
+    verdict: VerdictKind = Field(title="Verdict", description="The check's verdict")
+    reason: str = Field(pattern=_REASON_PATTERN, title="Reason", description="The check's reason code")
+    mode: Mode = Field(title="Mode", description="online or offline, as in the check record")
+
+
+class VehicleOccupant(_Model):
+    seat: int = Field(ge=1, le=MAX_OCCUPANTS, title="Seat", description="1: the driver (checked first), then passengers in the order checked")
+    verdict: VerdictKind = Field(title="Verdict", description="The latest counted check's verdict: what counts for this person")
+    reason: str = Field(pattern=_REASON_PATTERN, title="Reason", description="The latest counted check's reason code")
+    record_id: str | None = Field(
+        pattern=RECORD_ID_PATTERN, title="Record id", description="The latest counted check's record; null when it could not be kept"
+    )
+    credential_hash: str = Field(pattern=_HASH_PATTERN, title="Credential hash", description="The latest counted check's credential hash")
+    duplicate: bool = Field(title="Duplicate", description="The same credential or person was shown again after passing (flagged, not counted twice)")
+    rescanned: bool = Field(title="Re-scanned", description="Checked again after a failure; the latest result counts")
+    attempts: list[VehicleAttempt] = Field(
+        min_length=1, max_length=MAX_ATTEMPTS, title="Attempts", description="Every check of this person in this vehicle, in order"
+    )
+
+
+class VehicleSessionIn(_Model):
+    """One vehicle at a drive-through checkpoint: its plate, its occupants and the vehicle's verdict."""
+
+    kind: Literal["vehicle_session"] = Field(title="Kind", description="Always vehicle_session: tells this record from a check record")
+    id: str = Field(pattern=RECORD_ID_PATTERN, title="Record id", description="As for check records; the service de-duplicates on it")
+    created_at: AwareDatetime = Field(title="Created at", description="When the vehicle was recorded (its finish; device clock)")
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that checked the vehicle")
+    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    session_id: str = Field(pattern=RECORD_ID_PATTERN, title="Session id", description="Time-ordered UUID made when staff started the vehicle")
+    started_at: AwareDatetime = Field(title="Started at", description="When staff started the vehicle")
+    finished_at: AwareDatetime = Field(title="Finished at", description="When staff finished it (or it timed out)")
+    closed_by: Literal["finish", "timeout", "shutdown"] = Field(
+        title="Closed by", description="finish: staff finished it; timeout: left open too long; shutdown: the device stopped with it open"
+    )
+    plate: str | None = Field(
+        pattern=PLATE_PATTERN,
+        title="Plate",
+        description="Mainland plate, normalised (沪A12345, 沪AD12345, 沪A1234警); null when not entered",
+    )
+    verdict: VerdictKind = Field(title="Verdict", description="The vehicle's verdict: deny if anyone was refused, staff check if anyone needs it")
+    reason: str = Field(pattern=_REASON_PATTERN, title="Reason", description="all_passed | occupant_denied | occupant_manual_check | duplicate_code")
+    mode: Mode = Field(title="Mode", description="offline when any occupant's counted check was decided offline")
+    occupants: list[VehicleOccupant] = Field(min_length=1, max_length=MAX_OCCUPANTS, title="Occupants", description="Everyone checked, by seat")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, title="Extra", description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON); no personal data"
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
+            raise ValueError(f"extra is larger than {MAX_EXTRA_BYTES} bytes as JSON")
+        return value
+
+
+class StoredVehicleSession(VehicleSessionIn):
+    received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the record (service clock)")
+
+
+class VehicleSessionsPage(_Model):
+    sessions: list[StoredVehicleSession] = Field(title="Sessions", description="Matching vehicle sessions in id (= time) order")
+    next_after: str | None = Field(None, title="Next after", description="Pass as `after` for the next page; null on the last page")
+
+
+def record_kind(value: Any) -> str:
+    """`check` or `vehicle_session`: which model a record (a dict or a model) is."""
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "vehicle_session" if kind == "vehicle_session" else "check"
+
+
+#: what `POST /v1/records` and the outbox carry: a check record, or a vehicle session
+AnyRecordIn = Annotated[
+    Annotated[RecordIn, Tag("check")] | Annotated[VehicleSessionIn, Tag("vehicle_session")],
+    Discriminator(record_kind),
+]
+
+
 class RecordsUpload(_Model):
-    records: list[RecordIn] = Field(max_length=MAX_RECORDS_PER_UPLOAD, title="Records", description="Records to store, in any order")
+    records: list[AnyRecordIn] = Field(
+        max_length=MAX_RECORDS_PER_UPLOAD, title="Records", description="Records to store, in any order: check records and vehicle sessions"
+    )
 
 
 class RecordRejected(_Model):

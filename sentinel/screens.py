@@ -26,6 +26,15 @@ class ScreenKind(StrEnum):
     MANUAL_CHECK = "manual_check"
     UNKNOWN_CODE = "unknown_code"
     FAULT = "fault"
+    # handheld vehicle checks (sentinel.handheld builds these; the screen's `vehicle` holds the rest)
+    VEHICLE_IDLE = "vehicle_idle"  # no vehicle open: Start, the camera off
+    VEHICLE = "vehicle"  # a vehicle open: the people checked so far and the latest check
+    PLATE = "plate"  # the plate keypad
+    VEHICLE_SUMMARY = "vehicle_summary"  # the vehicle's verdict
+
+
+#: the handheld's screens: drawn by ui/vehicle.py, touched through their buttons
+VEHICLE_KINDS = frozenset({"vehicle_idle", "vehicle", "plate", "vehicle_summary"})
 
 
 class Icon(StrEnum):
@@ -57,6 +66,10 @@ _DEFAULT_ICON = {
     ScreenKind.MANUAL_CHECK: Icon.MANUAL,
     ScreenKind.UNKNOWN_CODE: Icon.UNKNOWN,
     ScreenKind.FAULT: Icon.FAULT,
+    ScreenKind.VEHICLE_IDLE: Icon.SCAN,
+    ScreenKind.VEHICLE: Icon.SCAN,
+    ScreenKind.PLATE: Icon.SCAN,
+    ScreenKind.VEHICLE_SUMMARY: Icon.MANUAL,
 }
 
 #: (zh-CN, en) pairs; `_t` picks one
@@ -131,6 +144,59 @@ def _age_text(age: timedelta, language: str) -> str:
 
 
 @dataclass(frozen=True)
+class Button:
+    """A touch target on a handheld screen; `id` is what the display reports when it is tapped."""
+
+    id: str
+    label: str
+    enabled: bool = True
+    primary: bool = False  # the main action (drawn stronger)
+
+
+@dataclass(frozen=True)
+class OccupantRow:
+    """One person checked in the vehicle, as the list shows them."""
+
+    seat: int
+    label: str  # 驾驶员 / Passenger 1
+    person: str  # masked name, or ""
+    verdict: str  # pass | deny | manual_check: the row's colour and icon
+    text: str  # the reason in words
+    flags: tuple[str, ...] = ()  # 重复出示 / Shown twice, 已重扫 / Re-scanned, 离线 / Offline
+    button: str = ""  # tapping the row (a failed person: arm a re-scan)
+    armed: bool = False  # the next check re-scans this person
+    chip: str = ""  # the words on the row's re-scan mark (重扫 / Re-scan), when it has a button
+
+
+@dataclass(frozen=True)
+class KeypadView:
+    """The plate keypad: what is typed, whether it is a plate, the keys of the page shown."""
+
+    label: str  # 车牌号 / Plate
+    text: str
+    valid: bool
+    message: str  # what is missing or wrong, in words
+    keys: tuple[Button, ...]  # ids key:<char>
+    actions: tuple[Button, ...]  # page, back, ok, skip
+
+
+@dataclass(frozen=True)
+class VehicleView:
+    """What a handheld's vehicle screens show besides the Screen's title and message."""
+
+    plate: str = ""  # 沪A12345, or "" when none was entered
+    plate_hint: str = ""  # "车牌未录入" when none
+    rows: tuple[OccupantRow, ...] = ()
+    more: str = ""  # "↑ 还有{n}人" / "↑ {n} more": shown (formatted) when not every row fits
+    counts: str = ""  # "3人 · 未通过1人"
+    check: "Screen | None" = None  # the latest check as a card (the pipeline's screen, or a duplicate notice)
+    buttons: tuple[Button, ...] = ()
+    keypad: KeypadView | None = None
+    camera_on: bool = False  # the camera runs: show its view
+    cue: ScreenKind | None = None  # a verdict sound to play once (the display's sound cues by kind)
+
+
+@dataclass(frozen=True)
 class Screen:
     kind: ScreenKind
     message: str  # the main line, in the configured language (the reason, on a verdict)
@@ -143,6 +209,7 @@ class Screen:
     icon: Icon | None = None  # None: the kind's usual icon
     language: str = "zh-CN"
     failed_part: str = ""  # on a fault screen: camera, network, gate…
+    vehicle: VehicleView | None = None  # the handheld's vehicle screens
 
     @property
     def icon_kind(self) -> Icon:
@@ -220,3 +287,5 @@ class StatusBar:
     outbox_depth: int | None = None  # records waiting for upload; None: not known
     alarm: str = ""  # e.g. "摄像头故障": shown in the bar until cleared
     time: datetime | None = None  # None: the display's own clock (local time)
+    battery: int | None = None  # percent, where the hardware reports it; None: nothing shown
+    charging: bool | None = None

@@ -32,11 +32,11 @@ from datetime import datetime
 from typing import Any
 
 from sentinel.config import DisplayConfig
-from sentinel.screens import Screen, ScreenKind, StatusBar
+from sentinel.screens import VEHICLE_KINDS, Screen, ScreenKind, StatusBar
 from ui.console import DisplayError
 from ui.fonts import FontSet, find_cjk_fonts
 from ui.pin import PinGate
-from ui.sound import SOUND_TEST, SoundPlayer
+from ui.sound import CUES, SOUND_TEST, SoundPlayer
 from ui.strings import text as ui_text
 from ui.technician import CornerLongPress, InfoLines, MenuState, TechnicianActions, TechnicianMenu
 
@@ -157,6 +157,10 @@ class PygameDisplay:
             clock=clock,
         )
         self.gesture = CornerLongPress()
+        #: a handheld's vehicle screens report their buttons here (`connect(on_button=...)`); taps
+        #: are handed over in order on a worker of their own, never on the render thread
+        self.on_button: Callable[[str], None] | None = None
+        self._buttons = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-button")
         self._flips: deque[float] = deque(maxlen=61)
         self.frames_drawn = 0
         self.draw_ms = 0.0
@@ -174,7 +178,11 @@ class PygameDisplay:
                 return
             self._screen = screen
             self._screen_no += 1
-        self._sound.request_for(screen)
+        if screen.vehicle is not None:  # a vehicle screen sounds only when it carries a new verdict
+            if screen.vehicle.cue is not None:
+                self._sound.request(CUES.get(screen.vehicle.cue, ()))
+        else:
+            self._sound.request_for(screen)
 
     def preview(self, frame: Any) -> None:
         with self._lock:
@@ -186,9 +194,13 @@ class PygameDisplay:
         status: Callable[[], StatusBar] | None = None,
         actions: TechnicianActions | None = None,
         on_quit: Callable[[], None] | None = None,
+        on_button: Callable[[str], None] | None = None,
     ) -> None:
         """Wire the kiosk in after both exist (the pipeline needs the display before the kiosk is
-        built): the status bar's provider, the technician menu's actions, what a closed window does."""
+        built): the status bar's provider, the technician menu's actions, what a closed window does,
+        and who hears the handheld's vehicle buttons."""
+        if on_button is not None:
+            self.on_button = on_button
         if status is not None:
             self._status.set_provider(status)
         if actions is not None:
@@ -233,6 +245,7 @@ class PygameDisplay:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._buttons.shutdown(wait=False, cancel_futures=True)
 
     # --- technician actions the display does itself ------------------------------------------------
 
@@ -353,8 +366,15 @@ class PygameDisplay:
             screen, frame, screen_no = self._screen, self._frame, self._screen_no
         status = self._status.latest
         view = self.menu.view() if self.menu.is_open else None
-        camera_visible = (view is None and screen.kind == ScreenKind.IDLE) or (view is not None and view.state == MenuState.PREVIEW)
-        spinning = view is None and screen.kind == ScreenKind.CHECKING
+        vehicle = screen.vehicle if view is None else None
+        camera_visible = (
+            (view is None and screen.kind == ScreenKind.IDLE)
+            or (view is not None and view.state == MenuState.PREVIEW)
+            or (vehicle is not None and screen.kind == ScreenKind.VEHICLE and vehicle.camera_on)
+        )
+        spinning = view is None and (
+            screen.kind == ScreenKind.CHECKING or (vehicle is not None and vehicle.check is not None and vehicle.check.kind == ScreenKind.CHECKING)
+        )
         key = (screen_no, int(time.time()), self.menu.changes, view, status)
         if key == self._drawn_key and not spinning and not (camera_visible and frame is not self._drawn_frame):
             return
@@ -407,19 +427,38 @@ class PygameDisplay:
             pressed_button = self._pressed[1]
             self._pressed = None
             self.gesture.up()
-            if self.menu.is_open and pressed_button is not None and self._hit(x, y) == pressed_button:
-                self.menu.press(pressed_button)
+            if pressed_button is not None and self._hit(x, y) == pressed_button:
+                if self.menu.is_open:
+                    self.menu.press(pressed_button)
+                else:
+                    self._button(pressed_button)
+
+    def _button(self, button: str) -> None:
+        """A vehicle screen's button: to whoever connected (the handheld controller), off this thread."""
+        handler = self.on_button
+        if handler is None:
+            return
+        try:
+            self._buttons.submit(_call_button, handler, button)
+        except RuntimeError:  # closing
+            pass
 
     def _hit(self, x: float, y: float) -> str | None:
-        if not self.menu.is_open:
+        if not self.menu.is_open and not self._vehicle_screen():
             return None
         for button, box in self._renderer.hits.items():
             if box.hit(x, y):
                 return button
         return None
 
+    def _vehicle_screen(self) -> bool:
+        with self._lock:
+            return self._screen.kind in VEHICLE_KINDS and self.on_button is not None
+
     def _key(self, event) -> None:
         pygame = self._pygame
+        if not self.menu.is_open and self._vehicle_screen() and self._vehicle_key(event):
+            return
         if event.key == pygame.K_F2 and not self.menu.is_open:
             self.menu.open()
         elif event.key == pygame.K_ESCAPE:
@@ -435,10 +474,36 @@ class PygameDisplay:
             elif event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
                 self.menu.press("ok")
 
+    def _vehicle_key(self, event) -> bool:
+        """A keyboard on a desktop (the demo): the plate keypad's keys, Enter, Backspace, Escape."""
+        pygame = self._pygame
+        with self._lock:
+            kind = self._screen.kind
+        if kind == ScreenKind.PLATE:
+            if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+                self._button("key:ok")
+            elif event.key == pygame.K_BACKSPACE:
+                self._button("key:back")
+            elif event.key == pygame.K_ESCAPE:
+                self._button("key:skip")
+            elif event.unicode and event.unicode.strip():
+                self._button(f"key:{event.unicode.upper()}")
+            else:
+                return False
+            return True
+        return False
+
     def _quit(self) -> None:
         log.info("display: window closed")
         if self.on_quit is not None:
             self.on_quit()
+
+
+def _call_button(handler: Callable[[str], None], button: str) -> None:
+    try:
+        handler(button)
+    except Exception:  # the handler's bug must not kill the button worker
+        log.exception("display: button %s failed", button)
 
 
 def _fit_on_desktop(pygame, w: int, h: int) -> tuple[int, int]:

@@ -23,7 +23,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 import pygame.freetype  # noqa: E402
 
-from sentinel.screens import OFFLINE_DECISION, OFFLINE_MODE, Screen, ScreenKind, StatusBar  # noqa: E402
+from sentinel.screens import OFFLINE_DECISION, OFFLINE_MODE, VEHICLE_KINDS, Screen, ScreenKind, StatusBar  # noqa: E402
+from ui import vehicle as vehicle_screens  # noqa: E402
 from ui.fonts import FontSet, find_cjk_fonts  # noqa: E402
 from ui.icons import icon_surface  # noqa: E402
 from ui.layout import STYLES, Box, Layout  # noqa: E402
@@ -65,6 +66,29 @@ BUTTON_BG: Colour = (58, 68, 82)
 BUTTON_OFF: Colour = (40, 45, 52)
 BUTTON_FG: Colour = WHITE
 PREVIEW_EMPTY: Colour = (24, 44, 68)
+
+
+@lru_cache(maxsize=64)
+def battery_icon(side: int, percent: int, charging: bool = False) -> pygame.Surface:
+    """A battery on its side, filled to `percent` (amber from 30 %, red from 15 %), a bolt when charging."""
+    s = side * 3
+    surf = pygame.Surface((s, s), pygame.SRCALPHA)
+    body = pygame.Rect(round(s * 0.04), round(s * 0.26), round(s * 0.82), round(s * 0.48))
+    line = max(2, round(s * 0.07))
+    pygame.draw.rect(surf, STATUS_FG, body, line, border_radius=round(s * 0.08))
+    pygame.draw.rect(surf, STATUS_FG, pygame.Rect(body.right, round(s * 0.4), round(s * 0.1), round(s * 0.2)), border_radius=round(s * 0.03))
+    level = max(0, min(100, percent))
+    colour = (229, 57, 53) if level <= 15 else AMBER if level <= 30 else GREEN_DOT
+    inner = body.inflate(-2 * line - 4, -2 * line - 4)
+    if level:
+        surf.fill(colour, pygame.Rect(inner.x, inner.y, max(1, round(inner.w * level / 100)), inner.h))
+    if charging:
+        cx, cy, u = body.centerx, body.centery, body.h * 0.5
+        bolt = [(cx + 0.1 * u, cy - 0.9 * u), (cx - 0.45 * u, cy + 0.1 * u), (cx, cy + 0.1 * u),
+                (cx - 0.1 * u, cy + 0.9 * u), (cx + 0.45 * u, cy - 0.1 * u), (cx, cy - 0.1 * u)]
+        pygame.draw.polygon(surf, WHITE, bolt)
+        pygame.draw.polygon(surf, STATUS_BG, bolt, max(1, line // 2))
+    return pygame.transform.smoothscale(surf, (side, side))
 
 
 @dataclass(frozen=True)
@@ -186,6 +210,8 @@ class Renderer:
         if menu is not None and menu.state != MenuState.CLOSED:
             surface.fill(MENU_BG)
             self._menu(surface, layout, menu, preview, language)
+        elif screen.kind in VEHICLE_KINDS:  # a handheld's vehicle screens (ui/vehicle.py)
+            vehicle_screens.draw(self, surface, layout, screen, preview, phase, language)
         else:
             banner = self._banner_text(screen, status)
             theme = THEMES[screen.kind]
@@ -304,6 +330,9 @@ class Renderer:
         items: list[tuple[str, str, pygame.Surface | None, Colour]] = [
             ("status_bold", f"{when:%H:%M:%S}", None, STATUS_FG),
         ]
+        if status.battery is not None:  # only where the hardware reports one
+            low = status.battery <= 15 and not status.charging
+            items.append(("status", f"{status.battery}%", battery_icon(icon_side, status.battery, bool(status.charging)), AMBER if low else STATUS_FG))
         if status.online is True:
             items.append(("status", ui_text("online", language), icon_surface("online", icon_side, GREEN_DOT, STATUS_BG), STATUS_FG))
         elif status.online is False:

@@ -134,3 +134,140 @@ def stress_samples(language: str) -> list[Sample]:
     out.append(Sample("long_idle", Screen.prompt(ScreenKind.IDLE, language), bar))
     out.append(Sample("long_checking", Screen.prompt(ScreenKind.CHECKING, language), bar))
     return out
+
+
+# --- the handheld's vehicle screens ------------------------------------------------------------------------
+
+CHECKPOINT_NAME = {"zh-CN": "G60沪昆高速 松江检查站 3号道", "en": "G60 Songjiang checkpoint, lane 3"}
+
+
+def _vehicle_check(seat_hash: str, status: HealthStatus, verdict: Verdict, offline: bool = False, record: int = 1) -> "Check":
+    from sentinel.vehicle import Check
+
+    person = status.person
+    return Check(
+        record_id=f"0190f0a0-0000-7000-8000-{record:012d}",
+        credential_kind="health_code",
+        credential_hash=seat_hash * 64,
+        status=status.status.value,
+        verdict=verdict,
+        offline=offline,
+        name_masked=person.name_masked if person else "",
+        id_masked=person.id_masked if person else "",
+        at=SAMPLE_NOW,
+    )
+
+
+def _vehicle(plate: str | None, checks: list, rescan_seat: int | None = None):
+    from sentinel.vehicle import VehicleSession
+
+    session = VehicleSession(SAMPLE_NOW - timedelta(seconds=14), session_id="0190f0a0-0000-7000-8000-000000000000")
+    session.set_plate(plate)
+    for check in checks:
+        if isinstance(check, int):  # staff tapped this seat's row: its next check is a re-scan
+            session.arm_rescan(check)
+        else:
+            session.add(check)
+    if rescan_seat is not None:
+        session.arm_rescan(rescan_seat)
+    return session
+
+
+def _people(language: str) -> dict:
+    expired = HealthStatus(status=Status.EXPIRED, checked_at=SAMPLE_NOW)
+    return {
+        "driver": _vehicle_check("a", _status(Status.GREEN, "王*明", 20), Verdict(VerdictKind.PASS, "ok"), record=1),
+        "p1_expired": _vehicle_check("b", expired, Verdict(VerdictKind.DENY, "expired_code"), record=2),
+        "p1_fresh": _vehicle_check("c", _status(Status.GREEN, "赵*", 12), Verdict(VerdictKind.PASS, "ok"), record=3),
+        "p2_yellow": _vehicle_check("d", _status(Status.YELLOW, "李*", 30), Verdict(VerdictKind.DENY, "yellow_denied"), record=4),
+        "driver_again": _vehicle_check("a", _status(Status.GREEN, "王*明", 20), Verdict(VerdictKind.PASS, "ok"), record=5),
+        "p2_offline": _vehicle_check("e", HealthStatus.unreachable(Status.TIMEOUT, "deadline"), Verdict(VerdictKind.PASS, "offline_allowed"),
+                                     offline=True, record=6),
+        "p3_green": _vehicle_check("f", _status(Status.GREEN, "陈*", 8), Verdict(VerdictKind.PASS, "ok"), record=7),
+    }
+
+
+def vehicle_samples(language: str) -> list[Sample]:
+    """The handheld's screens (`sentinel screens --handheld`): Start, an open vehicle at each
+    stage, the plate keypad, and the vehicle's verdict in its three colours."""
+    from dataclasses import replace
+
+    from sentinel.handheld import idle_screen, plate_screen, session_screen, summary_screen
+    from sentinel.vehicle import PlateEntry
+
+    bar = StatusBar(site_name=CHECKPOINT_NAME[language], online=True, outbox_depth=2, battery=76, time=SAMPLE_NOW)
+    offline_bar = StatusBar(site_name=CHECKPOINT_NAME[language], online=False, outbox_depth=41, battery=14, time=SAMPLE_NOW)
+    p = _people(language)
+    zh = language == "zh-CN"
+
+    def card(check, hint: str) -> Screen:
+        status = _status(Status(check.status), check.name_masked, 20) if check.name_masked else HealthStatus.unreachable(
+            Status(check.status), "x")
+        return replace(_result(check.verdict, status, language, check.offline), hint=hint)
+
+    started = _vehicle(None, [])
+    prompt = Screen(ScreenKind.IDLE, "请出示健康码" if zh else "Show your health code", language=language)
+    two = _vehicle("沪A12345", [p["driver"], p["p1_expired"]])
+    three = _vehicle("沪A12345", [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"]])
+    with_dup = _vehicle("沪A12345", [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"], p["driver_again"]])
+    armed = _vehicle("沪A12345", [p["driver"], p["p1_expired"]], rescan_seat=2)
+    armed_card = Screen(ScreenKind.IDLE, "重扫乘客1" if zh else "Re-scan Passenger 1",
+                        hint="请出示刷新后的健康码" if zh else "Show the refreshed code", language=language)
+    dup_card = Screen(ScreenKind.MANUAL_CHECK, "与驾驶员为同一人或同一凭证，不重复计数" if zh else "Same as Driver: not counted twice",
+                      person="王*明", title="重复出示" if zh else "Shown twice", language=language)
+
+    passed = _vehicle("沪AD12345", [p["driver"], p["p3_green"]])
+    passed.finish(SAMPLE_NOW)
+    denied = _vehicle("沪A12345", [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"], p["driver_again"]])
+    denied.finish(SAMPLE_NOW)
+    manual = _vehicle(None, [p["driver"], p["driver_again"]])
+    manual.finish(SAMPLE_NOW)
+    offline = _vehicle("京A1234警", [p["driver"], p["p2_offline"]])
+    offline.finish(SAMPLE_NOW)
+
+    entry_partial = PlateEntry()
+    entry_partial.type("沪A12")
+    entry_valid = PlateEntry()
+    entry_valid.type("沪A12345")
+    checking = Screen.prompt(ScreenKind.CHECKING, language)
+    seat = (lambda n: ("驾驶员" if n == 1 else f"乘客{n - 1}") if zh else ("Driver" if n == 1 else f"Passenger {n - 1}"))
+
+    return [
+        Sample("vehicle_idle", idle_screen(language, trigger=True), bar),
+        Sample("vehicle_idle_last", idle_screen(language, passed, passed.verdict(), trigger=True), bar),
+        Sample("vehicle_started", session_screen(started, language, prompt), bar),
+        Sample("vehicle_checking", session_screen(two, language, checking), bar),
+        Sample("vehicle_result", session_screen(three, language, card(p["p2_yellow"], seat(3))), bar),
+        Sample("vehicle_rescan_armed", session_screen(armed, language, armed_card), bar),
+        Sample("vehicle_rescanned", session_screen(three, language, card(p["p1_fresh"], seat(2) + (" 重扫" if zh else ": re-scan"))), bar),
+        Sample("vehicle_duplicate", session_screen(with_dup, language, dup_card), bar),
+        Sample("vehicle_plate_empty", plate_screen(PlateEntry(), language), bar),
+        Sample("vehicle_plate_partial", plate_screen(entry_partial, language), bar),
+        Sample("vehicle_plate_valid", plate_screen(entry_valid, language, has_plate=True), bar),
+        Sample("vehicle_summary_pass", summary_screen(passed, passed.verdict(), language, tz=SHANGHAI), bar),
+        Sample("vehicle_summary_deny", summary_screen(denied, denied.verdict(), language, tz=SHANGHAI), bar),
+        Sample("vehicle_summary_manual", summary_screen(manual, manual.verdict(), language, tz=SHANGHAI), bar),
+        Sample("vehicle_summary_offline", summary_screen(offline, offline.verdict(), language, tz=SHANGHAI), offline_bar),
+    ]
+
+
+def vehicle_stress_samples(language: str) -> list[Sample]:
+    """A full minibus (nine people, every flag), long names, a long site name and a low battery."""
+    from sentinel.handheld import session_screen, summary_screen
+
+    long_name = "欧阳*" + "娜" * 20 if language == "zh-CN" else "Maximilian-Alexander *" + "x" * 20
+    p = _people(language)
+    checks = [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"], p["driver_again"], p["p2_offline"]]
+    for i in range(6):
+        status = _status(Status.GREEN, long_name if i == 0 else f"{'孙钱周吴郑冯'[i]}*", 10)
+        checks.append(_vehicle_check("0123456789"[i], status, Verdict(VerdictKind.DENY, "nat_too_old", (("h", 48),)), record=10 + i))
+    bus = _vehicle("粤BFA1234", checks)
+    bar = StatusBar(site_name=CHECKPOINT_NAME[language] * 3, online=False, outbox_depth=123456, battery=5, charging=False,
+                    alarm=ALARM[language], time=SAMPLE_NOW)
+    card = _result(Verdict(VerdictKind.DENY, "not_found"), HealthStatus(status=Status.NOT_FOUND), language)
+    finished = _vehicle("粤BFA1234", checks)
+    finished.finish(SAMPLE_NOW)
+    return [
+        Sample("vehicle_long_open", session_screen(bus, language, card), bar),
+        Sample("vehicle_long_summary", summary_screen(finished, finished.verdict(), language, tz=SHANGHAI), bar),
+    ]

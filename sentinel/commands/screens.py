@@ -4,7 +4,8 @@ For reviewing the screens without a kiosk (and for the README's pictures): idle 
 frame in the view, checking, pass, deny, manual check, unknown code, the offline banner, the
 faults and the technician menu, each at 800×480 (landscape) and 1080×1920 (portrait), in zh-CN
 and en. Files are named LAYOUT-LANGUAGE-SCREEN.png. `--stress` adds the worst cases (every
-reason text, the longest names) and says which texts had to be cut.
+reason text, the longest names) and says which texts had to be cut. `--handheld` adds the
+handheld's vehicle screens (Start, an open vehicle, the plate keypad, the vehicle's verdict).
 
 `sentinel screens --hash-pin` makes the `display.technician_pin_hash` line for a config file
 from a PIN typed twice (or one line on standard input).
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", type=Path, help="camera image for the idle screen's view (default: a demo scene)")
     parser.add_argument("--stress", action="store_true", help="also render the worst cases and list texts that had to be cut")
     parser.add_argument("--hash-pin", action="store_true", help="print a technician PIN hash for display.technician_pin_hash")
+    parser.add_argument("--handheld", action="store_true", help="also render the handheld's vehicle screens (Start, vehicle, plate keypad, verdict)")
 
 
 def _sizes(names: list[str] | None) -> list[tuple[str, tuple[int, int]]]:
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     import pygame
 
     from ui.preview import Preview
-    from ui.samples import SAMPLE_NOW, samples, stress_samples
+    from ui.samples import SAMPLE_NOW, samples, stress_samples, vehicle_samples, vehicle_stress_samples
 
     try:
         renderer = Renderer()
@@ -117,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         surface = pygame.Surface(size)
         for language in args.language or ["zh-CN", "en"]:
             todo = samples(language) + (stress_samples(language) if args.stress else [])
+            if getattr(args, "handheld", False):
+                todo += vehicle_samples(language) + (vehicle_stress_samples(language) if args.stress else [])
             for sample in todo:
                 if args.only and sample.name not in args.only:
                     continue

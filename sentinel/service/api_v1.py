@@ -26,6 +26,7 @@ from sentinel.contract import (
     RecordsAccepted,
     RecordsPage,
     RecordsUpload,
+    VehicleSessionsPage,
     VerifyRequest,
 )
 from sentinel.health import HealthStatus, Nat, Person, Status, Vaccination
@@ -127,6 +128,30 @@ def list_records(
     records = _store(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
     next_after = records[-1].id if len(records) == limit else None
     return RecordsPage(records=records, next_after=next_after)
+
+
+@router.get(
+    "/vehicle-sessions",
+    response_model=VehicleSessionsPage,
+    responses=_AUTH_ERRORS,
+    summary="Read stored vehicle sessions of handheld units (audits, tests)",
+)
+def list_vehicle_sessions(
+    request: Request,
+    who: Caller = Depends(caller),
+    device_id: str | None = Query(None, pattern=ID_PATTERN, description="Only this device's sessions; a device token reads only its own"),
+    site_id: str | None = Query(None, pattern=ID_PATTERN, description="Only sessions recorded at this site"),
+    since: datetime | None = Query(None, description="Only sessions created at or after this time (ISO 8601 with time zone)"),
+    after: str | None = Query(None, pattern=RECORD_ID_PATTERN, description="Paging cursor: `next_after` of the previous page"),
+    limit: int = Query(100, ge=1, le=1000, description="Most sessions in one page"),
+) -> VehicleSessionsPage:
+    if since is not None and since.tzinfo is None:
+        raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
+    if who.device is not None:
+        device_id = device_id or who.device.id
+        check_device(who.device, device_id, site_id)
+    sessions = _store(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    return VehicleSessionsPage(sessions=sessions, next_after=sessions[-1].id if len(sessions) == limit else None)
 
 
 @router.post(

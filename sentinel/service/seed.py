@@ -11,8 +11,11 @@ This module does not import FastAPI, so the kiosk's demo can use the constants w
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from sentinel.config import ASSETS
 from sentinel.contract import Site
 from sentinel.demo_data import DEMO_PEOPLE, DemoPerson
 from sentinel.service.store import PersonRow, Store
@@ -29,6 +32,17 @@ DEMO_BINDING_CODE_TTL = timedelta(days=30)
 DEMO_EXPIRED_PERSON = DemoPerson("expired", "E4xV7bN2mC9qW1eR", "赵敏", "310115199506150043", "green", "negative", 12.0, None, 3)
 #: when the expired person's code ran out, relative to the seeding
 DEMO_EXPIRED_AGO = timedelta(hours=1)
+
+
+#: a resident without a phone, let in by face: the portrait in sentinel/assets/faces/ (NASA, public
+#: domain; the name, ID number and health status are invented for the demo)
+DEMO_FACE_PERSON = DemoPerson("resident", "F2hJ6kL9pQ3rT7vX", "林秀英", "310104194803120025", "green", "negative", 20.0, None, 3)
+#: the portrait's encoding, made by tools/make_face_scenes.py (JSON: no face engine needed to seed)
+DEMO_FACE_ENCODING_FILE = ASSETS / "faces" / "astronaut.json"
+
+
+def demo_face_encoding() -> list[float]:
+    return json.loads(DEMO_FACE_ENCODING_FILE.read_text(encoding="utf-8"))["encoding"]
 
 
 def demo_person_id(person: DemoPerson) -> str:
@@ -66,4 +80,12 @@ def seed_demo(store: Store, now: datetime | None = None) -> None:
     store.add_binding_code(DEMO_SITE.id, DEMO_BINDING_CODE, now + DEMO_BINDING_CODE_TTL)
 
 
-SEEDS = {"demo": seed_demo}
+def seed_demo_faces(store: Store, now: datetime | None = None) -> None:
+    """The demo world plus a resident enrolled in the demo site's face gallery (`sentinel demo`)."""
+    now = now or datetime.now(UTC)
+    seed_demo(store, now)
+    face_row = replace(_row(DEMO_FACE_PERSON, now), face_site_id=DEMO_SITE.id, face_encoding=demo_face_encoding())
+    store.add_person(face_row, now, replace=True)
+
+
+SEEDS = {"demo": seed_demo, "demo-faces": seed_demo_faces}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sentinel.contract import CredentialKind, RecordIn, Site, StoredRecord
+from sentinel.contract import CredentialKind, RecordIn, Site, StoredRecord, StoredVehicleSession, VehicleSessionIn
 from sentinel.service.tokens import hash_secret, normalise_code
 
 _SCHEMA = """
@@ -71,6 +71,18 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_device ON records (device_id, id);
 CREATE INDEX IF NOT EXISTS records_by_site ON records (site_id, id);
+-- vehicle sessions of handheld units, uploaded with the records but kept apart from them, so that a
+-- vehicle is never counted as a person checked
+CREATE TABLE IF NOT EXISTS vehicle_sessions (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vehicle_sessions_by_device ON vehicle_sessions (device_id, id);
+CREATE INDEX IF NOT EXISTS vehicle_sessions_by_site ON vehicle_sessions (site_id, id);
 """
 
 
@@ -339,21 +351,30 @@ class Store:
 
     # records -----------------------------------------------------------------------------------
 
-    def add_records(self, records: list[RecordIn], now: datetime) -> dict[str, str]:
+    def add_records(self, records: list[RecordIn | VehicleSessionIn], now: datetime) -> dict[str, str]:
         """Store what is new and ignore what is known: the answer maps every id of the batch to
-        the device that stored it, whichever attempt that was."""
+        the device that stored it, whichever attempt that was. Vehicle sessions go to their own
+        table, in the same transaction."""
         if not records:
             return {}
+        owners: dict[str, str] = {}
         with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO records (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in records],
-            )
-            ids = sorted({r.id for r in records})
-            rows = conn.execute(
-                f"SELECT id, device_id FROM records WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids)
-            ).fetchall()
-        return {row["id"]: row["device_id"] for row in rows}
+            for table, batch in (
+                ("records", [r for r in records if not isinstance(r, VehicleSessionIn)]),
+                ("vehicle_sessions", [r for r in records if isinstance(r, VehicleSessionIn)]),
+            ):
+                if not batch:
+                    continue
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in batch],
+                )
+                ids = sorted({r.id for r in batch})
+                rows = conn.execute(
+                    f"SELECT id, device_id FROM {table} WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids)
+                ).fetchall()
+                owners.update({row["id"]: row["device_id"] for row in rows})
+        return owners
 
     def list_records(
         self,
@@ -380,3 +401,30 @@ class Store:
                 (*params, limit),
             ).fetchall()
         return [StoredRecord(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
+
+    def list_vehicle_sessions(
+        self,
+        *,
+        device_id: str | None = None,
+        site_id: str | None = None,
+        since: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredVehicleSession]:
+        """Vehicle sessions in id (= time) order, filtered like `list_records`."""
+        conditions, params = ["1 = 1"], []
+        for sql, value in (
+            ("device_id = ?", device_id),
+            ("site_id = ?", site_id),
+            ("created_at >= ?", None if since is None else utc_text(since)),
+            ("id > ?", after),
+        ):
+            if value is not None:
+                conditions.append(sql)
+                params.append(value)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT body, received_at FROM vehicle_sessions WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [StoredVehicleSession(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]

@@ -1,0 +1,241 @@
+"""Face matching in the camera loop: who, of the people enrolled for this site, is in front of
+the camera, if anyone, and only one person at a time.
+
+`FaceMatcher.observe(frame, qr_in_view)` is what the kiosk loop calls. It answers None when a
+detection is not due (at most one every `detect_every_s`, never while a QR code is in view: codes
+come first, and a face costs tens to hundreds of milliseconds), and otherwise a `FaceObservation`:
+
+- `no_face`: nobody in view;
+- `too_small`: only faces narrower than `min_face_px` (people further away, the queue behind);
+- `several`: more than one face of usable size: the screen asks for one person at a time;
+- `unknown`: one face, not in the gallery (or too close to two enrolled people to tell);
+- `match`: one face, nearer than `tolerance` to an enrolled person: `observation.credential` is
+  the face credential to check with the service, debounced by the loop like a QR code.
+
+Detection runs on the grey plane (always in a frame; on the Pi the lores stream's Y plane) scaled
+down to `downscale_width`, with dlib's HOG detector upsampling as far as `min_face_px` needs. The
+encoding is then computed on the full-size frame, in colour when the frame has colour (a little
+closer to colour enrolment photos) and on the grey plane otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sentinel.credentials import Credential, CredentialKind
+from sentinel.faces.engine import FaceBox, as_rgb, resize, upsample_for
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sentinel.config import FacesConfig
+    from sentinel.faces.gallery import Gallery, GalleryEntry
+    from sentinel.frames import Frame
+
+log = logging.getLogger("sentinel.faces")
+
+#: a match must be this much nearer than the nearest *other* person, or it is not trusted:
+#: two enrolled people both within tolerance of one face is a look-alike, not an identity
+AMBIGUITY_MARGIN = 0.05
+
+
+class ObservationKind(StrEnum):
+    NO_FACE = "no_face"
+    TOO_SMALL = "too_small"
+    SEVERAL = "several"
+    UNKNOWN = "unknown"
+    MATCH = "match"
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    kind: ObservationKind
+    box: FaceBox | None = None  # the face this is about (the largest one), in grey-frame pixels
+    boxes: tuple[FaceBox, ...] = ()  # every face found, usable or not
+    person_id: str | None = None  # on a match only
+    face_id: str | None = field(default=None, repr=False)  # the credential value on a match
+    name_masked: str = ""
+    distance: float | None = None  # to the nearest enrolled encoding, when a face was encoded
+    detail: str = ""  # unknown: "not_enrolled" | "ambiguous" | "gallery_empty"
+    detect_s: float = 0.0
+    encode_s: float = 0.0
+    sequence: int | None = None  # the frame's
+
+    @property
+    def credential(self) -> Credential | None:
+        if self.kind is not ObservationKind.MATCH or not self.face_id:
+            return None
+        return Credential(CredentialKind.FACE, self.face_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; what `sentinel faces match` prints (face ids included: it is the technician's tool)."""
+        out: dict[str, Any] = {"result": self.kind.value}
+        if self.kind is ObservationKind.MATCH:
+            out.update(person_id=self.person_id, face_id=self.face_id, name_masked=self.name_masked)
+        if self.distance is not None:
+            out["distance"] = round(self.distance, 4)
+        if self.detail:
+            out["detail"] = self.detail
+        if self.box is not None:
+            out["box"] = self.box.as_dict()
+        out["faces"] = len(self.boxes)
+        return out
+
+
+@dataclass(frozen=True)
+class Identity:
+    entry: "GalleryEntry | None"  # nearest enrolled encoding; None with an empty gallery
+    distance: float | None
+    matched: bool
+    detail: str = ""
+
+
+def identify(entries: "list[GalleryEntry]", matrix: "np.ndarray", encoding: "np.ndarray", tolerance: float) -> Identity:
+    """The nearest enrolled person to `encoding`, and whether it counts as them."""
+    import numpy as np
+
+    if not entries:
+        return Identity(None, None, False, "gallery_empty")
+    distances = np.linalg.norm(matrix - np.asarray(encoding, np.float32), axis=1)
+    best = int(np.argmin(distances))
+    entry, distance = entries[best], float(distances[best])
+    if distance > tolerance:
+        return Identity(entry, distance, False, "not_enrolled")
+    others = [float(d) for e, d in zip(entries, distances) if e.person_id != entry.person_id]
+    if others and min(others) < distance + AMBIGUITY_MARGIN:
+        return Identity(entry, distance, False, "ambiguous")
+    return Identity(entry, distance, True)
+
+
+class FaceMatcher:
+    """`FaceMatcher(gallery, config.faces, clock)`; `engine` is a `FaceEngine` (loaded on first
+    use, or now with `warm_up()`) or a stand-in with the same `detect`/`encode`."""
+
+    def __init__(
+        self,
+        gallery: "Gallery",
+        config: "FacesConfig",
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        engine: Any = None,
+    ) -> None:
+        self._gallery = gallery
+        self.config = config
+        self._clock = clock
+        self._engine = engine
+        self._next_due = float("-inf")
+        self._version: Any = None
+        self._entries: list = []
+        self._matrix: Any = None
+        self._failing = False
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from sentinel.faces.engine import FaceEngine
+
+            self._engine = FaceEngine()
+        return self._engine
+
+    def warm_up(self) -> None:
+        """Load the engine and the gallery now (seconds on a Pi), not at the first face."""
+        import numpy as np
+
+        self.engine.detect(np.zeros((120, 160, 3), np.uint8), 0)
+        self._refresh()
+
+    def observe(self, frame: "Frame", qr_in_view: bool = False) -> FaceObservation | None:
+        """The loop's call, on each frame while the kiosk is idle or showing a result. None: no
+        detection was due (rate limit, or a QR code is in view), or the engine failed (logged)."""
+        if qr_in_view:
+            return None
+        now = self._clock()
+        if now < self._next_due:
+            return None
+        self._next_due = now + self.config.detect_every_s
+        try:
+            observation = self.analyse(frame.grey, frame.colour, sequence=frame.sequence)
+        except Exception:  # a face-engine fault must not take the kiosk down; codes still work
+            if not self._failing:
+                log.exception("face matching failed; QR codes are still checked")
+            self._failing = True
+            return None
+        if self._failing:
+            log.info("face matching works again")
+            self._failing = False
+        return observation
+
+    def analyse(
+        self,
+        grey: "np.ndarray",
+        colour: "np.ndarray | None" = None,
+        *,
+        sequence: int | None = None,
+        detect_width: int | None = None,
+        upsample: int | None = None,
+    ) -> FaceObservation:
+        """One frame, now: detect, keep faces of usable size, encode the single one, identify it.
+        `detect_width` and `upsample` override the loop's settings (still images)."""
+        h, w = grey.shape[:2]
+        width = min(w, detect_width or self.config.downscale_width)
+        scale = width / w
+        n_up = upsample if upsample is not None else upsample_for(self.config.min_face_px, scale)
+        started = time.perf_counter()
+        small = resize(grey, width) if width != w else grey
+        found = self.engine.detect(small, n_up, self.config.min_score)  # dlib's HOG reads grey as it is
+        detect_s = time.perf_counter() - started
+        boxes = tuple(sorted((b.scaled(w / small.shape[1], h / small.shape[0]).clipped(w, h) for b in found),
+                             key=lambda b: -b.width))
+        base = {"boxes": boxes, "detect_s": detect_s, "sequence": sequence}
+        if not boxes:
+            return FaceObservation(ObservationKind.NO_FACE, **base)
+        usable = [b for b in boxes if b.width >= self.config.min_face_px]
+        if not usable:
+            return FaceObservation(ObservationKind.TOO_SMALL, box=boxes[0], **base)
+        if len(usable) > 1:
+            return FaceObservation(ObservationKind.SEVERAL, box=usable[0], **base)
+        box = usable[0]
+        self._refresh()
+        if not self._entries:  # nothing to compare with: spare the encoding
+            return FaceObservation(ObservationKind.UNKNOWN, box=box, detail="gallery_empty", **base)
+        started = time.perf_counter()
+        encoding = self.encode(grey, colour, box)
+        encode_s = time.perf_counter() - started
+        who = identify(self._entries, self._matrix, encoding, self.config.tolerance)
+        entry = who.entry
+        log.debug("face %s (distance %.3f%s)", "matched" if who.matched else "unknown", who.distance, f", {who.detail}" if who.detail else "")
+        return FaceObservation(
+            ObservationKind.MATCH if who.matched else ObservationKind.UNKNOWN,
+            box=box,
+            person_id=entry.person_id if who.matched and entry else None,
+            face_id=entry.face_id if who.matched and entry else None,
+            name_masked=entry.name_masked if who.matched and entry else "",
+            distance=who.distance,
+            detail=who.detail,
+            encode_s=encode_s,
+            **base,
+        )
+
+    def encode(self, grey: "np.ndarray", colour: "np.ndarray | None", box: FaceBox) -> "np.ndarray":
+        """The encoding of the face in `box` (grey-frame pixels), on the colour image when there is
+        one (on the Pi it may be bigger than the grey plane: the box is scaled to it)."""
+        image = grey
+        if colour is not None:
+            image = colour
+            gh, gw = grey.shape[:2]
+            ch, cw = colour.shape[:2]
+            box = box.scaled(cw / gw, ch / gh).clipped(cw, ch)
+        (encoding,) = self.engine.encode(as_rgb(image), [box])
+        return encoding
+
+    def _refresh(self) -> None:
+        version = self._gallery.version()
+        if version != self._version:
+            self._entries, self._matrix = self._gallery.matrix()
+            self._version = version
+            log.info("face gallery: %d encodings of %d people", len(self._entries), len({e.person_id for e in self._entries}))
