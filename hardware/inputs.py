@@ -236,6 +236,7 @@ PATTERNS: dict[str, tuple[str, str, str, int]] = {
     "deny": ("off", "on", "off", 3),
     "unknown_code": ("off", "on", "off", 3),
     "fault": ("off", "blink", "off", 0),
+    "one_at_a_time": ("off", "off", "blink", 1),
     # handheld vehicle mode: a vehicle being checked shows amber; the prompts and the summary are quiet
     "vehicle": ("off", "off", "on", 0),
     "plate": ("off", "off", "on", 0),

@@ -17,6 +17,7 @@ from typing import Any
 from sentinel.client import ServiceClient, read_token
 from sentinel.config import SentinelConfig
 from sentinel.credentials import CredentialRules
+from sentinel.credentials_dir import resolve_token_file
 from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
@@ -42,6 +43,9 @@ class Kiosk:
     lock: StateLock | None = None
     _uploads: ServiceClient | None = None
     display: Any = None
+    handheld: Any = None  # sentinel.handheld.HandheldController when [handheld] is enabled
+    faces: Any = None  # sentinel.faces.kiosk.FaceMatching when [faces] is on
+    scanner: Any = None  # an external 2D scanner beside the camera, when configured
 
     def run(
         self,
@@ -59,6 +63,10 @@ class Kiosk:
             self.source.start()
             if self.uploader is not None:
                 self.uploader.start()
+            if self.scanner is not None:
+                self.scanner.start()
+            if self.faces is not None:
+                self.faces.start()  # a full gallery sync at once, then every sync_every_s; never blocks the loop
             self.pipeline.run(self.source, stop=stop, duration_s=duration_s, until_finished=until_finished)
         finally:
             for step in (self.pipeline.close, lambda: self.drain(drain_s)):  # the gate closes first
@@ -93,12 +101,15 @@ class Kiosk:
         language = language or self.config.device.language
         health = self.outbox.health()
         messages = health.messages(language)
-        return {
+        fields = {
             "site_name": self.config.device.site_name,
             "online": None if self.uploader is None else self.uploader.online,
             "outbox_depth": health.depth,
             "alarm": messages[0] if messages else "",
         }
+        if self.handheld is not None:  # the battery, where the hardware reports one
+            fields.update(self.handheld.status_fields())
+        return fields
 
     def outbox_status_lines(self, language: str | None = None) -> list[tuple[str, str]]:
         """Rows for the technician menu's outbox panel."""
@@ -121,10 +132,16 @@ class Kiosk:
         """Gate first: whatever else fails on the way out, the gate ends closed. The uploader stops
         before the outbox closes; what it had in flight stays in the outbox and is sent next time."""
         steps = [self.pipeline.close, self.source.close]
+        if self.handheld is not None:
+            steps.append(self.handheld.close)
         if self.uploader is not None:
             steps.append(self.uploader.stop)
         if self._uploads is not None:
             steps.append(self._uploads.close)
+        if self.faces is not None:
+            steps.append(self.faces.close)
+        if self.scanner is not None:
+            steps.append(self.scanner.close)
         steps.append(self.verifier.close)
         if self.display is not None and hasattr(self.display, "close"):
             steps.append(self.display.close)
@@ -145,7 +162,7 @@ def make_client(config: SentinelConfig) -> ServiceClient:
     v = config.verifier
     return ServiceClient(
         v.url,
-        read_token(v.token_file),
+        read_token(resolve_token_file(v.token_file)),  # systemd LoadCredential= first
         device_id=config.device.id,
         site_id=config.device.site_id,
         ca_bundle=v.ca_bundle,
@@ -157,7 +174,10 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
     # Deferred: the edges depend on the core, and only the kiosk needs them loaded.
     from hardware.camera import open_camera
     from hardware.gate import open_gate
+    from hardware.scanner import open_scanner
     from sentinel.decoding import make_decoder
+    from sentinel.notify import Watchdog, WatchedSource
+    from sentinel.faces.kiosk import open_faces
     from ui.console import open_display
 
     verifier = make_client(config)
@@ -177,27 +197,50 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
         uploader = make_uploader(config, outbox, uploads)
         gate = open_gate(config.gate)
         opened.insert(0, gate.close)
+        faces = open_faces(config, make_client)  # None when [faces] is off or its engine is missing
+        if faces is not None:
+            opened.insert(0, faces.close)
         display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
         if hasattr(display, "close"):
             opened.insert(1, display.close)
+        handheld = None
+        pipeline_display = display
+        if config.handheld.enabled:
+            # Vehicle checks: the pipeline's screens go through the controller, which shows the vehicle
+            # screens; its outcomes reach the controller first; the camera runs only while scanning.
+            from sentinel.handheld import HandheldController
+
+            handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=None)
+            opened.insert(0, handheld.close)
+            pipeline_display = handheld.display
+            on_outcome = handheld.chain(on_outcome)
+        scanner = open_scanner(config.scanner)
+        opened.insert(0, scanner.close)
         pipeline = Pipeline(
-            decoder=make_decoder(config.decoder.order),
+            decoder=make_decoder(config.decoder.order, fallback_every=config.decoder.fallback_every),
             rules=CredentialRules(config.credentials),
             verifier=verifier,
             policy=config.policy,
             records=RecordMaker(config.device.id, config.device.site_id, key),
             outbox=outbox,
             gate=gate,
-            display=display,
+            display=pipeline_display,
             language=config.device.language,
             debounce_s=config.credentials.debounce_s,
             deadline_s=config.verifier.deadline_s,
             result_s=config.display.result_s,
             status_cache=status_cache,
             on_outcome=on_outcome,
+            faces=faces.matcher if faces is not None else None,
+            scanner=scanner,
         )
         opened.insert(0, pipeline.close)
         source = open_camera(config.camera)
+        if handheld is not None:
+            source = handheld.gate_camera(source)
+        watchdog = Watchdog.from_environment()
+        if watchdog.notifier.enabled:  # under systemd: READY=1 on the first frame, WATCHDOG=1 only while healthy
+            source = WatchedSource(source, watchdog, uploader_ok=lambda: uploader.status().state != "stopped")
     except BaseException:
         for undo in opened:  # whatever was opened is closed again, the gate first
             try:
@@ -205,7 +248,7 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             except Exception:
                 log.exception("error while cleaning up a failed start")
         raise
-    kiosk = Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display)
+    kiosk = Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld, faces, scanner)
     if hasattr(display, "connect"):
         display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
     return kiosk

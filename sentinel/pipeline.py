@@ -22,6 +22,7 @@ from typing import Protocol
 
 from sentinel.config import PolicyConfig
 from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejection
+from sentinel.faces.matcher import FaceObservation, ObservationKind
 from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
 from sentinel.outbox import Outbox
@@ -49,12 +50,21 @@ class DecoderLike(Protocol):
     def decode(self, grey): ...  # -> list of objects with .text and .raw
 
 
+class FaceMatcherLike(Protocol):
+    def observe(self, frame: Frame, qr_in_view: bool = False) -> FaceObservation | None: ...
+
+
 class Gate(Protocol):
     def pulse(self) -> None:
         """Open for the configured time, without blocking; closes by itself."""
 
     def close(self) -> None:
         """Close now (every exit path calls this)."""
+
+
+class ScannerLike(Protocol):
+    def drain(self) -> list:
+        """Payloads read since the last call (objects with .text and .raw), oldest first."""
 
 
 class Display(Protocol):
@@ -77,6 +87,8 @@ class CheckOutcome:
     record_id: str | None  # None when no record was made, or it could not even be kept in memory
     person: str = ""
     durable: bool = False  # the record was committed to the outbox (not merely held in memory)
+    credential_hash: str | None = None  # the record's keyed hash of the credential: the same code seen again (handheld vehicles)
+    id_masked: str = ""  # masked ID as the service returned it: with `person`, the same person across credential kinds
 
 
 @dataclass
@@ -110,6 +122,8 @@ class Pipeline:
         executor: Executor | None = None,
         status_cache: StatusCache | None = None,
         on_outcome: Callable[[CheckOutcome], None] | None = None,
+        faces: FaceMatcherLike | None = None,
+        scanner: ScannerLike | None = None,
     ):
         self._decoder = decoder
         self._rules = rules
@@ -131,6 +145,9 @@ class Pipeline:
         # The cache (on disk in the kiosk) is kept only where the `cached` offline policy reads it.
         self._cache = status_cache if status_cache is not None else StatusCache(ttl_s=policy.cached_ttl_min * 60)
         self._on_outcome = on_outcome or (lambda outcome: None)
+        self._faces = faces
+        self._scanner = scanner
+        self._shown_kind: ScreenKind | None = None
 
         self.state = State.IDLE
         self.frames_seen = 0
@@ -141,11 +158,16 @@ class Pipeline:
 
     # --- one loop iteration ------------------------------------------------------------------
 
-    def step(self, frame: Frame | None) -> None:
-        """Advance by one camera read: `frame` is None when the camera gave nothing in time."""
+    def step(self, frame: Frame | None, *, paused: bool = False) -> None:
+        """Advance by one camera read: `frame` is None when the camera gave nothing in time.
+        `paused`: the camera is off on purpose (a handheld between vehicles), which is no fault."""
         now = self._clock()
         self._resolve_check(now)
         if frame is None:
+            if paused:
+                self._last_frame_at = now
+                if self.state == State.FAULT:
+                    self._to_idle()
             self._check_camera(now)
             self._expire_result(now)
             return
@@ -164,6 +186,9 @@ class Pipeline:
         for code in codes:
             if self._on_payload(code.text, getattr(code, "raw", None), now):
                 break
+        # Faces only while no code is in view and no check is in flight: codes come first.
+        if self._faces is not None and not codes and self.state in (State.IDLE, State.RESULT):
+            self._on_face(frame, now)
 
     def run(
         self,
@@ -183,22 +208,33 @@ class Pipeline:
                 # frames are still taken at least every 30 ms.
                 self.wait_for_check(0.03)
                 timeout = 0.03 if self.state == State.CHECKING else 0.25
+                paused = False
                 try:
                     frame = source.read(timeout)
                     read_failing = False
+                    paused = frame is None and bool(getattr(source, "paused", False))
                 except Exception as e:
                     if not read_failing:
                         log.error("camera read failed: %s", e)
                     read_failing = True
                     frame = None
                     stop.wait(timeout)
-                self.step(frame)
+                self.step(frame, paused=paused)
+                if self._scanner is not None:
+                    for item in self._scanner.drain():  # read on the scanner's thread, checked on this one
+                        self.offer_payload(item.text, item.raw)
                 if duration_s is not None and self._clock() - started >= duration_s:
                     break
                 if until_finished and getattr(source, "finished", False) and self.state != State.CHECKING:
                     break
         finally:
             self._gate.close()
+
+    def offer_payload(self, text: str, raw: bytes | None = None) -> None:
+        """A payload from a source other than the camera (an external scanner): same rules, same checks."""
+        now = self._clock()
+        self._resolve_check(now)
+        self._on_payload(text, raw, now)
 
     def wait_for_check(self, timeout: float) -> None:
         """Wait up to `timeout` for the in-flight check's answer (or its deadline) and act on it."""
@@ -229,6 +265,25 @@ class Pipeline:
         else:
             self._start_check(result, now)
         return True
+
+    def _on_face(self, frame: Frame, now: float) -> None:
+        try:
+            seen = self._faces.observe(frame, qr_in_view=False)  # None: not due (rate limit)
+        except Exception:  # the matcher logs its own faults; a bug must not stop QR checks
+            log.exception("face matcher failed on frame %d", frame.sequence)
+            return
+        if seen is None:
+            return
+        if seen.kind is ObservationKind.SEVERAL:
+            # One person at a time. The prompt never covers a verdict, and goes after result_s.
+            if self.state == State.IDLE or self._shown_kind == ScreenKind.ONE_AT_A_TIME:
+                self._show(Screen.prompt(ScreenKind.ONE_AT_A_TIME, self._language))
+                self._to_result(now)
+            return
+        credential = seen.credential  # only on a match
+        if credential is None or not self._debouncer.is_new(credential.key, now):
+            return
+        self._start_check(credential, now)
 
     def _reject(self, rejection: Rejection, now: float) -> None:
         log.info("payload rejected on the device: %s (%s)", rejection.reason, rejection.message)
@@ -307,10 +362,12 @@ class Pipeline:
             self._gate.pulse()
         self._to_result(now)
         person = status.person.name_masked if status.person else ""
+        id_masked = status.person.id_masked if status.person else ""
         log.info("verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if offline else "")
         self._on_outcome(
             CheckOutcome(
-                check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person, durable
+                check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person, durable,
+                credential_hash=credential_hash, id_masked=id_masked,
             )
         )
 
@@ -360,6 +417,7 @@ class Pipeline:
             log.exception("display preview failed")
 
     def _show(self, screen: Screen) -> None:
+        self._shown_kind = screen.kind
         try:
             self._display.show(screen)
         except Exception:  # a display fault must not stop checks or leave the gate state unknown

@@ -26,6 +26,7 @@ class ScreenKind(StrEnum):
     MANUAL_CHECK = "manual_check"
     UNKNOWN_CODE = "unknown_code"
     FAULT = "fault"
+    ONE_AT_A_TIME = "one_at_a_time"  # several faces in view: the face matcher asks for one person
     # handheld vehicle checks (sentinel.handheld builds these; the screen's `vehicle` holds the rest)
     VEHICLE_IDLE = "vehicle_idle"  # no vehicle open: Start, the camera off
     VEHICLE = "vehicle"  # a vehicle open: the people checked so far and the latest check
@@ -66,6 +67,7 @@ _DEFAULT_ICON = {
     ScreenKind.MANUAL_CHECK: Icon.MANUAL,
     ScreenKind.UNKNOWN_CODE: Icon.UNKNOWN,
     ScreenKind.FAULT: Icon.FAULT,
+    ScreenKind.ONE_AT_A_TIME: Icon.MANUAL,
     ScreenKind.VEHICLE_IDLE: Icon.SCAN,
     ScreenKind.VEHICLE: Icon.SCAN,
     ScreenKind.PLATE: Icon.SCAN,
@@ -76,9 +78,11 @@ _DEFAULT_ICON = {
 _PROMPTS = {
     ScreenKind.IDLE: ("请出示健康码", "Show your health code"),
     ScreenKind.CHECKING: ("正在核验…", "Checking..."),
+    ScreenKind.ONE_AT_A_TIME: ("请一人一人核验", "One person at a time"),
 }
 _PROMPT_HINTS = {
     ScreenKind.CHECKING: ("已读取二维码，请稍候", "Code read, one moment"),
+    ScreenKind.ONE_AT_A_TIME: ("镜头前只留一人", "Only one person in front of the camera"),
 }
 
 #: the headline of each verdict screen; the verdict's reason goes under it

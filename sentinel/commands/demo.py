@@ -62,18 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_config(args: argparse.Namespace, state_dir: Path, service_url: str, token_file: Path) -> SentinelConfig:
+    from sentinel.faces.demo import demo_faces_config, demo_scene_folder
     from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_SITE
 
     return SentinelConfig(
         device=DeviceConfig(id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id, site_name=DEMO_SITE.name, language=args.language, state_dir=state_dir),
         camera=ReplayCameraConfig(
-            path=args.scenes or ASSETS / "scenes", fps=args.fps, frames_per_image=max(1, round(args.fps * 1.2)), loop=not args.once
+            path=args.scenes or demo_scene_folder(state_dir), fps=args.fps, frames_per_image=max(1, round(args.fps * 1.2)), loop=not args.once
         ),
         verifier=HttpVerifierConfig(url=service_url, token_file=token_file),
         # The demo site: green passes, yellow goes to staff, NAT within 48 h.
         policy=PolicyConfig(allowed_colours=["green"], yellow="manual_check", nat_window_h=48, offline="deny"),
         gate=FakeGateConfig(pulse_s=1.0),
         display=_display(args),
+        faces=demo_faces_config(),  # the resident without a phone (the NASA portrait) is let in by face
     )
 
 
@@ -138,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(DEMO_DEVICE_TOKEN)
-        with ReferenceServer(state_dir / "service.sqlite3", seed="demo") as server:
+        with ReferenceServer(state_dir / "service.sqlite3", seed="demo-faces") as server:
             config = demo_config(args, state_dir, server.url, token_file)
             try:
                 kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a bench LAN)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--db", required=True, type=Path, help="SQLite file holding sites, devices, people and records")
-    parser.add_argument("--seed", choices=["demo"], help="(re)write the demo site, device, people and binding code")
+    parser.add_argument("--seed", choices=["demo", "demo-faces"], help="(re)write the demo site, device, people and binding code")
     parser.add_argument(
         "--admin-token-file",
         type=Path,
