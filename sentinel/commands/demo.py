@@ -14,6 +14,7 @@ the driver's phone is shown again at the end. One line per check, one for the ve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -121,18 +122,16 @@ def _printer(as_json: bool, language: str):
     return show
 
 
-def run(args: argparse.Namespace) -> int:
-    if getattr(args, "profile", "kiosk") == "handheld":
-        return run_handheld(args)
-    from sentinel.kiosk import build_kiosk
+@contextlib.contextmanager
+def _demo_service(args: argparse.Namespace, stop: threading.Event, seed: str):
+    """What both demo profiles stand on: a quiet log, SIGTERM → stop, a throw-away state folder
+    with the demo device's token (0600), and the reference service on a free loopback port."""
     from sentinel.service.seed import DEMO_DEVICE_TOKEN
     from sentinel.service.server import ReferenceServer
-    from ui.console import DisplayError
 
     if not args.verbose:
         # The check lines on stdout are the demo; -v shows every screen and call on stderr.
         logging.getLogger().setLevel(logging.WARNING)
-    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with tempfile.TemporaryDirectory(prefix="sentinel-demo-") as tmp:
         state_dir = Path(tmp)
@@ -140,7 +139,18 @@ def run(args: argparse.Namespace) -> int:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(DEMO_DEVICE_TOKEN)
-        with ReferenceServer(state_dir / "service.sqlite3", seed="demo-faces") as server:
+        with ReferenceServer(state_dir / "service.sqlite3", seed=seed) as server:
+            yield state_dir, token_file, server
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "profile", "kiosk") == "handheld":
+        return run_handheld(args)
+    from sentinel.kiosk import build_kiosk
+    from ui.console import DisplayError
+
+    stop = threading.Event()
+    with _demo_service(args, stop, seed="demo-faces") as (state_dir, token_file, server):
             config = demo_config(args, state_dir, server.url, token_file)
             try:
                 kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))
@@ -343,21 +353,10 @@ def run_handheld(args: argparse.Namespace) -> int:
     from datetime import UTC
 
     from sentinel.kiosk import build_kiosk
-    from sentinel.service.seed import DEMO_DEVICE_TOKEN
-    from sentinel.service.server import ReferenceServer
     from ui.console import DisplayError
 
-    if not args.verbose:
-        logging.getLogger().setLevel(logging.WARNING)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with tempfile.TemporaryDirectory(prefix="sentinel-demo-") as tmp:
-        state_dir = Path(tmp)
-        token_file = state_dir / "device-token"
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(DEMO_DEVICE_TOKEN)
-        with ReferenceServer(state_dir / "service.sqlite3", seed="demo") as server:
+    with _demo_service(args, stop, seed="demo") as (state_dir, token_file, server):
             seed_vehicle_demo(server.store, datetime.now(UTC))
             config = handheld_config(args, state_dir, server.url, token_file)
             try:

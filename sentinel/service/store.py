@@ -376,42 +376,25 @@ class Store:
                 owners.update({row["id"]: row["device_id"] for row in rows})
         return owners
 
-    def list_records(
-        self,
-        *,
-        device_id: str | None = None,
-        site_id: str | None = None,
-        since: datetime | None = None,
-        after: str | None = None,
-        limit: int = 100,
-    ) -> list[StoredRecord]:
-        conditions, params = ["1 = 1"], []
-        for sql, value in (
-            ("device_id = ?", device_id),
-            ("site_id = ?", site_id),
-            ("created_at >= ?", None if since is None else utc_text(since)),
-            ("id > ?", after),
-        ):
-            if value is not None:
-                conditions.append(sql)
-                params.append(value)
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT body, received_at FROM records WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [StoredRecord(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
+    def list_records(self, **filters: Any) -> list[StoredRecord]:
+        """Check records in id (= time) order; filters: device_id, site_id, since, after, limit."""
+        return self._list("records", StoredRecord, **filters)
 
-    def list_vehicle_sessions(
+    def list_vehicle_sessions(self, **filters: Any) -> list[StoredVehicleSession]:
+        """Vehicle sessions in id (= time) order, filtered like `list_records`."""
+        return self._list("vehicle_sessions", StoredVehicleSession, **filters)
+
+    def _list(
         self,
+        table: str,  # one of the two literals above, never caller input
+        model: type,
         *,
         device_id: str | None = None,
         site_id: str | None = None,
         since: datetime | None = None,
         after: str | None = None,
         limit: int = 100,
-    ) -> list[StoredVehicleSession]:
-        """Vehicle sessions in id (= time) order, filtered like `list_records`."""
+    ) -> list:
         conditions, params = ["1 = 1"], []
         for sql, value in (
             ("device_id = ?", device_id),
@@ -424,7 +407,7 @@ class Store:
                 params.append(value)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT body, received_at FROM vehicle_sessions WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+                f"SELECT body, received_at FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
                 (*params, limit),
             ).fetchall()
-        return [StoredVehicleSession(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
+        return [model(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
