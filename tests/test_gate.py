@@ -265,6 +265,10 @@ def test_boot_config_command_on_the_pillar_profile():
 CHILD = textwrap.dedent(
     """
     import atexit, os, signal, sys, time
+    # A shell's background job or nohup starts us with SIGINT/SIGHUP ignored; a kiosk under
+    # systemd starts with the defaults, which is what this test is about.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     from gpiozero.pins.mock import MockFactory
     factory = MockFactory()
     pin = factory.pin(17)
