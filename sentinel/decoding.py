@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
+
+from sentinel.images import ImageError, load_grey  # noqa: F401 - image files: the one loader, re-exported here
 
 if TYPE_CHECKING:
     import numpy as np
@@ -283,61 +284,3 @@ def make_decoder(order: Sequence[str], *, fallback_every: int | None = DEFAULT_F
         raise ValueError(f"unknown decoder {given}; choose from {', '.join(BACKENDS)}")
     decoders = [BACKENDS[name]() for name in order]
     return decoders[0] if len(decoders) == 1 else CascadeDecoder(decoders, fallback_every=fallback_every)
-
-
-# --- images from files ------------------------------------------------------------------------
-
-
-class ImageError(Exception):
-    """An image file that cannot be used, with a reason a technician can act on."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-def load_grey(path: str | Path) -> "np.ndarray":
-    """An image file as the decoders see a camera frame: H×W uint8, upright.
-
-    Phones store photos sideways with an EXIF orientation tag; zxing-cpp tries rotations but
-    corners would then be reported in the sideways frame, so the tag is applied first.
-    """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(path, "is a directory, not an image file")
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.ascontiguousarray(_to_grey(image))
-    except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(path, "not an image file (or a format Pillow cannot read)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(path, f"cannot read image: {_one_line(exc)}") from None
-
-
-def _to_grey(image) -> "np.ndarray":
-    """8-bit grey, with transparency shown on white (a QR code exported with a transparent
-    background would otherwise turn black on black) and 16-bit scans scaled rather than clipped."""
-    import numpy as np
-    from PIL import Image
-
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.uint8)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

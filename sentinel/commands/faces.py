@@ -168,7 +168,7 @@ def _remove(args, config: SentinelConfig, gallery, engine=None) -> int:
 
 
 def _match(args, config: SentinelConfig, gallery, engine) -> int:
-    from sentinel.faces.engine import ImageFileError, load_rgb
+    from sentinel.faces.engine import ImageError, load_rgb
     from sentinel.faces.enrol import STILL_DETECT_WIDTH, STILL_UPSAMPLE
     from sentinel.faces.matcher import FaceMatcher
 
@@ -177,7 +177,7 @@ def _match(args, config: SentinelConfig, gallery, engine) -> int:
     for name in args.images:
         try:
             rgb = load_rgb(name)
-        except ImageFileError as e:
+        except ImageError as e:
             _emit(json.dumps({"image": name, "error": e.reason}, ensure_ascii=False))
             failed = True
             continue

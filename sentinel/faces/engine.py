@@ -15,8 +15,9 @@ import importlib.util
 import math
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sentinel.images import ImageError, load_rgb  # noqa: F401 - image files: the one loader, re-exported here
 
 if TYPE_CHECKING:  # numpy is only a type here: importing sentinel.faces must stay cheap
     import numpy as np
@@ -166,39 +167,3 @@ def resize(image: "np.ndarray", width: int) -> "np.ndarray":
         return image
     height = max(1, round(h * width / w))
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-
-
-class ImageFileError(Exception):
-    """An image file that cannot be used, with a reason a technician can act on."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-def load_rgb(path: str | Path) -> "np.ndarray":
-    """An image file as H×W×3 uint8 RGB, upright (EXIF orientation applied, as phones store photos
-    sideways), transparency shown on white."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if path.is_dir():
-        raise ImageFileError(path, "is a directory, not an image file")
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(canvas, image)
-            return np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    except FileNotFoundError:
-        raise ImageFileError(path, "no such file") from None
-    except PermissionError:
-        raise ImageFileError(path, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageFileError(path, "not an image file (or a format Pillow cannot read)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageFileError(path, f"cannot read image: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

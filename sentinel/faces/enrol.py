@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentinel.faces.engine import FaceBox, ImageFileError, as_rgb, load_rgb, resize
+from sentinel.faces.engine import FaceBox, ImageError, as_rgb, load_rgb, resize
 from sentinel.faces.matcher import identify
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def read_enrolment_image(engine: Any, path: str | Path, min_face_px: int = MIN_E
     """(rgb, box, encoding) of the one face in `path`; EnrolmentRefused with the reason otherwise."""
     try:
         rgb = load_rgb(path)
-    except ImageFileError as e:
+    except ImageError as e:
         raise EnrolmentRefused([str(e)]) from None
     boxes = detect_still(engine, rgb)
     if not boxes:
