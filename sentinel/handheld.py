@@ -21,8 +21,6 @@ Seams, so that it is wired by hand in tests and by `build_kiosk` on a handheld:
 - `controller.gate_camera(source)`: the camera runs only while a vehicle is open or the trigger
   is armed (`hardware.camera.gated.GatedSource`).
 - `controller.press(button_id)`: a touch on one of its screens (the pygame display calls it).
-- `controller.tap(outbox)`: only where `CheckOutcome` has no `credential_hash` yet: an outbox
-  wrapper that tells the controller each record's credential hash and masked ID.
 
 Threads: outcomes arrive on the kiosk loop, touches on the display's thread, trigger presses and
 time-outs on the controller's ticker; one lock orders them, and nothing under it blocks for
@@ -294,7 +292,6 @@ class HandheldController:
         self._last_activity = clock()
         self._summary_until = 0.0
         self._presses_seen = getattr(trigger, "presses", 0) if trigger is not None else 0
-        self._tap: dict[str, tuple[str, str]] = {}  # record id → (credential hash, masked ID), when tapped
         self.sessions_recorded = 0
 
         if hasattr(display, "connect"):
@@ -345,9 +342,6 @@ class HandheldController:
         from hardware.camera.gated import GatedSource
 
         return GatedSource(source, self.scanning_active, linger_s=self.settings.camera_linger_s)
-
-    def tap(self, outbox: Any) -> "RecordTap":
-        return RecordTap(outbox, self._tap)
 
     def battery_level(self) -> int | None:
         return self.battery.level()
@@ -427,21 +421,15 @@ class HandheldController:
                 self._emit(VehicleEvent("check", session, add=add, check=check))
 
     def _check(self, outcome: Any) -> Check:
-        credential_hash = getattr(outcome, "credential_hash", None)
-        id_masked = getattr(outcome, "id_masked", "") or ""
-        tapped = self._tap.pop(outcome.record_id, None) if outcome.record_id else None
-        if tapped is not None:
-            credential_hash = credential_hash or tapped[0]
-            id_masked = id_masked or tapped[1]
         return Check(
             record_id=outcome.record_id,
             credential_kind=outcome.credential_kind,
-            credential_hash=credential_hash,
+            credential_hash=outcome.credential_hash,
             status=outcome.status,
             verdict=outcome.verdict,
             offline=outcome.offline,
             name_masked=outcome.person or "",
-            id_masked=id_masked,
+            id_masked=outcome.id_masked,
             at=self._wall(),
             latency_s=outcome.latency_s,
         )
@@ -743,35 +731,6 @@ class HandheldDisplay:
 
     def __getattr__(self, name: str) -> Any:  # connect, close, current… of the real display
         return getattr(self.inner, name)
-
-
-class RecordTap:
-    """An outbox that remembers each added record's credential hash and masked ID for the
-    controller (where `CheckOutcome` does not carry them); everything else is the outbox's."""
-
-    def __init__(self, outbox: Any, seen: dict[str, tuple[str, str]]):
-        self.outbox = outbox
-        self._seen = seen
-
-    def _note(self, record: Any) -> None:
-        if getattr(record, "credential_hash", None):
-            person = getattr(record, "person", None)
-            self._seen[record.id] = (record.credential_hash, person.id_masked if person else "")
-            while len(self._seen) > 256:  # outcomes take them at once; never let it grow
-                self._seen.pop(next(iter(self._seen)))
-
-    def add(self, record: Any) -> None:
-        self.outbox.add(record)
-        self._note(record)
-
-    def spill(self, record: Any) -> bool:
-        kept = bool(self.outbox.spill(record))
-        if kept:
-            self._note(record)
-        return kept
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.outbox, name)
 
 
 # --- screens (pure) ---------------------------------------------------------------------------------------

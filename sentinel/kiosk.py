@@ -57,7 +57,7 @@ class Kiosk:
         """Check people until stopped. With `drain_s`, give the uploader up to that long at the end
         to deliver what is waiting (the demo; a systemd stop within TimeoutStopSec)."""
         stop = stop or threading.Event()
-        if self.display is not None and hasattr(self.display, "connect"):
+        if self.display is not None:
             self.display.connect(on_quit=stop.set)  # closing the desktop window stops the kiosk
         try:
             self.source.start()
@@ -143,7 +143,7 @@ class Kiosk:
         if self.scanner is not None:
             steps.append(self.scanner.close)
         steps.append(self.verifier.close)
-        if self.display is not None and hasattr(self.display, "close"):
+        if self.display is not None:
             steps.append(self.display.close)
         if self.status_cache is not None:
             steps.append(self.status_cache.close)
@@ -201,8 +201,7 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
         if faces is not None:
             opened.insert(0, faces.close)
         display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
-        if hasattr(display, "close"):
-            opened.insert(1, display.close)
+        opened.insert(1, display.close)
         handheld = None
         pipeline_display = display
         if config.handheld.enabled:
@@ -249,8 +248,7 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
                 log.exception("error while cleaning up a failed start")
         raise
     kiosk = Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld, faces, scanner)
-    if hasattr(display, "connect"):
-        display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
+    display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
     return kiosk
 
 

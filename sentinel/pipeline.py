@@ -372,21 +372,15 @@ class Pipeline:
         )
 
     def _outbox_at_cap(self) -> str | None:
-        health = getattr(self._outbox, "health", None)
-        if health is None:
-            return None
         try:
-            return health().at_cap
+            return self._outbox.health().at_cap
         except Exception:
             log.exception("outbox health failed")
             return None
 
     def _spill(self, record) -> bool:
-        spill = getattr(self._outbox, "spill", None)
-        if spill is None:
-            return False
         try:
-            return bool(spill(record))
+            return bool(self._outbox.spill(record))
         except Exception:
             log.exception("could not keep the record in memory either")
             return False

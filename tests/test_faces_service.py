@@ -6,7 +6,6 @@ none of this needs ../shared."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,14 +142,7 @@ def test_a_replay_of_face_frames_ends_in_a_verdict_from_the_reference_server(cli
     assert verdict.kind is VerdictKind.PASS
 
 
-def _pipeline_takes_faces() -> bool:
-    from sentinel.pipeline import Pipeline
-
-    return "faces" in inspect.signature(Pipeline).parameters
-
-
 @needs_engine
-@pytest.mark.skipif(not _pipeline_takes_faces(), reason="the pipeline does not take a face matcher yet (Pipeline(faces=...))")
 def test_the_pipeline_lets_the_resident_in_by_face(client, tmp_path):
     from hardware.gate import FakeGate
     from sentinel.config import CredentialConfig

@@ -4,7 +4,6 @@ the staff's buttons, the trigger, time-outs, the battery and the camera that sle
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -99,8 +98,7 @@ class Rig:
             verifier=self.verifier,
             policy=policy,
             records=RecordMaker("demo-device", "demo-site", b"k" * 32),
-            # the tap tells the controller each record's hash where CheckOutcome does not carry it yet
-            outbox=self.controller.tap(self.outbox),
+            outbox=self.outbox,
             gate=FakeGate(pulse_s=1.0, clock=self.clock),
             display=self.controller.display,
             language="en",
@@ -181,7 +179,7 @@ def test_a_vehicle_from_replayed_frames_to_the_uploaded_session_record(tmp_path)
         c.subscribe(staff)
         while not source.finished:
             frame = source.read(0.0)
-            rig.pipeline.step(frame, **({"paused": source.paused} if _pipeline_knows_paused() else {}))
+            rig.pipeline.step(frame, paused=source.paused)
             rig.clock.advance(0.1)
             c.tick()
         assert rig.adds() == ["new", "new", "rescan", "new", "duplicate"]
@@ -211,10 +209,6 @@ def test_a_vehicle_from_replayed_frames_to_the_uploaded_session_record(tmp_path)
     for token in (GREEN.token, YELLOW.token, DEMO_VEHICLE_REFRESHED.token):
         assert token not in body
     assert source.opens == 1  # the camera ran the whole vehicle, once
-
-
-def _pipeline_knows_paused() -> bool:
-    return "paused" in inspect.signature(Pipeline.step).parameters
 
 
 # --- the rules through real checks --------------------------------------------------------------------
@@ -556,8 +550,6 @@ def test_gated_camera_that_will_not_open_is_a_fault_not_a_pause():
 
 
 def test_a_paused_camera_is_not_a_camera_fault(tmp_path):
-    if not _pipeline_knows_paused():
-        pytest.skip("Pipeline.step takes no paused= yet (wiring in the handheld report)")
     rig = Rig(tmp_path)
     for _ in range(100):  # 10 s without frames, on purpose
         rig.pipeline.step(None, paused=True)
@@ -569,9 +561,7 @@ def test_a_paused_camera_is_not_a_camera_fault(tmp_path):
     assert rig.pipeline.state.value == "fault"
 
 
-def test_outcomes_carry_the_credential_hash_when_wired(tmp_path):
-    if "credential_hash" not in inspect.signature(__import__("sentinel.pipeline").pipeline.CheckOutcome).parameters:
-        pytest.skip("CheckOutcome has no credential_hash yet (wiring in the handheld report); the controller taps the outbox")
+def test_outcomes_carry_the_credential_hash(tmp_path):
     rig = Rig(tmp_path)
     rig.show(GREEN.payload)
     record = rig.check_records[0]
@@ -639,8 +629,6 @@ def test_build_kiosk_wires_a_handheld(tmp_path):
     from sentinel.config import DeviceConfig, HttpVerifierConfig, NoGateConfig, ReplayCameraConfig, SentinelConfig
     from sentinel.kiosk import Kiosk, build_kiosk
 
-    if "handheld" not in Kiosk.__dataclass_fields__:
-        pytest.skip("build_kiosk does not wire [handheld] yet (wiring in the handheld report)")
     token = tmp_path / "token"
     token.write_text("sdt_test")
     token.chmod(0o600)
@@ -668,8 +656,6 @@ def test_demo_profile_handheld_plays_the_scripted_vehicle():
         [sys.executable, "-m", "sentinel", "demo", "--profile", "handheld", "--once", "--json", "--fps", "20"],
         capture_output=True, text=True, timeout=180,
     )
-    if result.returncode and "does not wire [handheld] yet" in result.stderr:
-        pytest.skip("build_kiosk does not wire [handheld] yet (wiring in the handheld report)")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -698,6 +684,4 @@ def test_vehicle_records_survive_salvage_and_export(tmp_path):
     rig.controller.finish()
     rig.outbox.close()
     kinds = [json.loads(body).get("kind", "check") for _id, _at, body in iter_file_rows(tmp_path / "outbox.sqlite3")]
-    if kinds == ["check"]:
-        pytest.skip("sentinel.outbox._valid takes only check records yet (wiring in the handheld report)")
     assert sorted(kinds) == ["check", "vehicle_session"]

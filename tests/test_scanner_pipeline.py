@@ -1,10 +1,9 @@
 """An external scanner as the kiosk's second credential source: a scanned payload goes through the
 same rules, debounce, verifier, record and gate as a code seen by the camera, even while the
-camera is dead. Needs `Pipeline(scanner=…)` (the deployment report's wiring); skips until then."""
+camera is dead."""
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 
@@ -24,9 +23,6 @@ from tests.test_pipeline import ANSWERS
 from tests.test_scanner import PATH, Bus, ScriptedInputDevice, typed
 from ui.console import ConsoleDisplay
 
-pytestmark = pytest.mark.skipif(
-    "scanner" not in inspect.signature(Pipeline).parameters, reason="Pipeline takes no scanner= yet (wiring in the deployment report)"
-)
 
 
 class DeadCamera:

@@ -1,8 +1,5 @@
 """`sentinel run` as the unit runs it: Type=notify (READY=1 once frames flow), watchdog pings while
-healthy, STOPPING=1 on SIGTERM, and the device token from systemd's LoadCredential= copy.
-
-These need the kiosk's wiring of sentinel.notify and sentinel.credentials_dir (the deployment
-report gives the snippets); until sentinel/kiosk.py has it they skip, saying so."""
+healthy, STOPPING=1 on SIGTERM, and the device token from systemd's LoadCredential= copy."""
 
 from __future__ import annotations
 
@@ -21,15 +18,7 @@ from sentinel.service.seed import DEMO_SITE as _DEMO_SITE
 from sentinel.service.server import ReferenceServer
 
 ROOT = Path(__file__).resolve().parents[1]
-KIOSK = (ROOT / "sentinel" / "kiosk.py").read_text()
-DEMO_SITE = getattr(_DEMO_SITE, "id", _DEMO_SITE)
-
-needs_notify = pytest.mark.skipif(
-    "WatchedSource" not in KIOSK, reason="sentinel/kiosk.py does not wrap its frame source in sentinel.notify.WatchedSource yet"
-)
-needs_credentials = pytest.mark.skipif(
-    "resolve_token_file" not in KIOSK, reason="sentinel/kiosk.py does not read the token through sentinel.credentials_dir yet"
-)
+DEMO_SITE = _DEMO_SITE.id
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +67,6 @@ def _start(config, env):
     )
 
 
-@needs_notify
-@needs_credentials
 def test_ready_watchdog_and_stopping_under_a_stand_in_for_systemd(unit_env):
     config, env, received = unit_env
     kiosk = _start(config, env)
@@ -101,7 +88,6 @@ def test_ready_watchdog_and_stopping_under_a_stand_in_for_systemd(unit_env):
     assert "Traceback" not in err
 
 
-@needs_credentials
 def test_the_token_comes_from_the_credential_copy(unit_env):
     config, env, _ = unit_env
     env = {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}

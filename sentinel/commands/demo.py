@@ -151,23 +151,23 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     with _demo_service(args, stop, seed="demo-faces") as (state_dir, token_file, server):
-            config = demo_config(args, state_dir, server.url, token_file)
-            try:
-                kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))
-            except DisplayError as e:
-                print(f"sentinel demo: {e}", file=sys.stderr)
-                return 1
-            if not args.json:
-                print(f"demo: {config.device.site_name}, service {server.url}, scenes {config.camera.path}", file=sys.stderr)
-                if args.display == "pygame":
-                    print(f"demo: technician menu PIN {DEMO_PIN} (hold the top-left corner 3 s, or F2)", file=sys.stderr)
-            try:
-                # a few seconds at the end for the uploader to deliver the last records
-                kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)
-            except KeyboardInterrupt:
-                pass
-            if not args.json:
-                _report_delivery(server.url, config)
+        config = demo_config(args, state_dir, server.url, token_file)
+        try:
+            kiosk = build_kiosk(config, on_outcome=_printer(args.json, args.language))
+        except DisplayError as e:
+            print(f"sentinel demo: {e}", file=sys.stderr)
+            return 1
+        if not args.json:
+            print(f"demo: {config.device.site_name}, service {server.url}, scenes {config.camera.path}", file=sys.stderr)
+            if args.display == "pygame":
+                print(f"demo: technician menu PIN {DEMO_PIN} (hold the top-left corner 3 s, or F2)", file=sys.stderr)
+        try:
+            # a few seconds at the end for the uploader to deliver the last records
+            kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)
+        except KeyboardInterrupt:
+            pass
+        if not args.json:
+            _report_delivery(server.url, config)
     return 0
 
 
@@ -357,35 +357,31 @@ def run_handheld(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     with _demo_service(args, stop, seed="demo") as (state_dir, token_file, server):
-            seed_vehicle_demo(server.store, datetime.now(UTC))
-            config = handheld_config(args, state_dir, server.url, token_file)
-            try:
-                kiosk = build_kiosk(config)
-            except DisplayError as e:
-                print(f"sentinel demo: {e}", file=sys.stderr)
-                return 1
-            controller = getattr(kiosk, "handheld", None)
-            if controller is None:
-                kiosk.close()
-                print("sentinel demo: this build_kiosk does not wire [handheld] yet (see the handheld report)", file=sys.stderr)
-                return 1
-            script = VehicleScript(controller, plate=DEMO_PLATE, codes=_manifest_codes(config.camera.path), loop=not args.once,
-                                   language=args.language, as_json=args.json, stop=stop)
-            controller.subscribe(script.on_event)
-            if not args.json:
-                print(f"demo: {config.device.site_name}, service {server.url}, scenes {config.camera.path}", file=sys.stderr)
-                if args.display == "pygame":
-                    print(f"demo: technician menu PIN {DEMO_PIN} (hold the top-left corner 3 s, or F2)", file=sys.stderr)
-            script.begin()
-            try:
-                kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)
-            except KeyboardInterrupt:
-                pass
-            if args.once and not script.vehicles:
-                print(f"demo: the vehicle was not finished: {script.checks_seen} of {script.codes} codes were read", file=sys.stderr)
-            if not args.json:
-                _report_delivery(server.url, config)
-                _report_vehicles(server.url, config)
+        seed_vehicle_demo(server.store, datetime.now(UTC))
+        config = handheld_config(args, state_dir, server.url, token_file)
+        try:
+            kiosk = build_kiosk(config)
+        except DisplayError as e:
+            print(f"sentinel demo: {e}", file=sys.stderr)
+            return 1
+        controller = kiosk.handheld
+        script = VehicleScript(controller, plate=DEMO_PLATE, codes=_manifest_codes(config.camera.path), loop=not args.once,
+                               language=args.language, as_json=args.json, stop=stop)
+        controller.subscribe(script.on_event)
+        if not args.json:
+            print(f"demo: {config.device.site_name}, service {server.url}, scenes {config.camera.path}", file=sys.stderr)
+            if args.display == "pygame":
+                print(f"demo: technician menu PIN {DEMO_PIN} (hold the top-left corner 3 s, or F2)", file=sys.stderr)
+        script.begin()
+        try:
+            kiosk.run(stop=stop, duration_s=args.duration, until_finished=args.once, drain_s=5.0)
+        except KeyboardInterrupt:
+            pass
+        if args.once and not script.vehicles:
+            print(f"demo: the vehicle was not finished: {script.checks_seen} of {script.codes} codes were read", file=sys.stderr)
+        if not args.json:
+            _report_delivery(server.url, config)
+            _report_vehicles(server.url, config)
     return 0 if (script.vehicles or not args.once) else 1
 
 
