@@ -1,9 +1,20 @@
-"""Test tools: a settable clock, an executor that runs inline, and real QR frames made with segno."""
+"""Test tools shared by the test modules: settable clocks (monotonic and wall), polling with a
+timeout that survives a busy 2-core machine, a reader that never loses a child process's lines, an
+executor that runs inline, and real QR frames made with segno.
+
+Every component a test builds gets one of these clocks: a fixture date is never compared with the
+real clock (the suite passes with the system clock a year off, see README)."""
 
 from __future__ import annotations
 
 import io
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -13,15 +24,108 @@ from PIL import Image
 from sentinel.frames import Frame
 
 
+# Polls give up after this long: far past anything a healthy run needs, so a loaded machine does not
+# turn a slow pass into a failure, while a real hang still fails the test.
+PATIENCE_S = 15.0
+
+# A fixed instant for the wall clock of tests (a weekday morning): only ever used through WallClock.
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
 class FakeClock:
+    """A monotonic clock that moves only when told; safe to read from other threads."""
+
     def __init__(self, start: float = 1000.0):
-        self.t = start
+        self._lock = threading.Lock()
+        self._t = start
+
+    @property
+    def t(self) -> float:
+        with self._lock:
+            return self._t
+
+    @t.setter
+    def t(self, value: float) -> None:
+        with self._lock:
+            self._t = value
 
     def __call__(self) -> float:
         return self.t
 
     def advance(self, seconds: float) -> None:
-        self.t += seconds
+        with self._lock:
+            self._t += seconds
+
+
+class WallClock:
+    """A wall clock (aware UTC datetimes) that moves only when told: what `wall=` parameters take."""
+
+    def __init__(self, start: datetime = T0):
+        self.t = start
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def wall_following(clock: FakeClock, start: datetime = T0) -> Callable[[], datetime]:
+    """A wall clock that moves with a monotonic FakeClock: `start` at the clock's current reading."""
+    origin = clock()
+    return lambda: start + timedelta(seconds=clock() - origin)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = PATIENCE_S, what: str = "condition") -> bool:
+    """Poll until `condition()` is true; fail the test with `what` when it is not within `timeout`."""
+    end = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.005)
+
+
+class LineReader:
+    """Reads a child process's text pipe on its own thread, so no line is lost to a buffer that a
+    later `communicate()` would skip, and a full pipe never stalls the child."""
+
+    def __init__(self, stream):
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def next_line(self, timeout: float = PATIENCE_S) -> str | None:
+        """The next line; None at the end of the stream. Fails the test when none comes in time."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line from the child within {timeout:.0f} s (so far: {self.seen[-5:]})") from None
+        if line is not None:
+            self.seen.append(line)
+        else:
+            self._lines.put(None)  # stays at the end for every later call
+        return line
+
+    def rest(self, timeout: float = PATIENCE_S) -> list[str]:
+        """Every line until the stream ends."""
+        out = []
+        while (line := self.next_line(timeout)) is not None:
+            out.append(line)
+        return out
+
+
+def run_reading(args: list[str], **popen) -> tuple[subprocess.Popen, LineReader, LineReader]:
+    """Start a child with both pipes read by LineReaders."""
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return child, LineReader(child.stdout), LineReader(child.stderr)
 
 
 class InlineExecutor(Executor):

@@ -16,6 +16,7 @@ from gpiozero.pins.mock import MockFactory
 
 from hardware.gate import BOOT_MARK_BEGIN, FakeGate, GpioGate, NoGate, boot_config_lines, make_pin_factory, open_gate
 from sentinel.config import FakeGateConfig, GpioGateConfig, NoGateConfig, load_config, parse_config
+from tests.helpers import run_reading, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,15 +41,6 @@ def factory(monkeypatch):
     Device.pin_factory = None
 
 
-def _until(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def _levels(pin):
     """[(seconds since the previous change, level)] as MockPin records them."""
     return [(round(s.timestamp, 3), int(s.state)) for s in pin.states]
@@ -68,14 +60,14 @@ def test_pulse_holds_the_relay_for_the_pulse_length_then_drops_it(factory):
     gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.2), pin_factory=factory)
     pin = factory.pin(17)
     gate.pulse()
-    time.sleep(0.05)
-    assert pin.state == 1 and gate.is_open
-    assert _until(lambda: pin.state == 0)
+    assert pin.state == 1 and gate.is_open  # energised before pulse() returns
+    wait_until(lambda: pin.state == 0, what="the relay to drop")
     assert not gate.is_open
     levels = _levels(pin)
     assert [level for _, level in levels] == [0, 1, 0]  # one rise, one fall
     held = levels[2][0]  # MockPin stamps each change with the time since the previous one
-    assert 0.18 <= held <= 0.5
+    # never shorter than the pulse; a busy machine may only make it late to drop
+    assert held >= 0.2 - 0.005
 
 
 def test_active_low_relay(factory):
@@ -84,22 +76,20 @@ def test_active_low_relay(factory):
     assert pin.state == 1  # active-low: high means closed
     pin.clear_states()
     gate.pulse()
-    time.sleep(0.05)
     assert pin.state == 0
     gate.close()
     assert pin.state == 1
-    time.sleep(0.3)
+    time.sleep(0.3)  # past the pulse's own end
     assert [level for _, level in _levels(pin)] == [1, 0, 1]  # the cut pulse does not fire again
 
 
 def test_close_cuts_a_pulse_short(factory):
     gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=5), pin_factory=factory)
     gate.pulse()
-    time.sleep(0.05)
     started = time.monotonic()
     gate.close()
-    assert time.monotonic() - started < 0.5
-    assert factory.pin(17).state == 0
+    assert factory.pin(17).state == 0  # dropped before close() returned
+    assert time.monotonic() - started < 2.5  # close does not sit out the 5 s pulse
 
 
 def test_a_second_pulse_restarts_the_time_without_a_gap(factory):
@@ -108,16 +98,16 @@ def test_a_second_pulse_restarts_the_time_without_a_gap(factory):
     gate.pulse()
     time.sleep(0.5)
     gate.pulse()  # the next person, 0.5 s later: open for a full pulse from now
-    time.sleep(0.7)  # past the first pulse's end, before the second's
-    assert pin.state == 1
-    assert _until(lambda: pin.state == 0)
+    wait_until(lambda: pin.state == 0, what="the relay to drop")
+    levels = _levels(pin)
+    assert [level for _, level in levels] == [0, 1, 0]  # no drop between the two pulses
+    assert levels[2][0] >= 1.5 - 0.005  # held from the first pulse to a full pulse after the second
 
 
 def test_release_closes_then_gives_the_pin_back(factory):
     gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=5), pin_factory=factory)
     pin = factory.pin(17)
     gate.pulse()
-    time.sleep(0.05)
     gate.release()
     assert pin.state == 0 and pin.function == "input"
     assert gate.pulse() is None  # a late pulse after release does nothing
@@ -142,8 +132,7 @@ def test_fake_gate_closes_itself():
     gate = FakeGate(pulse_s=0.1)
     gate.pulse()
     assert gate.is_open
-    time.sleep(0.25)
-    assert not gate.is_open
+    wait_until(lambda: not gate.is_open, what="the fake gate to close itself")
 
 
 def test_factory_picks_backend_by_type():
@@ -168,8 +157,8 @@ def test_a_turn_within_the_window_counts_as_passed(factory):
     gate.watch(results.append)
     time.sleep(0.1)
     sensor.drive_low()  # the turnstile arm moves
-    assert watch.wait(1.0) is True
-    assert 0.08 <= watch.turned_after_s <= 0.6
+    assert watch.wait(10.0) is True
+    assert watch.turned_after_s >= 0.1 - 0.005  # measured from the pulse, not from the callback
     assert results == [True]
 
 
@@ -179,8 +168,8 @@ def test_no_turn_within_the_window_counts_as_not_passed(factory):
     started = time.monotonic()
     watch = gate.pulse()
     gate.watch(results.append)
-    assert watch.wait(2.0) is False
-    assert 0.18 <= time.monotonic() - started <= 1.0
+    assert watch.wait(10.0) is False
+    assert time.monotonic() - started >= 0.2 - 0.005  # the whole window was waited for
     assert results == [False] and watch.reason == "window passed"
     factory.pin(27).drive_low()  # a late turn changes nothing
     assert results == [False]
@@ -201,7 +190,7 @@ def test_the_next_pass_ends_the_previous_window_as_not_passed(factory):
     second = gate.pulse()
     assert first.turned is False and first.reason == "superseded by the next pass"
     factory.pin(27).drive_low()
-    assert second.wait(1.0) is True
+    assert second.wait(10.0) is True
 
 
 def test_a_door_already_open_counts_as_passed(factory):
@@ -217,7 +206,7 @@ def test_sensor_driving_high_when_active(factory):
     assert sensor.state == 0  # pull-down
     watch = gate.pulse()
     sensor.drive_high()
-    assert watch.wait(1.0) is True
+    assert watch.wait(10.0) is True
 
 
 def test_without_a_sensor_every_pass_counts_as_passed(factory):
@@ -301,19 +290,18 @@ CHILD = textwrap.dedent(
     ids=["normal", "exception", "sigint", "sigterm", "sighup"],
 )
 def test_the_gate_is_closed_on_every_exit_path(how, sig, returncode):
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, how], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    child, out, err = run_reading([sys.executable, "-c", CHILD, how], cwd=ROOT)
     try:
-        assert child.stdout.readline().split() == ["OPEN", "1"]  # mid-pulse: relay energised
+        assert out.next_line(60) == "OPEN 1", err.seen  # mid-pulse: relay energised
         if sig is not None:
             child.send_signal(sig)
-        out, err = child.communicate(timeout=30)
+        rest = out.rest(60)
+        child.wait(60)
     finally:
         if child.poll() is None:
             child.kill()
-    assert "AT EXIT 0" in out, (out, err)
-    assert child.returncode == returncode, err
+    assert "AT EXIT 0" in rest, (rest, err.rest())
+    assert child.returncode == returncode, err.rest()
 
 
 def test_close_command_for_execstoppost(tmp_path):

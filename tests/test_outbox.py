@@ -38,7 +38,7 @@ def file_bytes(db_path: Path) -> bytes:
 
 
 def test_records_come_out_oldest_first_and_only_acknowledged_ones_leave(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     recs = [record(i) for i in range(10)]
     for r in reversed(recs):  # committed out of order: the id (time) decides the order
         ob.add(r)
@@ -47,13 +47,13 @@ def test_records_come_out_oldest_first_and_only_acknowledged_ones_leave(tmp_path
     assert [p["id"] for p in ob.pending(100)] == [r.id for r in recs if r not in (recs[0], recs[2])]
     assert ob.health().depth == 8
     ob.close()
-    again = Outbox(tmp_path / "o.sqlite3")  # what was committed survives a restart, nothing else
+    again = Outbox(tmp_path / "o.sqlite3", wall=Wall())  # what was committed survives a restart, nothing else
     assert again.health().depth == 8
     assert again.pending(1)[0]["id"] == recs[1].id
 
 
 def test_pragmas_are_wal_full_sync_and_secure_delete(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     db = ob._db
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -62,7 +62,7 @@ def test_pragmas_are_wal_full_sync_and_secure_delete(tmp_path):
 
 def test_a_delivered_record_is_overwritten_not_just_unlinked(tmp_path):
     """secure_delete: after acknowledgement the record's bytes are gone from the file and its WAL."""
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     keep = [record(i) for i in range(50)]
     delivered = record(999, name="欧阳*锋")
     for r in [*keep, delivered]:
@@ -124,7 +124,7 @@ def limit_pages(ob: Outbox, pages: int) -> None:
 
 
 def test_full_disk_add_raises_spill_keeps_the_record_and_a_later_add_writes_it(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     first = record(0)
     ob.add(first)
     pages = ob._db.execute("PRAGMA page_count").fetchone()[0]
@@ -147,11 +147,11 @@ def test_full_disk_add_raises_spill_keeps_the_record_and_a_later_add_writes_it(t
     assert ob.retry_spill() == len(failed)
     assert ob.health().spilled == 0 and "outbox_spilling" not in ob.health().alarms
     ob.close()
-    assert Outbox(tmp_path / "o.sqlite3").health().depth == 40
+    assert Outbox(tmp_path / "o.sqlite3", wall=Wall()).health().depth == 40
 
 
 def test_records_held_in_memory_can_be_delivered_from_there(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     limit_pages(ob, ob._db.execute("PRAGMA page_count").fetchone()[0])
     r = record(1)
     for i in range(200):
@@ -168,7 +168,7 @@ def test_records_held_in_memory_can_be_delivered_from_there(tmp_path):
 
 
 def test_a_full_memory_spill_counts_a_lost_record_loudly(tmp_path, caplog):
-    ob = Outbox(tmp_path / "o.sqlite3", limits=OutboxLimits(spill_max=2))
+    ob = Outbox(tmp_path / "o.sqlite3", limits=OutboxLimits(spill_max=2), wall=Wall())
     assert ob.spill(record(1)) and ob.spill(record(2))
     with caplog.at_level(logging.CRITICAL, "sentinel.outbox"):
         assert not ob.spill(record(3))
@@ -180,7 +180,7 @@ def test_a_file_that_is_not_a_database_is_moved_aside_and_a_new_one_started(tmp_
     path = tmp_path / "outbox.sqlite3"
     path.write_bytes(b"this is not sqlite" * 500)
     (tmp_path / "outbox.sqlite3-wal").write_bytes(b"junk wal")
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     (copy,) = corrupt_copies(path)
     assert copy.read_bytes().startswith(b"this is not sqlite")
     assert Path(str(copy) + "-wal").read_bytes() == b"junk wal"  # moved with its WAL, pairing kept
@@ -190,7 +190,7 @@ def test_a_file_that_is_not_a_database_is_moved_aside_and_a_new_one_started(tmp_
     assert ob.health().depth == 1
     ob.close()
     # after a restart the copy still raises the alarm, until a technician deals with it
-    assert "outbox_corrupt_moved" in Outbox(path).health().alarms
+    assert "outbox_corrupt_moved" in Outbox(path, wall=Wall()).health().alarms
 
 
 def corrupt_pages(path: Path, first: int, count: int) -> None:
@@ -203,13 +203,13 @@ def corrupt_pages(path: Path, first: int, count: int) -> None:
 
 def test_damaged_pages_move_the_file_aside_and_readable_records_are_recovered(tmp_path):
     path = tmp_path / "outbox.sqlite3"
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     recs = [record(i) for i in range(2000)]
     for r in recs:
         ob.add(r)
     ob.close()
     corrupt_pages(path, 60, 3)
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     h = ob.health()
     assert "outbox_corrupt_moved" in h.alarms
     recovered = {p["id"] for p in ob.pending(5000)}
@@ -223,7 +223,7 @@ def test_damaged_pages_move_the_file_aside_and_readable_records_are_recovered(tm
 
 def test_corruption_found_while_running_replaces_the_file_and_the_add_succeeds(tmp_path):
     path = tmp_path / "outbox.sqlite3"
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     for i in range(1500):
         ob.add(record(i))
     ob._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -241,7 +241,7 @@ def test_corruption_found_while_running_replaces_the_file_and_the_add_succeeds(t
 
 
 def test_rejected_records_are_set_aside_and_kept(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     a, b = record(1), record(2)
     ob.add(a)
     ob.add(b)
@@ -272,7 +272,7 @@ def test_inspect_reads_counts_without_changing_the_file(tmp_path):
 
 
 def test_the_raw_credential_is_never_stored(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     token = "token-000042-abcdefgh"
     ob.add(record(42))
     ob.close()
@@ -283,7 +283,7 @@ def test_the_raw_credential_is_never_stored(tmp_path):
 
 
 def test_after_close_nothing_reopens_the_file(tmp_path):
-    ob = Outbox(tmp_path / "o.sqlite3")
+    ob = Outbox(tmp_path / "o.sqlite3", wall=Wall())
     ob.close()
     with pytest.raises(OutboxError):
         ob.add(record(1))
@@ -292,7 +292,7 @@ def test_after_close_nothing_reopens_the_file(tmp_path):
 def test_an_outbox_that_cannot_open_keeps_records_in_memory_and_opens_later(tmp_path):
     path = tmp_path / "o.sqlite3"
     path.mkdir()  # something in the way: SQLite cannot open it
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     h = ob.health()
     assert "outbox_unavailable" in h.alarms and h.level == "critical"
     r = record(1)
@@ -305,21 +305,21 @@ def test_an_outbox_that_cannot_open_keeps_records_in_memory_and_opens_later(tmp_
     ob.add(later)
     assert ob.health().alarms == () and ob.health().depth == 2
     ob.close()
-    assert {p["id"] for p in Outbox(path).pending()} == {r.id, later.id}
+    assert {p["id"] for p in Outbox(path, wall=Wall()).pending()} == {r.id, later.id}
 
 
 def test_a_second_process_does_not_move_a_corrupt_file_it_does_not_own(tmp_path):
     path = tmp_path / "o.sqlite3"
     path.write_bytes(b"garbage" * 1000)
     with pytest.raises(OutboxError, match="corrupt"):
-        Outbox(path, recover=False)
+        Outbox(path, recover=False, wall=Wall())
     assert path.read_bytes() == b"garbage" * 1000 and not corrupt_copies(path)
 
 
 def test_acknowledging_records_held_in_memory_needs_no_disk(tmp_path):
     path = tmp_path / "o.sqlite3"
     path.mkdir()
-    ob = Outbox(path)
+    ob = Outbox(path, wall=Wall())
     r = record(1)
     ob.spill(r)
     assert ob.acknowledge([r.id], delivered_at=T0) == 1

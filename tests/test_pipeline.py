@@ -20,7 +20,7 @@ from sentinel.pipeline import Pipeline, State
 from sentinel.records import RecordMaker
 from sentinel.screens import ScreenKind
 from sentinel.verifier import TableVerifier
-from tests.helpers import FakeClock, InlineExecutor, qr_frame
+from tests.helpers import FakeClock, InlineExecutor, qr_frame, wait_until
 from ui.console import ConsoleDisplay
 
 WALL = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -50,7 +50,7 @@ class Kiosk:
         self.verifier = verifier or TableVerifier(ANSWERS)
         self.gate = FakeGate(pulse_s=1.0, clock=self.clock)
         self.display = ConsoleDisplay()
-        self.outbox = outbox or Outbox(tmp_path / "outbox.sqlite3")
+        self.outbox = outbox or Outbox(tmp_path / "outbox.sqlite3", wall=lambda: WALL)
         self.outcomes = []
         self.seq = 0
         self.pipeline = Pipeline(
@@ -173,29 +173,37 @@ def test_offline_cached_uses_the_status_seen_earlier(tmp_path):
     assert [r["mode"] for r in k.outbox.pending()] == ["online", "offline", "offline"]
 
 
-def test_verdict_within_deadline_while_the_service_hangs_and_frames_keep_flowing(tmp_path):
-    """Real threads, real time: a verifier that never answers costs the deadline, no more."""
+def test_verdict_at_the_deadline_while_the_service_hangs_and_frames_keep_flowing(tmp_path):
+    """A real worker thread whose verifier never answers, and the pipeline's clock injected: the
+    check costs the deadline exactly, no more, and frames keep being taken meanwhile."""
     hung = TableVerifier(ANSWERS)
     hung.hold.clear()
-    k = Kiosk(tmp_path, verifier=hung, clock=time.monotonic, executor=None, deadline_s=0.5)
-    started = time.monotonic()
-    k.pipeline.step(qr_frame(GREEN.payload, 1))
-    assert k.pipeline.state == State.CHECKING
-    frames_before = k.pipeline.frames_seen
-    seq = 1
-    while not k.outcomes and time.monotonic() - started < 3:
-        seq += 1
-        k.pipeline.step(qr_frame(None, seq))
-        time.sleep(0.02)
-    elapsed = time.monotonic() - started
-    hung.hold.set()
-    assert k.verdicts == [("deny", "offline_denied")]
-    assert elapsed < 0.5 + 0.1
-    assert k.pipeline.frames_seen - frames_before > 10  # the loop kept taking frames during the check
+    clock = FakeClock()
+    k = Kiosk(tmp_path, verifier=hung, clock=clock, executor=None, deadline_s=0.5)
+    try:
+        k.pipeline.step(qr_frame(GREEN.payload, 1))
+        assert k.pipeline.state == State.CHECKING
+        for seq in range(2, 6):  # 0.4 s of frames while the service says nothing
+            clock.advance(0.1)
+            k.pipeline.step(qr_frame(None, seq))
+        assert k.pipeline.state == State.CHECKING and not k.outcomes
+        assert k.pipeline.frames_seen == 5  # the loop kept taking frames during the check
+        clock.t = 1000.0 + 0.5  # the deadline
+        frames = iter(range(6, 10_000))
+
+        def one_more_frame():
+            k.pipeline.step(qr_frame(None, next(frames)))
+            return k.outcomes
+
+        wait_until(one_more_frame, what="the verdict at the deadline")
+        assert k.verdicts == [("deny", "offline_denied")]
+        assert len(hung.calls) == 1
+    finally:
+        hung.hold.set()
+        k.pipeline.close()
 
 
 def test_one_person_at_a_time_the_second_code_waits(tmp_path):
-    clock = FakeClock()
     hung = TableVerifier(ANSWERS)
     hung.hold.clear()
     k = Kiosk(tmp_path, verifier=hung, clock=time.monotonic, executor=None, deadline_s=5)
@@ -213,7 +221,6 @@ def test_one_person_at_a_time_the_second_code_waits(tmp_path):
         k.pipeline.step(qr_frame(None, 5))
         time.sleep(0.01)
     assert k.verdicts == [("pass", "ok"), ("deny", "red_code")]
-    del clock
 
 
 class BrokenOutbox(Outbox):
