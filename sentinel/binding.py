@@ -15,7 +15,6 @@ line or result ever carries the token.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -36,7 +35,9 @@ import tomlkit.items
 from pydantic import ValidationError
 
 from sentinel import __version__
-from sentinel.config import ID_PATTERN, ConfigError, DeviceConfig, SentinelConfig, parse_config
+from sentinel.client import StrictSession
+from sentinel.client import tls_reason as _tls_reason
+from sentinel.config import ID_PATTERN, ConfigError, DeviceConfig, SentinelConfig, is_loopback_host, parse_config
 from sentinel.contract import BindResponse, Site
 
 log = logging.getLogger("sentinel.binding")
@@ -213,7 +214,8 @@ def request_binding(
     url = f"{server}/v1/devices/bind"
     spent = "; if the service got the request, the code may be used up"
     try:
-        response = requests.post(
+        session = StrictSession()  # the environment's CA bundle never replaces the default store
+        response = session.post(
             url,
             json={"code": code, "device_id": device_id},
             headers={"Accept": "application/json", "User-Agent": f"digital-sentinel/{__version__}"},
@@ -234,8 +236,11 @@ def request_binding(
     except requests.RequestException as e:
         raise BindError(f"cannot reach the service at {server}: {type(e).__name__}") from None
 
-    with response:
-        raw = _read_limited(response, server, timeout_s, spent)
+    try:
+        with response:
+            raw = _read_limited(response, server, timeout_s, spent)
+    finally:
+        session.close()
     status = response.status_code
     if 300 <= status < 400:
         where = _one_line(response.headers.get("Location", "?"), 120)
@@ -309,20 +314,6 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tls_reason(error: Exception) -> str:
-    text = str(error)
-    for marker, reason in (
-        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
-        ("certificate verify failed", "certificate not trusted"),
-        ("WRONG_VERSION_NUMBER", "the server does not speak TLS there; http:// instead of https://?"),
-        ("hostname", "certificate is for another host name"),
-        ("Could not find a suitable TLS CA certificate bundle", "CA bundle not usable"),
-    ):
-        if marker in text:
-            return reason
-    return type(error).__name__
-
-
 def _connection_reason(error: Exception) -> str:
     text = str(error)
     for marker, reason in (
@@ -344,15 +335,7 @@ def _connection_reason(error: Exception) -> str:
 
 def _plain_http_off_host(server: str) -> bool:
     parts = urlsplit(server)
-    if parts.scheme != "http":
-        return False
-    host = parts.hostname or ""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname or "")
 
 
 # --- the device id -------------------------------------------------------------------------------

@@ -4,12 +4,24 @@ Real backends answered in 2–30 s; a gate cannot wait that long. So each check 
 deadline (connect + send + every read of the body), answers are read with a size limit and
 validated against the contract's models, and every fault becomes a status (`timeout`,
 `verify_failed`, `device_unauthorized`) instead of an exception out of the kiosk loop.
+
+It fails closed. Only "the service could not be reached in time" (no connection, a dropped one,
+the deadline, HTTP 429/502/503/504) is `timeout`, for the site's offline policy. Anything the
+device does not understand or trust is `verify_failed`, a staff check: a TLS failure (logged as
+an error: someone may be in the middle), a redirect (never followed, on any call: it could take
+the token to plain http or another host), any other HTTP status, a body that is not JSON, too
+large, or not the contract (a time without a zone, a status the service may not send). The
+contract's own device errors (401 `unauthorized` / `token_revoked`, 403 `wrong_site` /
+`wrong_device`) are `device_unauthorized`. Each carries a short `status_detail` code that goes
+into the check record; network text reaches a log only escaped and bounded. TLS trusts the
+configured CA bundle or the default store, never one named by the environment.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +30,7 @@ from typing import Any
 
 import requests
 from pydantic import ValidationError
+from requests.sessions import merge_setting
 
 from sentinel import __version__
 from sentinel.contract import RecordsAccepted
@@ -37,7 +50,12 @@ MAX_FACES_ANSWER_BYTES = 32 * 1024 * 1024
 #: Retry a failed verify only if at least this much of the deadline is left.
 MIN_RETRY_BUDGET_S = 0.3
 
-_DEVICE_ERRORS = {"unauthorized", "token_revoked", "wrong_site", "wrong_device"}
+#: the contract's errors that mean "this device is refused", with the HTTP status each comes with
+_DEVICE_ERRORS = {"unauthorized": 401, "token_revoked": 401, "wrong_site": 403, "wrong_device": 403}
+#: verify faults that mean "the service could not be reached in time": the offline policy decides
+_OFFLINE_REASONS = {"connection", "http_429", "http_502", "http_503", "http_504"}
+#: of those, the ones worth one retry within the deadline (429 asks the device to back off)
+_RETRY_REASONS = {"connection", "http_502", "http_503", "http_504"}
 
 
 class ClientError(Exception):
@@ -51,6 +69,48 @@ class ClientError(Exception):
 
 class _Deadline(Exception):
     pass
+
+
+class StrictSession(requests.Session):
+    """A Session that trusts only its own `verify` and never follows a redirect.
+
+    TLS: `verify` is True (the default store) or a CA bundle; requests would otherwise let
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment replace the default store
+    (merge_environment_settings), silently trusting whatever that file holds.
+    Redirects: a 3xx comes back as it is. Even with allow_redirects=False requests works out the
+    next request from the Location header, and raises UnicodeDecodeError out of `request()` on a
+    Location that is not UTF-8; there is no redirect target here at all."""
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = merge_setting(verify, self.verify)
+        return settings
+
+    def get_redirect_target(self, resp):
+        return None
+
+
+def tls_reason(error: Exception) -> str:
+    """A TLS failure in a few fixed words (never the library's text, which quotes the peer)."""
+    text = str(error)
+    for marker, reason in (
+        ("Hostname mismatch", "certificate is for another host name"),
+        ("IP address mismatch", "certificate is for another host name"),
+        ("hostname", "certificate is for another host name"),
+        ("certificate has expired", "certificate expired (or the device clock is wrong)"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
+        ("certificate verify failed", "certificate not trusted"),
+        ("WRONG_VERSION_NUMBER", "the server does not speak TLS there; http:// instead of https://?"),
+        ("Could not find a suitable TLS CA certificate bundle", "CA bundle not usable"),
+    ):
+        if marker in text:
+            return reason
+    return type(error).__name__
+
+
+def _safe(text: str, limit: int = 80) -> str:
+    """Text that came from the network, for a log line: quoted, ASCII-escaped, bounded."""
+    return ascii(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def read_token(path: Path) -> str:
@@ -90,21 +150,22 @@ class ServiceClient(Verifier):
         self.site_id = site_id
         self.connect_timeout_s = connect_timeout_s
         self._clock = clock
-        self._session = requests.Session()
+        self._session = StrictSession()
         adapter = WatchedAdapter()
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(
             {"Authorization": f"Bearer {token}", "User-Agent": f"digital-sentinel/{__version__}", "Accept": "application/json"}
         )
-        # TLS is verified by default; a CA bundle pins a private CA, never `verify=False`.
+        # TLS is verified by default; a CA bundle pins a private CA, never `verify=False`; the
+        # environment never changes either (StrictSession).
         self._session.verify = str(ca_bundle) if ca_bundle else True
 
     # --- calls ----------------------------------------------------------------------------
 
     def verify(self, credential: Credential, timeout_s: float) -> HealthStatus:
         """Never raises. Verify only reads, so it is retried once after a dropped connection or a
-        5xx while at least MIN_RETRY_BUDGET_S of the deadline is left."""
+        502/503/504 while at least MIN_RETRY_BUDGET_S of the deadline is left."""
         deadline = self._clock() + timeout_s
         body = {
             "device_id": self.device_id,
@@ -115,20 +176,20 @@ class ServiceClient(Verifier):
         for attempt in (1, 2):
             try:
                 answer = self._call("POST", "/v1/verify", deadline, json_body=body, limit=MAX_ANSWER_BYTES)
-                return HealthStatus.model_validate(answer)
             except _Deadline:
-                return HealthStatus.unreachable(Status.TIMEOUT, f"no answer within {timeout_s:.1f} s")
-            except ValidationError as e:
-                return HealthStatus.unreachable(Status.VERIFY_FAILED, f"malformed answer: {e.error_count()} schema errors")
+                return _offline("deadline", f"no answer within {timeout_s:.1f} s")
             except ClientError as e:
-                if e.code in _DEVICE_ERRORS:
+                if e.code in _DEVICE_ERRORS and e.http_status == _DEVICE_ERRORS[e.code]:
                     log.error("the service refused this device: %s (%s)", e.code, e)
-                    return HealthStatus.unreachable(Status.DEVICE_UNAUTHORIZED, e.code)
-                retry = e.code in ("connection", "server_error") and attempt == 1
-                if retry and deadline - self._clock() >= MIN_RETRY_BUDGET_S:
-                    log.info("verify failed (%s), retrying once", e.code)
-                    continue
-                return HealthStatus.unreachable(Status.VERIFY_FAILED, f"{e.code}: {e}")
+                    return HealthStatus.unreachable(Status.DEVICE_UNAUTHORIZED, e.code, e.code)
+                reason = _verify_reason(e)
+                if reason in _OFFLINE_REASONS:
+                    if reason in _RETRY_REASONS and attempt == 1 and deadline - self._clock() >= MIN_RETRY_BUDGET_S:
+                        log.info("verify failed (%s), retrying once", reason)
+                        continue
+                    return _offline(reason, f"{e.code}: {e}")
+                return _failed(reason, f"{e.code}: {e}")
+            return _verify_answer(answer)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def upload_records(self, records: list[dict[str, Any]], timeout_s: float = 10.0) -> list[str]:
@@ -222,29 +283,34 @@ class ServiceClient(Verifier):
                 params=params,
                 timeout=(min(self.connect_timeout_s, remaining), remaining),
                 stream=True,
-                # Passed per request on purpose: a Session-level CA bundle loses to the environment's
-                # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (requests' merge_environment_settings), which
-                # would silently un-pin a private CA.
-                verify=self._session.verify,
+                allow_redirects=False,  # a redirect could take the token to plain http or another host
             )
         except requests.Timeout:
             raise _Deadline from None
         except requests.exceptions.SSLError as e:
-            raise ClientError("tls", f"TLS verification failed: {type(e).__name__}") from None
-        except requests.RequestException as e:
+            raise ClientError("tls", f"TLS verification failed: {tls_reason(e)}") from None
+        except requests.exceptions.ConnectionError as e:
             if watch.fired or deadline - self._clock() <= 0:
                 raise _Deadline from None
             raise ClientError("connection", f"cannot reach {self.base_url}: {type(e).__name__}") from None
+        except requests.RequestException as e:  # a header or URL requests cannot use: not a network fault
+            if watch.fired or deadline - self._clock() <= 0:
+                raise _Deadline from None
+            raise ClientError("protocol", f"unusable HTTP answer from {path}: {type(e).__name__}") from None
         except OSError as e:  # requests raises a bare OSError for a CA bundle path that does not exist
             raise ClientError("tls", f"TLS set-up failed: {e}") from None
         with response:
             raw = self._read_limited(response, deadline, limit, watch)
-        if response.status_code >= 400:
-            if response.status_code >= 500:
+        status = response.status_code
+        if 300 <= status < 400:
+            where = _safe(response.headers.get("Location", ""))
+            raise ClientError("redirect", f"HTTP {status} from {path}: redirect to {where} not followed", status)
+        if status != 200:  # every answer of the contract is a 200
+            if status >= 500:
                 code = "server_error"
             else:
-                code = _error_code(raw) or f"http_{response.status_code}"
-            raise ClientError(code, f"HTTP {response.status_code} from {path}", response.status_code)
+                code = (_error_code(raw) if status >= 400 else None) or f"http_{status}"
+            raise ClientError(code, f"HTTP {status} from {path}", status)
         try:
             return json.loads(raw)
         except ValueError:
@@ -268,18 +334,76 @@ class ServiceClient(Verifier):
             if watch.fired or self._clock() > deadline or "timed out" in str(e).lower():
                 raise _Deadline from None
             raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
-        except requests.RequestException as e:
+        except requests.exceptions.ChunkedEncodingError as e:  # mostly a connection cut mid-chunk
             if watch.fired:  # the watchdog cut a body that was still trickling in
                 raise _Deadline from None
             raise ClientError("connection", f"connection dropped mid-answer: {type(e).__name__}") from None
+        except requests.RequestException as e:  # e.g. a body that is not in its declared Content-Encoding
+            if watch.fired:
+                raise _Deadline from None
+            raise ClientError("protocol", f"unusable answer body: {type(e).__name__}") from None
         return b"".join(chunks)
 
 
 def _error_code(raw: bytes) -> str | None:
+    """The contract's error code of an error answer (ApiError), or None for any other body."""
     try:
         body = json.loads(raw)
     except ValueError:
         return None
     code = body.get("error") if isinstance(body, dict) else None
-    return code if isinstance(code, str) and code.isidentifier() else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
+
+
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
+
+
+# --- verify: what a fault means for the check ------------------------------------------------------
+
+
+def _verify_reason(e: ClientError) -> str:
+    """The `status_detail` code of a verify call that raised ClientError (docs/api.md)."""
+    if e.code in ("tls", "connection", "redirect", "protocol"):
+        return e.code
+    if e.code == "malformed":
+        return "not_json"
+    if e.code == "oversized":
+        return "too_large"
+    if e.http_status is not None:
+        return f"http_{e.http_status}"
+    return "error"
+
+
+def _offline(reason: str, detail: str) -> HealthStatus:
+    log.info("verify: the service could not be reached in time (%s): the offline policy decides", reason)
+    return HealthStatus.unreachable(Status.TIMEOUT, detail, reason)
+
+
+def _failed(reason: str, detail: str) -> HealthStatus:
+    if reason == "tls":
+        log.error(
+            "verify failed (tls): %s; every check is a staff check until this is fixed. Is the clock right? "
+            "Is verifier.ca_bundle the service's CA? Is something intercepting the connection?",
+            detail,
+        )
+    else:
+        log.warning("verify failed (%s): %s; staff check", reason, detail)
+    return HealthStatus.unreachable(Status.VERIFY_FAILED, detail, reason)
+
+
+def _verify_answer(answer: Any) -> HealthStatus:
+    """A 200 answer as a status the policy may act on, or verify_failed with why not."""
+    if isinstance(answer, dict) and "status_detail" in answer:  # device-side only, never the service's
+        return _failed("schema", "malformed answer: it sets status_detail, which only the device sets")
+    try:
+        status = HealthStatus.model_validate(answer)
+    except ValidationError as e:
+        errors = e.errors()
+        where = ", ".join(_safe(".".join(str(p) for p in err["loc"]) or "(body)", 40) for err in errors[:3])
+        bad_status = any(tuple(err["loc"]) == ("status",) and err["type"] != "missing" for err in errors)
+        reason = "unknown_status" if bad_status else "schema"
+        return _failed(reason, f"malformed answer: {len(errors)} schema errors ({where})")
+    if status.status.is_device_side:
+        return _failed("unknown_status", f"the service answered status {status.status.value}, which only the device sets")
+    return status
 

@@ -7,10 +7,12 @@ Frigate chooses detectors, so that a technician switches camera or gate by editi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -94,7 +96,7 @@ class CredentialConfig(_Section):
     health_code_patterns: list[str] = _field(
         [re.escape(DEMO_HEALTH_CODE_PREFIX) + r"(?P<token>[A-Za-z0-9_-]{16,64})"],
         "Health-code patterns",
-        "Regular expressions matched against the whole QR payload; the named group `token` is what is sent to the service",
+        "Regular expressions (ASCII, matched with re.ASCII) against the whole QR payload; the named group `token` is what is sent to the service",
         min_length=1,
     )
     accept_id_number: bool = _field(True, "Accept ID numbers", "Accept an 18-digit resident ID number (typed or read from a card)")
@@ -105,8 +107,10 @@ class CredentialConfig(_Section):
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
         for p in patterns:
+            if not p.isascii():  # payloads are printable ASCII (sentinel.credentials): it could never match
+                raise ValueError(f"pattern {p!r} is not ASCII; payloads are printable ASCII, matched with re.ASCII")
             try:
-                compiled = re.compile(p)
+                compiled = re.compile(p, re.ASCII)
             except re.error as e:
                 raise ValueError(f"not a valid regular expression: {p!r} ({e})") from None
             if "token" not in compiled.groupindex:
@@ -119,11 +123,46 @@ class CredentialConfig(_Section):
 
 class HttpVerifierConfig(_Section):
     type: Literal["http"] = "http"
-    url: str = _field("https://health.example", "Service URL", "Base URL of the health-status service", pattern=r"^https?://")
+    # Before `url`: the url's check reads it.
+    allow_insecure_http: bool = _field(
+        False,
+        "Allow plain HTTP to another machine (INSECURE)",
+        "Accept an http:// service URL on a host other than this machine: the device token and every scanned health "
+        "code then cross the network unencrypted and anyone on the way can answer green. Only for a bench LAN, never "
+        "at a site; http:// to this machine (127.0.0.1, ::1, localhost) needs no such setting",
+    )
+    url: str = _field(
+        "https://health.example",
+        "Service URL",
+        "Base URL of the health-status service: https://, or http:// only to this machine (see allow_insecure_http)",
+        pattern=r"^https?://",
+    )
     token_file: Path = _field(Path("/etc/sentinel/device-token"), "Token file", "Root-only file holding this device's bearer token")
     ca_bundle: Path | None = _field(None, "CA bundle", "PEM bundle to verify the service's TLS certificate; the system store when empty")
     connect_timeout_s: float = _field(0.5, "Connect timeout", "Seconds to wait for a TCP/TLS connection", gt=0, le=30)
     deadline_s: float = _field(1.5, "Deadline", "Hard deadline for one check; past it the offline policy decides", gt=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _plain_http_only_to_this_machine(cls, url: str, info: ValidationInfo) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or "") and not info.data.get("allow_insecure_http"):
+            raise ValueError(
+                "plain http:// to another machine sends the device token and the scanned codes unencrypted; "
+                "expected https://, or http:// to 127.0.0.1, ::1 or localhost "
+                "(set verifier.allow_insecure_http = true only on a bench LAN)"
+            )
+        return url
+
+
+def is_loopback_host(host: str) -> bool:
+    """This machine: localhost, 127.0.0.0/8 or ::1 (plain HTTP there never crosses a network)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # One backend today; the `type` key leaves room for offline-verifiable `signed` credentials.

@@ -76,14 +76,19 @@ class RecordIn(_Model):
         description="Lower-case hex HMAC-SHA256 of the credential under the device's key; never the raw token or ID number",
     )
     person: Person | None = Field(None, title="Person", description="Masked identity as the service returned it, if any")
-    status: Status = Field(title="Status", description="Health status the device acted on (timeout/verify_failed when offline)")
+    status: Status = Field(
+        title="Status",
+        description="Health status the device acted on: timeout when offline; verify_failed (a staff check) or "
+        "device_unauthorized when the service's answer could not be used",
+    )
     verdict: VerdictKind = Field(title="Verdict", description="What the site policy decided")
     reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", title="Reason", description="Short code for the verdict, e.g. nat_too_old")
     mode: Mode = Field(title="Mode", description="online: the service answered in time; offline: the offline policy decided")
     extra: dict[str, Any] = Field(
         default_factory=dict,
         title="Extra",
-        description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON), e.g. verify latency; no personal data",
+        description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON), e.g. verify latency; no personal data. "
+        "status_detail: why a timeout / verify_failed / device_unauthorized check had no usable answer (docs/api.md)",
     )
 
     @field_validator("extra")

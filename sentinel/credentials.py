@@ -3,6 +3,12 @@
 A QR payload is untrusted text from a stranger's phone: it is matched against configured
 patterns with bounded length and never reaches a shell, SQL text or the service unless it is a
 recognised credential. Rejections carry a reason code (for the record) and a message (for logs).
+
+The grammar is ASCII and exact. Python's `\\d`, `\\w` and `str.strip()` are Unicode-aware: they take
+Devanagari or fullwidth digits for an ID number, and unwrap a URL padded with NBSP, U+3000 or
+control characters, sending to the service something no real code holds. So patterns are matched
+with re.ASCII, ID digits are [0-9], only the ASCII line endings a scanner adds (space, tab, CR,
+LF) are trimmed, and anything else outside printable ASCII is refused before any pattern runs.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class Credential:
 
 @dataclass(frozen=True)
 class Rejection:
-    reason: str  # empty | too_long | binary | unknown_format | bad_id_number
+    reason: str  # empty | too_long | binary | not_ascii | unknown_format | bad_id_number
     message: str
     payload_key: str = field(default="", repr=False)  # for debouncing repeats of the same bad code
 
@@ -54,7 +60,11 @@ def mask_value(value: str) -> str:
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"[1-9]\d{16}[\dX]")
+_ID_SHAPE = re.compile(r"[1-9][0-9]{16}[0-9X]", re.ASCII)
+#: what a scanner may add around a code; trimmed (str.strip() would also unwrap NBSP, U+3000, …)
+_TRIM = " \t\r\n"
+#: printable ASCII: the whole alphabet of a payload this device accepts
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+", re.ASCII)
 
 
 def id_check_digit(first17: str) -> str:
@@ -80,7 +90,7 @@ class CredentialRules:
     """Payload → credential or rejection, by the site's configured patterns."""
 
     def __init__(self, config: CredentialConfig):
-        self._patterns = [re.compile(p) for p in config.health_code_patterns]
+        self._patterns = [re.compile(p, re.ASCII) for p in config.health_code_patterns]
         self._accept_id = config.accept_id_number
         self._max_bytes = config.max_payload_bytes
 
@@ -89,11 +99,13 @@ class CredentialRules:
         key = str(hash(payload))
         if size > self._max_bytes:
             return Rejection("too_long", f"payload of {size} bytes is over the {self._max_bytes}-byte limit", key)
-        text = payload.strip()
+        text = payload.strip(_TRIM)
         if not text:
             return Rejection("empty", "empty payload", key)
-        if any(ord(c) < 32 or ord(c) == 127 or c == "\ufffd" for c in text):
-            return Rejection("binary", "payload holds binary or control characters", key)
+        if not _PRINTABLE_ASCII.fullmatch(text):
+            if any(ord(c) < 32 or 127 <= ord(c) < 160 or c == "\ufffd" for c in text):
+                return Rejection("binary", "payload holds binary or control characters", key)
+            return Rejection("not_ascii", "payload holds characters outside printable ASCII", key)
         for pattern in self._patterns:
             m = pattern.fullmatch(text)
             if m:

@@ -3,10 +3,17 @@
 Technicians point `scan-image`, `faces enroll` and `faces match` at photos from phones and at
 exported PNGs; all of them need the same care (EXIF orientation, transparent backgrounds, 16-bit
 scans, a one-line reason instead of a Pillow traceback), so it lives here once.
+
+A truncated file is an error, never a picture padded with grey: face_recognition sets Pillow's
+process-wide `ImageFile.LOAD_TRUNCATED_IMAGES = True` when it is imported, so the load here holds
+it off for its own duration (under a lock; another thread's load is at most stricter meanwhile).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+_STRICT = threading.Lock()
 
 
 class ImageError(Exception):
@@ -45,7 +53,8 @@ def _load(path: str | Path, mode: str) -> "np.ndarray":
     if path.is_dir():
         raise ImageError(path, "is a directory, not an image file")
     try:
-        with Image.open(path) as image:
+        with _no_truncated_images(), Image.open(path) as image:
+            image.load()
             image = _flatten(ImageOps.exif_transpose(image))
             return np.ascontiguousarray(np.asarray(image.convert(mode), dtype=np.uint8))
     except FileNotFoundError:
@@ -56,6 +65,19 @@ def _load(path: str | Path, mode: str) -> "np.ndarray":
         raise ImageError(path, "not an image file (or a format Pillow cannot read)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(path, f"cannot read image: {_one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _no_truncated_images() -> Iterator[None]:
+    from PIL import ImageFile
+
+    with _STRICT:
+        saved = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def _flatten(image):

@@ -3,15 +3,42 @@
 It is the one core module that names hardware and UI backends, and it imports them only inside
 `build_kiosk`, so `import sentinel.kiosk` stays free of device libraries (the import-isolation
 test covers it). The demo and `sentinel run` both go through here: the demo is the kiosk.
+
+Keep running. No missing device, damaged file or full disk stops the kiosk from starting: it
+starts, sends READY=1 (sentinel/notify.py), shows what is wrong with the relay closed, and
+recovers by itself once the fault clears. How each part fails:
+
+- camera missing or broken (no /dev/video0, no replay path, an image that does not decode):
+  the source is wrapped in `hardware.camera.retry.RetryingSource`, which retries every 4 s at
+  most; the pipeline shows the camera fault screen meanwhile and idles again on the first frame.
+- state directory read-only or full: the state lock falls back to a read-only flock of the lock
+  file an earlier start left (or runs unlocked, logged, when there is none: nothing could be
+  written there by a second kiosk either); the outbox keeps records in memory with its alarm
+  (sentinel/outbox.py); the status cache runs in memory with the alarm `status_cache_memory`.
+- record key (`state_dir/record.key`) missing and not writable: no check is done, because a
+  record hashed under a key that is not on disk could never be linked to the same credential
+  after a restart, which is what contact tracing asks of records; an invented key would be
+  silent data loss. The kiosk runs, shows the "storage" fault screen with the alarm
+  `record_key_unwritable`, keeps the relay closed, keeps the watchdog fed (the loop is alive),
+  and tries to write the key every `KEY_RETRY_S`; once it can, the pipeline starts.
+- any part failing to open in `build_kiosk` (display, gate, faces, scanner…): what was opened
+  before is released again from the `ExitStack`, the gate closed first, and the error goes to
+  the caller (`sentinel run` prints one line and exits 1; systemd starts it again).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sentinel.client import ServiceClient, read_token
@@ -21,19 +48,42 @@ from sentinel.credentials_dir import resolve_token_file
 from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
-from sentinel.screens import StatusBar
+from sentinel.screens import Screen, StatusBar
 from sentinel.status_cache import StatusCache
 from sentinel.uploader import Backoff, Uploader
 from sentinel.verifier import Verifier
-from sentinel.wipe import STATUS_CACHE_NAME, StateLock, shred
+from sentinel.wipe import (
+    LOCK_NAME,
+    RECORD_KEY_NAME,
+    STATUS_CACHE_NAME,
+    StateLock,
+    StateLockHeld,
+    shred,
+)
 
 log = logging.getLogger("sentinel.kiosk")
+
+#: seconds between attempts to write a missing record key (module docstring)
+KEY_RETRY_S = 2.0
+
+#: the kiosk's own alarms (code → zh-CN, en), in order of importance; the status bar shows the
+#: most serious of these and the outbox's (sentinel/outbox.py ALARM_TEXT)
+ALARM_TEXT: dict[str, tuple[str, str]] = {
+    "record_key_unwritable": (
+        "设备密钥无法写入存储卡，暂停核验，请联系技术人员",
+        "Cannot write the device key to the SD card: checks paused, call a technician",
+    ),
+    "status_cache_memory": (
+        "离线缓存无法写入存储卡，仅存内存",
+        "Offline status cache cannot be written to the SD card: kept in memory only",
+    ),
+}
 
 
 @dataclass
 class Kiosk:
     config: SentinelConfig
-    pipeline: Pipeline
+    pipeline: Pipeline | None  # None while the record key cannot be written (module docstring)
     source: Any
     outbox: Outbox
     verifier: Verifier
@@ -46,6 +96,14 @@ class Kiosk:
     handheld: Any = None  # sentinel.handheld.HandheldController when [handheld] is enabled
     faces: Any = None  # sentinel.faces.kiosk.FaceMatching when [faces] is on
     scanner: Any = None  # an external 2D scanner beside the camera, when configured
+    #: everything build_kiosk opened, closed in reverse order by `close` (the gate first)
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    #: builds the pipeline once the record key exists (`pipeline` is None until then)
+    make_pipeline: Callable[[bytes], Pipeline] | None = None
+    key_path: Path | None = None
+    clock: Callable[[], float] = time.monotonic
+    #: the kiosk's own alarm codes (ALARM_TEXT)
+    alarms: set[str] = field(default_factory=set)
 
     def run(
         self,
@@ -59,22 +117,66 @@ class Kiosk:
         stop = stop or threading.Event()
         if self.display is not None:
             self.display.connect(on_quit=stop.set)  # closing the desktop window stops the kiosk
+        started = self.clock()
         try:
-            self.source.start()
+            self.source.start()  # never raises: a missing camera is retried (RetryingSource)
             if self.uploader is not None:
                 self.uploader.start()
             if self.scanner is not None:
                 self.scanner.start()
             if self.faces is not None:
                 self.faces.start()  # a full gallery sync at once, then every sync_every_s; never blocks the loop
+            if self.pipeline is None and not self._wait_for_record_key(stop, duration_s, started):
+                return
+            if duration_s is not None:
+                duration_s = max(0.0, duration_s - (self.clock() - started))
             self.pipeline.run(self.source, stop=stop, duration_s=duration_s, until_finished=until_finished)
         finally:
-            for step in (self.pipeline.close, lambda: self.drain(drain_s)):  # the gate closes first
+            for step in (self.gate.close, lambda: self.drain(drain_s)):  # the gate closes first
                 try:
                     step()
                 except Exception:
                     log.exception("error while shutting down")
             self.close()
+
+    def _wait_for_record_key(self, stop: threading.Event, duration_s: float | None, started: float) -> bool:
+        """No record key on disk and none can be written: check nobody, show the storage fault
+        with the relay closed, keep reading the camera (which sends READY=1 and feeds the
+        watchdog: this loop is alive), and try to write the key every KEY_RETRY_S. True once the
+        pipeline runs; False when stopped first."""
+        assert self.make_pipeline is not None and self.key_path is not None
+        language = self.config.device.language
+        self.gate.close()
+        self._show(Screen.fault("storage", language))
+        next_try = self.clock() + KEY_RETRY_S
+        while not stop.is_set():
+            now = self.clock()
+            if duration_s is not None and now - started >= duration_s:
+                return False
+            if now >= next_try:
+                try:
+                    key = load_or_create_key(self.key_path)
+                except OSError as e:
+                    log.debug("record key still not writable: %s", e)
+                    next_try = now + KEY_RETRY_S
+                else:
+                    log.warning("record key %s written: checks start", self.key_path)
+                    self.alarms.discard("record_key_unwritable")
+                    self.pipeline = self.make_pipeline(key)
+                    self.resources.callback(_quietly, self.pipeline.close)
+                    return True
+            try:
+                self.source.read(0.25)
+            except Exception:
+                stop.wait(0.25)
+        return False
+
+    def _show(self, screen: Screen) -> None:
+        try:
+            if self.display is not None:
+                (self.handheld.display if self.handheld is not None else self.display).show(screen)
+        except Exception:
+            log.exception("display failed")
 
     def drain(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for the running uploader to empty the outbox; True if it did."""
@@ -100,7 +202,10 @@ class Kiosk:
         outbox depth and its most serious alarm, in the screen's language."""
         language = language or self.config.device.language
         health = self.outbox.health()
-        messages = health.messages(language)
+        kiosk = self.alarm_messages(language)
+        # no checks at all (no record key) outranks the outbox's alarms; a memory-only cache does not
+        messages = kiosk[:1] + health.messages(language) + kiosk[1:] if "record_key_unwritable" in self.alarms else (
+            health.messages(language) + kiosk)
         fields = {
             "site_name": self.config.device.site_name,
             "online": None if self.uploader is None else self.uploader.online,
@@ -110,6 +215,13 @@ class Kiosk:
         if self.handheld is not None:  # the battery, where the hardware reports one
             fields.update(self.handheld.status_fields())
         return fields
+
+    def alarm_messages(self, language: str | None = None) -> list[str]:
+        language = language or self.config.device.language
+        codes = set(self.alarms)
+        if self.status_cache is not None and self.status_cache.problem:
+            codes.add("status_cache_memory")
+        return [ALARM_TEXT[c][0 if language == "zh-CN" else 1] for c in ALARM_TEXT if c in codes]
 
     def outbox_status_lines(self, language: str | None = None) -> list[tuple[str, str]]:
         """Rows for the technician menu's outbox panel."""
@@ -129,32 +241,19 @@ class Kiosk:
         return rows
 
     def close(self) -> None:
-        """Gate first: whatever else fails on the way out, the gate ends closed. The uploader stops
-        before the outbox closes; what it had in flight stays in the outbox and is sent next time."""
-        steps = [self.pipeline.close, self.source.close]
-        if self.handheld is not None:
-            steps.append(self.handheld.close)
-        if self.uploader is not None:
-            steps.append(self.uploader.stop)
-        if self._uploads is not None:
-            steps.append(self._uploads.close)
-        if self.faces is not None:
-            steps.append(self.faces.close)
-        if self.scanner is not None:
-            steps.append(self.scanner.close)
-        steps.append(self.verifier.close)
-        if self.display is not None:
-            steps.append(self.display.close)
-        if self.status_cache is not None:
-            steps.append(self.status_cache.close)
-        steps.append(self.outbox.close)
-        if self.lock is not None:
-            steps.append(self.lock.release)
-        for step in steps:
-            try:
-                step()
-            except Exception:
-                log.exception("error while shutting down")
+        """Gate first: whatever else fails on the way out, the gate ends closed. Then everything
+        build_kiosk opened, in reverse order: the uploader stops before the outbox closes; what it
+        had in flight stays in the outbox and is sent next time. Safe to call twice."""
+        _quietly(self.gate.close)
+        self.resources.close()
+
+
+def _quietly(step: Callable[[], Any]) -> None:
+    """Run a closing step; log, never raise, so that the steps after it run too."""
+    try:
+        step()
+    except Exception:
+        log.exception("error while shutting down")
 
 
 def make_client(config: SentinelConfig) -> ServiceClient:
@@ -171,85 +270,171 @@ def make_client(config: SentinelConfig) -> ServiceClient:
 
 
 def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], None] | None = None) -> Kiosk:
+    """Open every part the config names and wire them into a Kiosk. What is opened goes on an
+    ExitStack (the Kiosk's `resources`, closed by `Kiosk.close`): should a later part fail to
+    open, the gate is closed and the earlier parts released in reverse order before the error
+    goes to the caller. Faults the kiosk can run with (camera,
+    full or read-only state directory, no record key yet) do not raise: see the module docstring."""
     # Deferred: the edges depend on the core, and only the kiosk needs them loaded.
     from hardware.camera import open_camera
+    from hardware.camera.retry import RetryingSource
     from hardware.gate import open_gate
     from hardware.scanner import open_scanner
     from sentinel.decoding import make_decoder
-    from sentinel.notify import Watchdog, WatchedSource
     from sentinel.faces.kiosk import open_faces
+    from sentinel.notify import Watchdog, WatchedSource
     from ui.console import open_display
 
-    verifier = make_client(config)
     state_dir = config.device.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    opened: list[Callable[[], None]] = [verifier.close]
-    try:
-        lock = StateLock(state_dir).acquire()  # one kiosk per state directory; `sentinel wipe` waits for it
-        opened.append(lock.release)
-        key = load_or_create_key(state_dir / "record.key")
-        outbox = open_outbox(config)
-        opened.insert(0, outbox.close)
-        status_cache = open_status_cache(config)
-        opened.insert(0, status_cache.close)
-        uploads = make_client(config)  # its own Session: never shared with verify
-        opened.insert(0, uploads.close)
-        uploader = make_uploader(config, outbox, uploads)
-        gate = open_gate(config.gate)
-        opened.insert(0, gate.close)
-        faces = open_faces(config, make_client)  # None when [faces] is off or its engine is missing
-        if faces is not None:
-            opened.insert(0, faces.close)
-        display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
-        opened.insert(1, display.close)
-        handheld = None
-        pipeline_display = display
-        if config.handheld.enabled:
-            # Vehicle checks: the pipeline's screens go through the controller, which shows the vehicle
-            # screens; its outcomes reach the controller first; the camera runs only while scanning.
-            from sentinel.handheld import HandheldController
+    with contextlib.ExitStack() as stack:
 
-            handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=None)
-            opened.insert(0, handheld.close)
-            pipeline_display = handheld.display
-            on_outcome = handheld.chain(on_outcome)
-        scanner = open_scanner(config.scanner)
-        opened.insert(0, scanner.close)
-        pipeline = Pipeline(
-            decoder=make_decoder(config.decoder.order, fallback_every=config.decoder.fallback_every),
-            rules=CredentialRules(config.credentials),
-            verifier=verifier,
-            policy=config.policy,
-            records=RecordMaker(config.device.id, config.device.site_id, key),
-            outbox=outbox,
-            gate=gate,
-            display=pipeline_display,
-            language=config.device.language,
-            debounce_s=config.credentials.debounce_s,
-            deadline_s=config.verifier.deadline_s,
-            result_s=config.display.result_s,
-            status_cache=status_cache,
-            on_outcome=on_outcome,
-            faces=faces.matcher if faces is not None else None,
-            scanner=scanner,
-        )
-        opened.insert(0, pipeline.close)
-        source = open_camera(config.camera)
-        if handheld is not None:
-            source = handheld.gate_camera(source)
-        watchdog = Watchdog.from_environment()
-        if watchdog.notifier.enabled:  # under systemd: READY=1 on the first frame, WATCHDOG=1 only while healthy
-            source = WatchedSource(source, watchdog, uploader_ok=lambda: uploader.status().state != "stopped")
-    except BaseException:
-        for undo in opened:  # whatever was opened is closed again, the gate first
-            try:
-                undo()
-            except Exception:
-                log.exception("error while cleaning up a failed start")
-        raise
-    kiosk = Kiosk(config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld, faces, scanner)
+        def opened(close: Callable[[], Any]) -> None:
+            stack.callback(_quietly, close)
+
+        gate = None
+        try:
+            verifier = make_client(config)
+            opened(verifier.close)
+            _make_state_dir(state_dir)
+            lock = lock_state_dir(state_dir)  # one kiosk per state directory; `sentinel wipe` waits for it
+            if lock is not None:
+                opened(lock.release)
+            key_path = state_dir / RECORD_KEY_NAME
+            key, key_error = _load_key(key_path)
+            outbox = open_outbox(config)
+            opened(outbox.close)
+            status_cache = open_status_cache(config)
+            opened(status_cache.close)
+            uploads = make_client(config)  # its own Session: never shared with verify
+            opened(uploads.close)
+            uploader = make_uploader(config, outbox, uploads)
+            opened(uploader.stop)
+            gate = open_gate(config.gate)
+            opened(gate.close)
+            faces = open_faces(config, make_client)  # None when [faces] is off or its engine is missing
+            if faces is not None:
+                opened(faces.close)
+            display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
+            opened(display.close)
+            handheld = None
+            pipeline_display = display
+            if config.handheld.enabled:
+                # Vehicle checks: the pipeline's screens go through the controller, which shows the vehicle
+                # screens; its outcomes reach the controller first; the camera runs only while scanning.
+                from sentinel.handheld import HandheldController
+
+                handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=None)
+                opened(handheld.close)
+                pipeline_display = handheld.display
+                on_outcome = handheld.chain(on_outcome)
+            scanner = open_scanner(config.scanner)
+            opened(scanner.close)
+            make_pipeline = partial(
+                _make_pipeline, config, make_decoder, verifier, outbox, gate, pipeline_display, status_cache, on_outcome,
+                faces.matcher if faces is not None else None, scanner,
+            )
+            pipeline = make_pipeline(key) if key is not None else None
+            if pipeline is not None:
+                opened(pipeline.close)
+            camera = open_camera(config.camera)
+            opened(camera.close)  # closing a camera that never started is a no-op; twice is fine
+            source = RetryingSource(camera)  # a camera missing at start is retried, not fatal
+            opened(source.close)
+            if handheld is not None:
+                source = handheld.gate_camera(source)
+                opened(source.close)
+            watchdog = Watchdog.from_environment()
+            if watchdog.notifier.enabled:  # under systemd: READY=1 on the first read, WATCHDOG=1 only while healthy
+                source = WatchedSource(source, watchdog, uploader_ok=lambda: uploader.status().state != "stopped")
+                opened(source.close)  # STOPPING=1, then the camera
+            kiosk = Kiosk(
+                config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld,
+                faces, scanner, resources=stack.pop_all(), make_pipeline=make_pipeline, key_path=key_path,
+            )
+        except BaseException:
+            if gate is not None:  # the relay first, then the rest in reverse order of opening
+                _quietly(gate.close)
+            raise
+
+    if key_error:
+        log.critical("cannot write the record key %s (%s): no checks until it can be written; retrying", key_path, key_error)
+        kiosk.alarms.add("record_key_unwritable")
     display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
     return kiosk
+
+
+def _make_pipeline(config, make_decoder, verifier, outbox, gate, display, status_cache, on_outcome, faces, scanner, key: bytes) -> Pipeline:
+    return Pipeline(
+        decoder=make_decoder(config.decoder.order, fallback_every=config.decoder.fallback_every),
+        rules=CredentialRules(config.credentials),
+        verifier=verifier,
+        policy=config.policy,
+        records=RecordMaker(config.device.id, config.device.site_id, key),
+        outbox=outbox,
+        gate=gate,
+        display=display,
+        language=config.device.language,
+        debounce_s=config.credentials.debounce_s,
+        deadline_s=config.verifier.deadline_s,
+        result_s=config.display.result_s,
+        status_cache=status_cache,
+        on_outcome=on_outcome,
+        faces=faces,
+        scanner=scanner,
+    )
+
+
+def _make_state_dir(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # each part below says what it does without it
+        log.critical("cannot create the state directory %s: %s", state_dir, e)
+
+
+def _load_key(path: Path) -> tuple[bytes | None, str]:
+    try:
+        return load_or_create_key(path), ""
+    except OSError as e:
+        return None, str(e)
+
+
+class _ReadOnlyLock:
+    """The state lock taken through a read-only descriptor (flock does not need write access)."""
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_state_dir(state_dir: Path) -> StateLock | _ReadOnlyLock | None:
+    """The state directory's lock (StateLockHeld when another kiosk has it). A read-only or full
+    directory cannot take a new lock file: the one an earlier start left is locked read-only,
+    and without one the kiosk runs unlocked (logged; a second kiosk could not write there either)."""
+    try:
+        return StateLock(state_dir).acquire()
+    except StateLockHeld:
+        raise
+    except OSError as e:
+        first = e
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        log.error("cannot lock the state directory %s (%s): running without the lock", state_dir, first)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise StateLockHeld(f"{state_dir} is in use by another sentinel process (is the kiosk running?)") from None
+        log.error("cannot lock the state directory %s (%s): running without the lock", state_dir, e)
+        return None
+    log.warning("state directory %s is not writable (%s): locked through the existing lock file", state_dir, first)
+    return _ReadOnlyLock(fd)
 
 
 def technician_actions(kiosk: Kiosk):
@@ -305,11 +490,14 @@ def open_status_cache(config: SentinelConfig) -> StatusCache:
     path = config.device.state_dir / STATUS_CACHE_NAME
     ttl_s = config.policy.cached_ttl_min * 60
     if config.policy.offline == "cached":
-        return StatusCache(path, ttl_s=ttl_s)
+        return StatusCache(path, ttl_s=ttl_s)  # a disk that refuses it: in memory, `problem` says why
     for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
-        if p.exists():
-            log.info("offline policy is %s: removing the status cache %s", config.policy.offline, p.name)
-            shred(p)
+        try:
+            if p.exists():
+                log.info("offline policy is %s: removing the status cache %s", config.policy.offline, p.name)
+                shred(p)
+        except OSError as e:  # a read-only state directory: logged, and tried again at the next start
+            log.error("cannot remove the old status cache %s: %s", p, e)
     return StatusCache(None, ttl_s=ttl_s)
 
 

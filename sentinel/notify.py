@@ -3,8 +3,9 @@
 The unit is `Type=notify` with `WatchdogSec=`: systemd counts the kiosk as started when it sends
 READY=1, and kills and restarts it when WATCHDOG=1 stops arriving. Pings are therefore sent only
 from the kiosk loop (a loop stuck anywhere stops them) and only while the camera and the
-uploader are healthy, so a wedged camera driver or a dead upload thread ends in a restart rather
-than a kiosk that looks alive and checks nobody. Outside systemd ($NOTIFY_SOCKET unset: a laptop,
+uploader are alive, so a wedged camera driver or a dead upload thread ends in a restart rather
+than a kiosk that looks alive and checks nobody. READY=1 goes out on the first read of the
+camera, whether or not it delivers: a kiosk that shows a fault screen has started. Outside systemd ($NOTIFY_SOCKET unset: a laptop,
 the demo, tests) every call is a no-op.
 
 - `Notifier`: READY=1, STATUS=…, WATCHDOG=1, STOPPING=1 as datagrams to $NOTIFY_SOCKET (a path,
@@ -13,7 +14,24 @@ the demo, tests) every call is a no-op.
   while both are true, and says in STATUS= what is wrong when one is not.
 - `WatchedSource`: wraps the kiosk's frame source, so the loop that reads frames drives the
   watchdog without the pipeline knowing: READY=1 on the first read, pings after each read while
-  a frame came within `camera_grace_s` and `uploader_ok()` holds, STOPPING=1 on close.
+  the camera is alive (below) and `uploader_ok()` holds, STOPPING=1 on close.
+
+The watchdog policy for the camera, and how it agrees with the reconnect policy. A restart
+helps only against what the process cannot fix itself: a loop stuck somewhere, a driver wedged
+inside a read. It does not help against an unplugged camera; it would even hurt (each restart
+costs the screen, the uploader's state and seconds of start-up, and used to give up the camera's
+back-off schedule). So "the camera is alive" means: a frame arrived, **or the camera backend
+made another attempt to reopen the device** (`source.reconnect_attempts` grew), within
+`CAMERA_GRACE_S` (60 s). The backends retry at most `hardware.camera.base.RECONNECT_MAX_S`
+(4 s) apart, so while they retry the watchdog never gives up, however long the camera is away,
+and a returning camera is used within about 5 s, with no restart. Only a backend that neither
+delivers nor retries for 60 s (a reader thread stuck in the driver, a hung picamera2 open) stops
+the pings; systemd then aborts the kiosk `WatchdogSec` (30 s, systemd/sentinel.service) later,
+and the restart reopens the device from scratch. (Counting the grace from the last frame only,
+with a back-off capped at 30 s, got a kiosk whose camera was unplugged for 85 s killed at ~98 s
+although the camera had been back since 85 s: the reopen was due only at 101 s.)
+While the camera is being retried the kiosk shows the camera fault screen (the pipeline) and
+STATUS= says "camera fault, retrying: <why>".
 """
 
 from __future__ import annotations
@@ -27,6 +45,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger("sentinel.notify")
+
+#: seconds without a frame *and* without a reopen attempt after which the camera counts as wedged
+#: and the watchdog stops pinging (module docstring): 15 reconnect intervals
+CAMERA_GRACE_S = 60.0
 
 
 class Notifier:
@@ -175,11 +197,12 @@ class Watchdog:
 class WatchedSource:
     """A frame source wrapped so that reading frames drives READY=1 and the watchdog.
 
-    `camera_ok` is "a frame arrived within `camera_grace_s`" (the first frame is waited for that
-    long after start): a camera that reconnects by itself within the grace costs no restart;
-    one that stays silent (unplugged, wedged driver) does. A source that says it is `paused`
-    (hardware.camera.gated: a handheld's camera off between trigger presses) counts as healthy. `uploader_ok` is asked only when a
-    ping is due. Everything else is passed through to the wrapped source.
+    `camera_ok` is "a frame arrived, or the source made a reopen attempt, within
+    `camera_grace_s`" (counted from start until the first of either): a camera being retried
+    costs no restart however long it is away; one whose backend is stuck (neither frames nor
+    attempts) does. A source that says it is `paused` (hardware.camera.gated: a handheld's camera
+    off between trigger presses) counts as healthy. `uploader_ok` is asked only when a ping is
+    due. Everything else is passed through to the wrapped source.
     """
 
     def __init__(
@@ -188,7 +211,7 @@ class WatchedSource:
         watchdog: Watchdog,
         *,
         uploader_ok: Callable[[], bool] = lambda: True,
-        camera_grace_s: float = 60.0,
+        camera_grace_s: float = CAMERA_GRACE_S,
         ready_status: str = "checking",
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -200,6 +223,9 @@ class WatchedSource:
         self._clock = clock
         self._started_at: float | None = None
         self._last_frame_at: float | None = None
+        self._last_attempt_at: float | None = None
+        self._attempts_seen = 0
+        self._camera_note = ""
         self._ready_sent = False
 
     @property
@@ -229,12 +255,20 @@ class WatchedSource:
         if frame is not None or getattr(self.source, "paused", False):
             # a camera paused on purpose (a handheld between trigger presses) is not a silent one
             self._last_frame_at = now
+        try:
+            attempts = int(getattr(self.source, "reconnect_attempts", 0) or 0)
+        except Exception:  # noqa: BLE001 - a broken probe: no evidence of retrying
+            attempts = self._attempts_seen
+        if attempts != self._attempts_seen:
+            self._attempts_seen = attempts
+            self._last_attempt_at = now
         if not self._ready_sent:
             self._ready_sent = True
             self.watchdog.notifier.ready(self._ready_status)
+        self._say_camera_state(frame is not None)
         if not self.watchdog.due():
             return
-        since = self._last_frame_at if self._last_frame_at is not None else self._started_at
+        since = max(t for t in (self._last_frame_at, self._last_attempt_at, self._started_at) if t is not None)
         camera_ok = now - since <= self.camera_grace_s
         try:
             uploader_ok = bool(self._uploader_ok())
@@ -242,6 +276,14 @@ class WatchedSource:
             log.exception("uploader health probe failed")
             uploader_ok = False
         self.watchdog.ping_if_healthy(camera_ok, uploader_ok)
+
+    def _say_camera_state(self, got_frame: bool) -> None:
+        """STATUS= names a camera fault that is being retried (systemctl status shows it)."""
+        healthy = got_frame or bool(getattr(self.source, "healthy", True))
+        note = "" if healthy else f"camera fault, retrying: {getattr(self.source, 'last_error', '') or '?'}"
+        if note != self._camera_note:
+            self._camera_note = note
+            self.watchdog.notifier.status(note or "checking")
 
     def close(self) -> None:
         try:

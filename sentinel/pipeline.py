@@ -5,6 +5,26 @@ a time by `step`, with the clock passed in, so debounce windows, deadlines and r
 are tested without sleeping. The verifier runs on a worker thread: frames keep flowing (and the
 preview keeps moving) while a check is in flight, and a service that never answers costs exactly
 the deadline, after which the site's offline policy decides.
+
+Once the answer is in (or the deadline passed), a check is settled in a fixed order, so that the
+record and the gate can never disagree:
+
+1. **Decide and build** the verdict, the record and the screen (and the screen a failed commit
+   would need). Everything that can raise happens here, before anything is committed. If any of it
+   raises (a bug, an answer the code cannot handle, e.g. a date without a time zone), the check
+   becomes a staff check: status `verify_failed`, verdict `manual_check`, reason `verify_failed`,
+   recorded like any other check. Never a pass, never a crash of the frame loop.
+2. **Commit** the record to the outbox (an fsync; 200 ms or more on a tired SD card). A commit that
+   fails turns a pass into `manual_check` / `record_failed` and the record is kept in memory.
+3. **Pulse the gate**, only for a pass whose record is durable, and only then
+4. **show** the verdict and tell `on_outcome`.
+
+Steps 1 and 2 run on the `writer` executor (one dedicated thread in the kiosk), off the frame loop,
+so frames keep reaching the preview while a record is being committed; the screen still says
+"checking" and no second check starts until the commit returned. Steps 3 and 4 run on the frame
+loop. With an inline executor (tests) all four happen within the `step` that resolved the check.
+A process killed between 2 and 3 leaves a durable record of a verdict the gate never acted on;
+the reverse (a gate opened without a record) cannot happen.
 """
 
 from __future__ import annotations
@@ -13,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +47,16 @@ from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
 from sentinel.outbox import Outbox
 from sentinel.policy import Verdict, VerdictKind, decide
-from sentinel.records import RecordMaker
+from sentinel.records import Record, RecordMaker
 from sentinel.screens import Screen, ScreenKind
 from sentinel.status_cache import StatusCache
 from sentinel.verifier import Verifier
 
 log = logging.getLogger("sentinel.pipeline")
+
+#: the reason of a check the device could not decide or show (a bug, an answer it cannot handle):
+#: the same staff check as an answer it does not understand
+CHECK_FAILED = "verify_failed"
 
 
 class State(StrEnum):
@@ -100,6 +124,39 @@ class _InFlight:
     scanned_at: datetime
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """Step 1 of settling a check: everything that could raise is already done."""
+
+    verdict: Verdict
+    status: HealthStatus  # as shown and recorded (a cached status when the offline policy used one)
+    offline: bool
+    record: Record | None  # None only when not even the staff-check record could be made
+    screen: Screen
+    failed_screen: Screen  # what to show instead when the commit fails (a pass becomes record_failed)
+    credential_hash: str | None
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """Steps 1 and 2 done: what the frame loop acts on (gate, screen, outcome)."""
+
+    verdict: Verdict
+    status: HealthStatus
+    offline: bool
+    screen: Screen
+    record_id: str | None
+    durable: bool
+    credential_hash: str | None
+
+
+@dataclass
+class _Committing:
+    check: _InFlight
+    future: Future  # -> _Settled
+    resolved_at: float  # when the answer (or the deadline) was taken: the verdict is no earlier
+
+
 class Pipeline:
     def __init__(
         self,
@@ -120,6 +177,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         executor: Executor | None = None,
+        writer: Executor | None = None,
         status_cache: StatusCache | None = None,
         on_outcome: Callable[[CheckOutcome], None] | None = None,
         faces: FaceMatcherLike | None = None,
@@ -142,6 +200,11 @@ class Pipeline:
         self._wall = wall
         # Several workers: a verifier thread stuck past its deadline must not delay the next person.
         self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="verify")
+        # Deciding and committing (an fsync) off the frame loop. One thread of its own, so that a
+        # commit never queues behind verifier threads stuck past their deadline; a caller that
+        # passes `executor` (tests: inline) gets it for both unless it passes `writer` too.
+        self._own_writer = writer is None and executor is None
+        self._writer = writer or executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         # The cache (on disk in the kiosk) is kept only where the `cached` offline policy reads it.
         self._cache = status_cache if status_cache is not None else StatusCache(ttl_s=policy.cached_ttl_min * 60)
         self._on_outcome = on_outcome or (lambda outcome: None)
@@ -152,6 +215,7 @@ class Pipeline:
         self.state = State.IDLE
         self.frames_seen = 0
         self._inflight: _InFlight | None = None
+        self._committing: _Committing | None = None
         self._result_until = 0.0
         self._last_frame_at = clock()
         self._show(Screen.prompt(ScreenKind.IDLE, language))
@@ -237,17 +301,29 @@ class Pipeline:
         self._on_payload(text, raw, now)
 
     def wait_for_check(self, timeout: float) -> None:
-        """Wait up to `timeout` for the in-flight check's answer (or its deadline) and act on it."""
+        """Wait up to `timeout` for the in-flight check's answer (or its deadline), or for its
+        record's commit, and act on it."""
         check = self._inflight
-        if check is None:
+        if check is not None:
+            remaining = check.deadline - self._clock()
+            futures_wait([check.future], timeout=max(0.0, min(timeout, remaining)))
+            self._resolve_check(self._clock())
             return
-        remaining = check.deadline - self._clock()
-        futures_wait([check.future], timeout=max(0.0, min(timeout, remaining)))
-        self._resolve_check(self._clock())
+        committing = self._committing
+        if committing is not None:
+            futures_wait([committing.future], timeout=max(0.0, timeout))
+            self._resolve_check(self._clock())
 
-    def close(self) -> None:
+    def close(self, commit_timeout_s: float = 10.0) -> None:
+        """Close the gate and stop the workers. A record being committed is let finish first (its
+        verdict is not acted on any more), so that the outbox is not closed under it."""
         self._gate.close()
+        committing = self._committing
+        if committing is not None:
+            futures_wait([committing.future], timeout=commit_timeout_s)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_writer:
+            self._writer.shutdown(wait=False)
 
     # --- transitions -----------------------------------------------------------------------
 
@@ -310,66 +386,157 @@ class Pipeline:
 
     def _resolve_check(self, now: float) -> None:
         check = self._inflight
-        if check is None:
-            return
-        if check.future.done():
-            status, answered_at = check.future.result()
-            if answered_at > check.deadline:  # an answer after the deadline is a timeout, not a verdict
-                status = HealthStatus.unreachable(Status.TIMEOUT, "answer came after the deadline")
-                now = max(now, check.deadline)
-        elif now >= check.deadline:
-            check.future.cancel()
-            status = HealthStatus.unreachable(Status.TIMEOUT, f"no answer within {self._deadline_s:.1f} s")
-        else:
-            return
-        self._inflight = None
-        self._finish(check, status, now)
+        if check is not None:
+            if check.future.done():
+                status, answered_at = check.future.result()
+                if answered_at > check.deadline:  # an answer after the deadline is a timeout, not a verdict
+                    status = HealthStatus.unreachable(Status.TIMEOUT, "answer came after the deadline")
+                    now = max(now, check.deadline)
+            elif now >= check.deadline:
+                check.future.cancel()
+                status = HealthStatus.unreachable(Status.TIMEOUT, f"no answer within {self._deadline_s:.1f} s")
+            else:
+                return
+            self._inflight = None
+            self._begin_commit(check, status, now)
+        committing = self._committing
+        if committing is not None and committing.future.done():
+            self._committing = None
+            self._act(committing, max(now, committing.resolved_at))
 
-    def _finish(self, check: _InFlight, status: HealthStatus, now: float) -> None:
+    # --- settling a check: decide and build, commit, pulse, show (see the module docstring) ------
+
+    def _begin_commit(self, check: _InFlight, status: HealthStatus, now: float) -> None:
         wall_now = self._wall()
+        try:
+            future = self._writer.submit(self._settle, check, status, wall_now)
+        except Exception as e:  # e.g. the writer was shut down: nothing committed, nobody passes
+            log.error("could not hand the check to the writer: %s", e)
+            future = Future()
+            future.set_exception(e)
+        self._committing = _Committing(check, future, now)
+
+    def _settle(self, check: _InFlight, status: HealthStatus, wall_now: datetime) -> _Settled:
+        """Steps 1 and 2, on the writer. Does not raise."""
         offline = status.status.is_unreachable
+        try:
+            decision = self._decide(check, status, offline, wall_now)
+        except Exception as e:
+            log.exception("could not decide or show the verdict: staff will check")
+            decision = self._staff_check(check, offline, wall_now, e)
+        return self._commit(decision)
+
+    def _decide(self, check: _InFlight, status: HealthStatus, offline: bool, wall_now: datetime) -> _Decision:
         credential_hash = self._records.credential_hash(check.credential)
         use_cache = self._policy.offline == "cached"
         cached = self._cache.get(credential_hash, wall_now) if offline and use_cache else None
         verdict = decide(status, self._policy, wall_now, cached)
-        if status.status.is_colour and use_cache:
-            self._cache.put(credential_hash, status, wall_now)
+        shown = status
         if offline and cached is not None and use_cache:
-            status = cached.status.model_copy(update={"detail": f"cached; {status.detail}"})
+            # the cached colour, and why the service was not asked (the record keeps the reason)
+            shown = cached.status.model_copy(update={"detail": f"cached; {status.detail}", "status_detail": status.status_detail})
         if verdict.kind == VerdictKind.PASS:
             # Past the outbox's cap records are still kept, but nobody passes unseen: staff check.
             at_cap = self._outbox_at_cap()
             if at_cap:
                 verdict = Verdict(VerdictKind.MANUAL_CHECK, at_cap)
-
-        record = self._records.make(check.credential, status, verdict, offline, check.scanned_at)
-        record_id: str | None = record.id
-        durable = True
-        try:
-            self._outbox.add(record)  # durable before the gate moves
-        except Exception as e:
-            durable = False
-            log.error("could not commit the check record: %s", e)
-            if verdict.kind == VerdictKind.PASS:
-                verdict = Verdict(VerdictKind.MANUAL_CHECK, "record_failed")
-            # The record says what really happened (no gate); kept in memory until the disk
-            # takes it again or the uploader delivers it from there.
-            record = record.model_copy(update={"verdict": verdict.kind, "reason": verdict.reason})
-            record_id = record.id if self._spill(record) else None
-
-        self._show(Screen.result(verdict, status, self._language, offline, now=wall_now))
+        record = self._records.make(check.credential, shown, verdict, offline, check.scanned_at)
+        screen = Screen.result(verdict, shown, self._language, offline, now=wall_now)
+        failed_screen = screen
         if verdict.kind == VerdictKind.PASS:
-            self._gate.pulse()
+            failed_screen = Screen.result(
+                Verdict(VerdictKind.MANUAL_CHECK, "record_failed"), shown, self._language, offline, now=wall_now
+            )
+        if status.status.is_colour and use_cache:
+            try:  # best effort: a lost cache entry costs an offline verdict later, not this one
+                self._cache.put(credential_hash, status, wall_now)
+            except Exception:
+                log.exception("could not cache the status")
+        return _Decision(verdict, shown, offline, record, screen, failed_screen, credential_hash)
+
+    def _staff_check(self, check: _InFlight, offline: bool, wall_now: datetime, error: BaseException) -> _Decision:
+        status = HealthStatus.unreachable(Status.VERIFY_FAILED, f"device error: {type(error).__name__}")
+        verdict = Verdict(VerdictKind.MANUAL_CHECK, CHECK_FAILED)
+        try:
+            credential_hash: str | None = self._records.credential_hash(check.credential)
+        except Exception:
+            credential_hash = None
+        try:
+            record: Record | None = self._records.make(check.credential, status, verdict, offline, check.scanned_at)
+        except Exception:
+            log.exception("could not even make the staff-check record")
+            record = None
+        screen = self._staff_screen(verdict, status, offline, wall_now)
+        return _Decision(verdict, status, offline, record, screen, screen, credential_hash)
+
+    def _staff_screen(self, verdict: Verdict, status: HealthStatus, offline: bool, wall_now: datetime) -> Screen:
+        """A staff-check screen that is built whatever else is broken."""
+        try:
+            return Screen.result(verdict, status, self._language, offline, now=wall_now)
+        except Exception:  # e.g. no text for the reason: the generic "device fault, call staff"
+            try:
+                return Screen.fault("check", self._language)
+            except Exception:
+                return Screen(ScreenKind.MANUAL_CHECK, "", language=self._language)
+
+    def _commit(self, decision: _Decision) -> _Settled:
+        """Step 2: the record durable before the gate may move. Does not raise."""
+        verdict, screen, record = decision.verdict, decision.screen, decision.record
+        durable = False
+        record_id: str | None = None
+        if record is not None:
+            try:
+                self._outbox.add(record)  # durable before the gate moves
+                durable = True
+                record_id = record.id
+            except Exception as e:
+                log.error("could not commit the check record: %s", e)
+                if verdict.kind == VerdictKind.PASS:
+                    verdict = Verdict(VerdictKind.MANUAL_CHECK, "record_failed")
+                    screen = decision.failed_screen
+                # The record says what really happened (no gate); kept in memory until the disk
+                # takes it again or the uploader delivers it from there.
+                try:
+                    record = record.model_copy(update={"verdict": verdict.kind, "reason": verdict.reason})
+                    record_id = record.id if self._spill(record) else None
+                except Exception:
+                    log.exception("could not keep the record in memory either")
+        return _Settled(verdict, decision.status, decision.offline, screen, record_id, durable, decision.credential_hash)
+
+    def _act(self, committing: _Committing, now: float) -> None:
+        """Steps 3 and 4, on the frame loop: pulse the gate (a durable pass only), then show."""
+        check = committing.check
+        try:
+            settled: _Settled = committing.future.result()
+        except (Exception, CancelledError) as e:  # the writer died under it: whether it committed is unknown
+            log.critical("settling the check failed (%s): staff will check", e)
+            status = HealthStatus.unreachable(Status.VERIFY_FAILED, f"device error: {type(e).__name__}")
+            verdict = Verdict(VerdictKind.MANUAL_CHECK, CHECK_FAILED)
+            screen = self._staff_screen(verdict, status, False, self._wall())
+            settled = _Settled(verdict, status, False, screen, None, False, None)
+        verdict, status, screen = settled.verdict, settled.status, settled.screen
+        if verdict.kind == VerdictKind.PASS and settled.durable:
+            try:
+                self._gate.pulse()
+            except Exception:  # the record says pass; the person is told to use the staffed lane
+                log.exception("gate pulse failed")
+                screen = Screen.fault("gate", self._language)
+        self._show(screen)
         self._to_result(now)
         person = status.person.name_masked if status.person else ""
         id_masked = status.person.id_masked if status.person else ""
-        log.info("verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if offline else "")
-        self._on_outcome(
-            CheckOutcome(
-                check.credential.kind.value, status.status.value, verdict, offline, now - check.seen_at, record_id, person, durable,
-                credential_hash=credential_hash, id_masked=id_masked,
-            )
+        log.info(
+            "verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if settled.offline else ""
         )
+        try:
+            self._on_outcome(
+                CheckOutcome(
+                    check.credential.kind.value, status.status.value, verdict, settled.offline, now - check.seen_at,
+                    settled.record_id, person, settled.durable, credential_hash=settled.credential_hash, id_masked=id_masked,
+                )
+            )
+        except Exception:
+            log.exception("outcome listener failed")
 
     def _outbox_at_cap(self) -> str | None:
         try:

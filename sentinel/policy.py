@@ -2,6 +2,10 @@
 
 Rules changed weekly in 2022, so every rule is configuration and this is a pure function: no
 clock, no I/O, tested as a table. The reason code goes into the record; the texts go on screen.
+
+It fails closed: only a green (or, where the site allows it, yellow) status can pass online, and
+only `timeout` goes to the site's offline policy. Anything else, including `verify_failed` and a
+status this code does not know (a newer contract, a bug), is a staff check, never a pass.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "offline_denied": ("网络中断，请人工核验", "Offline: staff will check"),
     "offline_no_cache": ("网络中断且无近期记录，请人工核验", "Offline, no recent status: staff will check"),
     "device_unauthorized": ("设备未授权，请联系技术人员", "Device not authorised: call a technician"),
+    "verify_failed": ("无法核验，请人工核验", "Could not verify: staff will check"),
     "record_failed": ("记录保存失败，请人工核验", "Could not save the record: staff will check"),
     "outbox_full": ("待上传记录已满，请人工核验", "Record store full: staff will check"),
     "outbox_overdue": ("记录长时间未上传，请人工核验", "Records not delivered for too long: staff will check"),
@@ -64,7 +69,7 @@ class CachedStatus:
 
 def decide(status: HealthStatus, policy: PolicyConfig, now: datetime, cached: CachedStatus | None = None) -> Verdict:
     """The verdict for one check. `now` must be timezone-aware."""
-    if status.status.is_unreachable:
+    if isinstance(status.status, Status) and status.status.is_unreachable:
         return _decide_offline(policy, now, cached)
     return _decide_online(status, policy, now)
 
@@ -96,6 +101,10 @@ def _decide_online(status: HealthStatus, policy: PolicyConfig, now: datetime) ->
             return Verdict(VerdictKind.MANUAL_CHECK, "yellow_code")
         case Status.GREEN if "green" not in policy.allowed_colours:  # a site that only admits yellow is odd but valid
             return Verdict(VerdictKind.DENY, "red_code")
+        case Status.GREEN | Status.YELLOW:
+            pass  # an allowed colour: the site's NAT, antigen and vaccination rules decide below
+        case _:  # verify_failed, or a status this code does not know: fail closed
+            return Verdict(VerdictKind.MANUAL_CHECK, "verify_failed")
 
     if status.nat is not None and status.nat.result == NatResult.POSITIVE:
         return Verdict(VerdictKind.DENY, "nat_positive")

@@ -3,6 +3,10 @@
 A record never holds the raw token or ID number: the credential is kept as an HMAC under a key
 that only this device has, so the same person can be recognised across records (and by the
 `cached` offline policy) without the record being usable as a credential if the SD card leaks.
+
+Why a check had no usable answer (`HealthStatus.status_detail`: tls, redirect, http_401, schema, …)
+goes into the record's `extra.status_detail`, so that an audit can tell a network outage from a
+service that answered something the device would not trust (docs/api.md lists the codes).
 """
 
 from __future__ import annotations
@@ -40,12 +44,19 @@ def load_or_create_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(KEY_BYTES)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:  # a full or read-only disk: no key, and no empty .tmp left behind
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
     return key
 
 
@@ -62,6 +73,8 @@ class RecordMaker:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def make(self, credential: Credential, status: HealthStatus, verdict: Verdict, offline: bool, at: datetime, **extra: Any) -> Record:
+        if status.status_detail:
+            extra = {"status_detail": status.status_detail, **extra}
         return Record(
             id=str(uuid6.uuid7()),
             created_at=at,

@@ -98,6 +98,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "camera": ("摄像头无画面，请联系工作人员", "Camera not delivering frames: please call staff"),
     "network": ("网络中断，无法核验，请联系工作人员", "Network down, cannot check: please call staff"),
     "gate": ("闸机故障，请走人工通道", "Gate fault: please use the staffed lane"),
+    # the record key cannot be written (a full or read-only SD card): no checks, sentinel/kiosk.py
+    "storage": ("存储卡无法写入，暂停核验，请联系工作人员", "Storage full or read-only: checks paused, please call staff"),
 }
 _GENERIC_FAULT = ("设备故障，请联系工作人员", "Device fault: please call staff")
 _FAULT_ICON = {"camera": Icon.CAMERA, "network": Icon.NETWORK, "gate": Icon.GATE}

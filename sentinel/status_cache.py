@@ -8,7 +8,11 @@ policy can use it.
 
 A cache is not a record: losing it costs a few offline verdicts, not evidence. So writes use
 synchronous=NORMAL (no fsync per check: the SD card's write budget goes to the outbox), and a
-damaged file is deleted and started again instead of being kept for a technician.
+damaged file is deleted and started again instead of being kept for a technician. For the same
+reason a file that cannot be opened at all (a full disk: SQLite cannot create the -wal; a
+read-only state directory; an I/O error) does not stop the kiosk: the cache runs in memory for
+this run, `problem` says why, and the kiosk shows the alarm `status_cache_memory` (what it knew
+is gone; what it sees from now on is remembered until the next start, which tries the file again).
 """
 
 from __future__ import annotations
@@ -54,7 +58,18 @@ class StatusCache:
         self._lock = threading.Lock()
         self._last_purge: datetime | None = None
         self._warned_at = 0.0
-        self._db = self._open()
+        #: why the file could not be used and the cache is in memory instead ("" when all is well)
+        self.problem = ""
+        try:
+            self._db = self._open()
+        except (sqlite3.Error, OSError) as e:
+            self.problem = f"{type(e).__name__}: {e}"
+            log.error("status cache %s cannot be opened (%s): kept in memory until the next start", self.path, e)
+            self._db = self._connect(":memory:")
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path is not None and not self.problem
 
     def _open(self) -> sqlite3.Connection:
         if self.path is None:
@@ -140,7 +155,7 @@ class StatusCache:
     def close(self) -> None:
         with self._lock:
             try:
-                if self.path is not None:
+                if self.on_disk:
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass

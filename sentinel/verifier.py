@@ -19,7 +19,9 @@ class Verifier(ABC):
     @abstractmethod
     def verify(self, credential: Credential, timeout_s: float) -> HealthStatus:
         """Ask about one credential. Must return within about `timeout_s` and must not raise:
-        faults become `verify_failed` or `timeout` statuses."""
+        faults become statuses, `timeout` only when the service could not be reached in time (the
+        offline policy decides), `verify_failed` for anything else (a staff check), each with a
+        `status_detail` code saying why."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

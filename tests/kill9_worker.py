@@ -29,7 +29,6 @@ from sentinel.outbox import Outbox
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
-from sentinel.client import ServiceClient
 from sentinel.uploader import Backoff, Uploader
 from sentinel.wipe import StateLock
 from tests.helpers import qr_frame

@@ -12,6 +12,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from hardware.camera import CameraError, OpenCVSource  # noqa: E402
+from tests.helpers import wait_until
 
 FRAMES = 20
 W, H = 160, 120
@@ -33,14 +34,6 @@ def video(tmp_path):
     writer.release()
     return path
 
-
-def _until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def _level_of(frame):
@@ -65,7 +58,7 @@ def test_colour_frames_are_rgb(video):
 
 def test_a_slow_consumer_gets_the_newest_frame_and_then_waits_for_a_newer_one(video):
     with OpenCVSource(str(video), retry_initial=10) as source:
-        assert _until(lambda: not source.healthy)  # the thread has read the whole file meanwhile
+        assert wait_until(lambda: not source.healthy)  # the thread has read the whole file meanwhile
         frame = source.read(1.0)
         started = time.monotonic()
         again = source.read(0.2)
@@ -81,7 +74,7 @@ def test_a_lost_device_is_reported_retried_with_capped_backoff_and_recovered(vid
     with OpenCVSource(str(video), retry_initial=0.02, retry_max=0.08) as source:
         assert source.read(2.0) is not None
         video.rename(away)  # unplugged
-        assert _until(lambda: source.retry_delay == 0.08)  # 0.02, 0.04, 0.08, 0.08 …
+        assert wait_until(lambda: source.retry_delay == 0.08)  # 0.02, 0.04, 0.08, 0.08 …
         assert not source.healthy
         assert "cannot open camera" in source.last_error and str(video) in source.last_error
         away.rename(video)  # plugged back in

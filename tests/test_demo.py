@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 
 def test_demo_once_decides_every_scene_through_the_reference_service():
     result = subprocess.run(

@@ -93,6 +93,7 @@ def test_replaying_the_scenes_folder_shows_the_scenes_in_order():
     assert all(f.grey.shape == (480, 640) for f in frames)
 
 
+@pytest.mark.slow
 def test_the_generator_recreates_scenes_that_decode_to_the_same_payloads(tmp_path):
     done = subprocess.run(
         [sys.executable, str(GENERATOR), "--out", str(tmp_path)], capture_output=True, text=True, timeout=120

@@ -18,6 +18,8 @@ from sentinel.commands.doctor import FAIL, PASS, SKIP, Doctor, report
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN
 from sentinel.service.seed import DEMO_SITE as _DEMO_SITE
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 DEMO_SITE = getattr(_DEMO_SITE, "id", _DEMO_SITE)
 from sentinel.service.server import ReferenceServer
 

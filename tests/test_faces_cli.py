@@ -12,6 +12,8 @@ import pytest
 import sentinel
 from sentinel.faces import INSTALL_HINT, available
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 ASSETS = Path(sentinel.__file__).parent / "assets"
 needs_engine = pytest.mark.skipif(not available(), reason=f"face engine not installed: {INSTALL_HINT}")
 

@@ -23,7 +23,10 @@ from sentinel.faces.engine import load_rgb
 from sentinel.frames import Frame
 from tests.helpers import FakeClock
 
-pytestmark = pytest.mark.skipif(not available(), reason=f"face engine not installed: {INSTALL_HINT}")
+pytestmark = [
+    pytest.mark.skipif(not available(), reason=f"face engine not installed: {INSTALL_HINT}"),
+    pytest.mark.slow,  # dlib on real photos: seconds of CPU, left out of the quick loop
+]
 
 ASSETS = Path(sentinel.__file__).parent / "assets"
 #: where the face is in each photo (fractions of width and height): the camera points at the person
@@ -199,6 +202,7 @@ def test_the_qr_scenes_show_no_face(engine):
         assert m.analyse(np.asarray(Image.open(path).convert("L"))).kind is ObservationKind.NO_FACE, path.name
 
 
+@pytest.mark.slow
 def test_the_generator_recreates_the_scenes_and_the_encoding(tmp_path):
     import subprocess
     import sys

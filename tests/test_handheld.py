@@ -627,7 +627,7 @@ def test_controller_status_fields_and_events(tmp_path):
 
 def test_build_kiosk_wires_a_handheld(tmp_path):
     from sentinel.config import DeviceConfig, HttpVerifierConfig, NoGateConfig, ReplayCameraConfig, SentinelConfig
-    from sentinel.kiosk import Kiosk, build_kiosk
+    from sentinel.kiosk import build_kiosk
 
     token = tmp_path / "token"
     token.write_text("sdt_test")
@@ -648,6 +648,7 @@ def test_build_kiosk_wires_a_handheld(tmp_path):
         kiosk.close()
 
 
+@pytest.mark.slow
 def test_demo_profile_handheld_plays_the_scripted_vehicle():
     import subprocess
     import sys

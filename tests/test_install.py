@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

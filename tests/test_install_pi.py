@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_CONFIG_TXT = "# the image's own settings\n[pi4]\narm_boost=1\n\n[all]\ndtparam=audio=on\n"
 

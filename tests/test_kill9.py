@@ -32,6 +32,8 @@ import requests
 from sentinel.outbox import inspect
 from tests.helpers import LineReader
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 15
 LINE = re.compile(r"^COMMITTED ([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$")

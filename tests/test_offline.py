@@ -9,7 +9,6 @@ reference service on a real socket with its faults standing in for a network tha
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,9 +28,8 @@ from sentinel.service.faults import Faults
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.service.server import ReferenceServer
 from sentinel.status_cache import StatusCache
-from sentinel.client import ServiceClient
 from sentinel.uploader import Backoff, Uploader
-from tests.helpers import FakeClock, InlineExecutor, qr_frame
+from tests.helpers import FakeClock, InlineExecutor, qr_frame, wait_until
 from ui.console import ConsoleDisplay
 
 GREEN, YELLOW, RED, STALE = (demo_person(k) for k in ("green", "yellow", "red", "stale_nat"))
@@ -206,14 +204,6 @@ def start_uploader(outbox: Outbox, url: str, batch_size: int = 7) -> tuple[Uploa
     uploader.start()
     return uploader, transport
 
-
-def wait_until(predicate, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_network_down_then_up_the_backlog_drains_oldest_first(tmp_path, server, decoder):

@@ -254,7 +254,7 @@ def test_a_verifier_that_raises_is_verify_failed_not_a_crash(tmp_path):
 
     k = Kiosk(tmp_path, verifier=Exploding({}))
     k.show(GREEN.payload)
-    assert k.verdicts == [("deny", "offline_denied")]
+    assert k.verdicts == [("manual_check", "verify_failed")]  # a staff check, never the offline policy
     assert k.outbox.pending()[0]["status"] == "verify_failed"
 
 

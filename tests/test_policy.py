@@ -44,7 +44,7 @@ TABLE = [
     (status(doses=1), P(min_vaccination_doses=2), "deny", "vaccination"),
     (status(doses=2), P(min_vaccination_doses=2), "pass", "ok"),
     (HealthStatus(status=Status.TIMEOUT), P(), "deny", "offline_denied"),
-    (HealthStatus(status=Status.VERIFY_FAILED), P(offline="allow_and_flag"), "pass", "offline_allowed"),
+    (HealthStatus(status=Status.VERIFY_FAILED), P(offline="allow_and_flag"), "manual_check", "verify_failed"),  # never the offline policy
     (HealthStatus(status=Status.TIMEOUT), P(offline="cached"), "deny", "offline_no_cache"),
 ]
 

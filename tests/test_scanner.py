@@ -26,17 +26,10 @@ from hardware.scanner import (
 from hardware.scanner_hid import HidScanner
 from hardware.scanner_serial import SerialScanner
 from sentinel.config import parse_config
+from tests.helpers import wait_until
 
 PAYLOAD = "https://healthcode.example/c/AbC_12-xyz09876543"
 
-
-def _until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 # --- key codes → text -------------------------------------------------------------------------
@@ -244,12 +237,12 @@ def test_hid_scanner_delivers_payloads_and_grabs_the_device():
     bus.plugged[PATH] = device = ScriptedInputDevice()
     got = []
     with HidScanner(PATH, opener=bus.open, on_payload=got.append, poll_s=0.02) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         assert device.grabbed
         device.push(typed(PAYLOAD))
         item = scanner.get(timeout=2.0)
         device.push(typed("second"))
-        assert _until(lambda: len(got) == 2)
+        assert wait_until(lambda: len(got) == 2)
     assert item.text == PAYLOAD and item.raw == PAYLOAD.encode() and item.source == f"hid:{PATH}"
     assert [p.text for p in got] == [PAYLOAD, "second"]
     assert scanner.drain() == [got[1]]
@@ -260,14 +253,14 @@ def test_hid_scanner_survives_unplug_and_replug():
     bus = Bus()
     bus.plugged[PATH] = first = ScriptedInputDevice()
     with HidScanner(PATH, opener=bus.open, poll_s=0.02, retry_initial=0.02, retry_max=0.08) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         del bus.plugged[PATH]
         first.unplug()
-        assert _until(lambda: scanner.retry_delay == 0.08)  # 0.02, 0.04, 0.08, 0.08 …
+        assert wait_until(lambda: scanner.retry_delay == 0.08)  # 0.02, 0.04, 0.08, 0.08 …
         assert not scanner.healthy
         assert "No such file or directory" in scanner.last_error and PATH in scanner.last_error
         bus.plugged[PATH] = second = ScriptedInputDevice()
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         second.push(typed("after replug"))
         item = scanner.get(timeout=2.0)
     assert item.text == "after replug"
@@ -277,10 +270,10 @@ def test_hid_scanner_survives_unplug_and_replug():
 def test_a_scanner_absent_at_start_is_opened_when_it_appears():
     bus = Bus()
     with HidScanner(PATH, opener=bus.open, poll_s=0.02, retry_initial=0.02, retry_max=0.05) as scanner:
-        assert _until(lambda: scanner.last_error is not None)
+        assert wait_until(lambda: scanner.last_error is not None)
         assert not scanner.healthy
         bus.plugged[PATH] = device = ScriptedInputDevice()
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         device.push(typed("late"))
         assert scanner.get(timeout=2.0).text == "late"
 
@@ -289,10 +282,10 @@ def test_a_full_queue_keeps_the_newest():
     bus = Bus()
     bus.plugged[PATH] = device = ScriptedInputDevice()
     with HidScanner(PATH, opener=bus.open, poll_s=0.02, queue_size=2) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         for i in range(4):
             device.push(typed(f"code{i}"))
-        assert _until(lambda: scanner.payloads == 4)
+        assert wait_until(lambda: scanner.payloads == 4)
         assert [p.text for p in scanner.drain()] == ["code2", "code3"]
         assert scanner.dropped == 2
 
@@ -305,14 +298,14 @@ def test_a_grab_held_by_another_program_is_reported():
     bus = Bus()
     bus.plugged[PATH] = Busy()
     with HidScanner(PATH, opener=bus.open, poll_s=0.02, retry_initial=0.05) as scanner:
-        assert _until(lambda: scanner.last_error is not None)
+        assert wait_until(lambda: scanner.last_error is not None)
     assert "grabbed by another program" in scanner.last_error
 
 
 def test_real_evdev_on_a_missing_device_retries_with_a_clear_error():
     pytest.importorskip("evdev")
     with HidScanner("/dev/input/by-id/none-such-event-kbd", retry_initial=0.05) as scanner:
-        assert _until(lambda: scanner.last_error is not None)
+        assert wait_until(lambda: scanner.last_error is not None)
     assert "none-such" in scanner.last_error
 
 
@@ -369,7 +362,7 @@ def serial_bus(tmp_path):
 def test_serial_scanner_reads_payloads(serial_bus):
     serial_bus.plug()
     with SerialScanner(str(serial_bus.link), poll_s=0.02) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         serial_bus.send(PAYLOAD.encode() + b"\r\n")
         first = scanner.get(timeout=2.0)
         serial_bus.send(b"part one ")
@@ -383,7 +376,7 @@ def test_serial_scanner_reads_payloads(serial_bus):
 def test_serial_scanner_decodes_gbk(serial_bus):
     serial_bus.plug()
     with SerialScanner(str(serial_bus.link), encoding="gb18030", poll_s=0.02) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         serial_bus.send("王小明 3101".encode("gb18030") + b"\n")
         item = scanner.get(timeout=2.0)
     assert item.text == "王小明 3101"
@@ -392,12 +385,12 @@ def test_serial_scanner_decodes_gbk(serial_bus):
 def test_serial_scanner_survives_unplug_and_replug(serial_bus):
     serial_bus.plug()
     with SerialScanner(str(serial_bus.link), poll_s=0.02, retry_initial=0.02, retry_max=0.08) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         serial_bus.unplug()
-        assert _until(lambda: not scanner.healthy)
-        assert _until(lambda: scanner.retry_delay == 0.08)
+        assert wait_until(lambda: not scanner.healthy)
+        assert wait_until(lambda: scanner.retry_delay == 0.08)
         serial_bus.plug()
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         serial_bus.send(b"after replug\n")
         item = scanner.get(timeout=2.0)
     assert item.text == "after replug"
@@ -406,7 +399,7 @@ def test_serial_scanner_survives_unplug_and_replug(serial_bus):
 def test_serial_scanner_missing_port(tmp_path):
     pytest.importorskip("serial")
     with SerialScanner(str(tmp_path / "ttyACM9"), retry_initial=0.05) as scanner:
-        assert _until(lambda: scanner.last_error is not None)
+        assert wait_until(lambda: scanner.last_error is not None)
     assert "ttyACM9" in scanner.last_error
 
 
@@ -435,7 +428,7 @@ def test_the_payload_never_reaches_the_log(caplog):
     bus = Bus()
     bus.plugged[PATH] = device = ScriptedInputDevice()
     with HidScanner(PATH, opener=bus.open, poll_s=0.02) as scanner:
-        assert _until(lambda: scanner.healthy)
+        assert wait_until(lambda: scanner.healthy)
         device.push(typed(PAYLOAD))
         assert scanner.get(timeout=2.0)
     assert "AbC_12" not in caplog.text

@@ -14,6 +14,8 @@ import requests
 
 from sentinel.service.seed import DEMO_DEVICE_TOKEN
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,5 +1,6 @@
 """The wire models refuse what the contract forbids, so neither side can drift quietly."""
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -39,8 +40,13 @@ def test_a_good_record_round_trips_through_json():
     assert RecordIn.model_validate_json(sent.model_dump_json()) == sent
 
 
-def test_uuid6_ids_are_time_ordered_too():
-    RecordIn(**record(id=str(uuid6.uuid6())))
+def test_ids_are_time_ordered_uuids_v7_or_v6_and_nothing_else():
+    v7, v6 = str(uuid6.uuid7()), str(uuid6.uuid6())
+    assert RecordIn(**record(id=v7)).id == v7
+    assert RecordIn(**record(id=v6)).id == v6
+    for not_ordered in (str(uuid.uuid4()), str(uuid.uuid1()), v7.upper()):  # random, clock-sequence, not canonical
+        with pytest.raises(ValidationError):
+            RecordIn(**record(id=not_ordered))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,8 @@ from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN
 from sentinel.service.seed import DEMO_SITE as _DEMO_SITE
 from sentinel.service.server import ReferenceServer
 
+pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SITE = _DEMO_SITE.id
 

@@ -32,37 +32,15 @@ from ui.pygame_display import PygameDisplay, to_logical  # noqa: E402
 from ui.samples import samples  # noqa: E402
 from ui.sound import SoundPlayer  # noqa: E402
 from ui.technician import MenuState, TechnicianActions  # noqa: E402
+from tests.helpers import FakeClock, wait_until  # noqa: E402
 
 PIN = "2468"
 PIN_HASH = hash_pin(PIN, iterations=2000)
 
 
-class FakeClock:
-    def __init__(self, t: float = 5000.0):
-        self.t = t
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.t
-
-    def advance(self, s: float) -> None:
-        with self._lock:
-            self.t += s
-
-
-def wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(5000.0)
 
 
 @pytest.fixture
@@ -135,42 +113,43 @@ def enter_pin(d: PygameDisplay, pin: str) -> None:
 
 
 def test_show_and_preview_return_at_once_while_drawing_is_slow(display):
+    """The kiosk's loop hands over screens and frames without ever waiting for the render thread,
+    even while that thread is stuck inside a draw."""
     d = display()
     real_draw = d._renderer.draw
+    inside, release = threading.Event(), threading.Event()
 
-    def slow_draw(*a, **kw):
-        time.sleep(0.3)
+    def stuck_draw(*a, **kw):
+        inside.set()
+        release.wait(60)
         return real_draw(*a, **kw)
 
-    d._renderer.draw = slow_draw
+    d._renderer.draw = stuck_draw
     d.preview(frame(1))
-    time.sleep(0.05)  # the render thread is now inside a slow draw
-    started = time.perf_counter()
-    for n in range(200):
-        d.preview(frame(n))
-        d.show(Screen.prompt(ScreenKind.CHECKING if n % 2 else ScreenKind.IDLE, "zh-CN"))
-    assert time.perf_counter() - started < 0.1
+    wait_until(inside.is_set, what="the render thread to enter the stuck draw")
+    handed_over = threading.Event()
 
-
-def test_idle_with_a_camera_view_keeps_30_frames_per_second(display):
-    d = display()
-    stop = threading.Event()
-
-    def camera():
-        n = 0
-        while not stop.is_set():
-            n += 1
+    def loop():
+        for n in range(200):
             d.preview(frame(n))
-            time.sleep(1 / 60)
+            d.show(Screen.prompt(ScreenKind.CHECKING if n % 2 else ScreenKind.IDLE, "zh-CN"))
+        handed_over.set()
 
-    t = threading.Thread(target=camera)
-    t.start()
+    threading.Thread(target=loop, daemon=True).start()
     try:
-        time.sleep(2.0)
+        # all 400 hand-overs finish while the draw is still stuck
+        assert handed_over.wait(30), "show()/preview() waited for the render thread"
     finally:
-        stop.set()
-        t.join()
-    assert d.fps >= 24, f"{d.fps:.1f} fps, {d.draw_ms:.1f} ms per frame"
+        release.set()
+
+
+def test_idle_with_a_camera_view_draws_each_new_frame(display):
+    """The live view follows the camera (how many frames per second it keeps: bench/ui.py)."""
+    d = display()
+    for n in range(1, 6):
+        f = frame(n)
+        d.preview(f)
+        wait_until(lambda f=f: d._drawn_frame is f, what=f"camera frame {n} on screen")
 
 
 def test_verdict_screen_is_drawn_and_not_redrawn_every_frame(display):
@@ -178,11 +157,12 @@ def test_verdict_screen_is_drawn_and_not_redrawn_every_frame(display):
     sample = next(s for s in samples("zh-CN") if s.name == "pass")
     d.show(sample.screen)
     wait_until(lambda: any(t.text == "请通行" for t in d._renderer.drawn), what="the pass screen")
-    drawn = d.frames_drawn
+    drawn, started = d.frames_drawn, time.monotonic()
     for n in range(20):
         d.preview(frame(n))  # the camera keeps delivering, but the pass screen shows no camera view
         time.sleep(0.02)
-    assert d.frames_drawn - drawn <= 3  # only the clock's seconds
+    # redrawn only when the status bar's clock turns a second (however slow this machine is today)
+    assert d.frames_drawn - drawn <= int(time.monotonic() - started) + 2
 
 
 def test_status_bar_comes_from_the_provider_and_survives_its_failures(display):

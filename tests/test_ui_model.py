@@ -18,19 +18,9 @@ from ui import fonts as ui_fonts
 from ui.pin import PinGate, hash_pin, verify_pin
 from ui.technician import CornerLongPress, MenuState, TechnicianActions, TechnicianMenu
 from ui.text import fit_text, tokens, wrap
+from tests.helpers import FakeClock
 
 NOW = datetime(2022, 4, 12, 6, 3, 22, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, t: float = 1000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, s: float) -> None:
-        self.t += s
 
 
 def inline(fn, *args):

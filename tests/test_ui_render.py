@@ -181,6 +181,7 @@ def test_menu_buttons_have_hit_boxes(renderer):
                 check_text_in_boxes(renderer, size, sample.name)
 
 
+@pytest.mark.slow
 def test_sentinel_screens_writes_the_full_set(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sentinel", "screens", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)

@@ -13,6 +13,11 @@ sound queue, then redraw only if something visible changed — a new screen, a n
 while the camera view shows, the clock's second, the menu, the checking spinner — at most
 `display.fps` times a second. A verdict screen therefore costs one frame per second.
 
+A frame that fails to draw (a renderer bug, a screen kind it does not know) is drawn again plainly
+(`Renderer.draw_plain`: the screen's words on a dark background), and at worst as a plain fill, so
+the screen never stays frozen on an old verdict; each distinct failure is logged once, and
+`fallback_frames` / `last_draw_error` say so. Warming up at start skips a screen that fails.
+
 Touch: SDL reports fingers normalised to 0..1 of the window and also synthesises mouse events
 from them; those carry `touch = True` and are dropped, so a tap counts once. A real mouse works
 too (a desktop, the demo). Holding the top-left corner for 3 s opens the technician menu (F2 on a
@@ -38,7 +43,13 @@ from ui.fonts import FontSet, find_cjk_fonts
 from ui.pin import PinGate
 from ui.sound import CUES, SOUND_TEST, SoundPlayer
 from ui.strings import text as ui_text
-from ui.technician import CornerLongPress, InfoLines, MenuState, TechnicianActions, TechnicianMenu
+from ui.technician import (
+    CornerLongPress,
+    InfoLines,
+    MenuState,
+    TechnicianActions,
+    TechnicianMenu,
+)
 
 log = logging.getLogger("ui.display")
 
@@ -163,6 +174,9 @@ class PygameDisplay:
         self._buttons = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-button")
         self._flips: deque[float] = deque(maxlen=61)
         self.frames_drawn = 0
+        self.fallback_frames = 0  # frames drawn plainly because drawing the real one failed
+        self.last_draw_error: str | None = None
+        self._draw_errors: set[tuple[ScreenKind, str]] = set()
         self.draw_ms = 0.0
         self.driver = ""
         self.size = (0, 0)
@@ -341,7 +355,10 @@ class PygameDisplay:
         for sample in samples(self.language, technician=False):
             if self._stop.is_set():
                 return
-            self._renderer.draw(self._canvas, sample.screen, sample.status, language=self.language)
+            try:
+                self._renderer.draw(self._canvas, sample.screen, sample.status, language=self.language)
+            except Exception:
+                log.exception("display: warming up the %s screen failed", sample.name)
         self._drawn_key = None
         log.debug("display: screens warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
 
@@ -380,10 +397,7 @@ class PygameDisplay:
             return
         started = time.perf_counter()
         self._preview.frame = frame
-        self._renderer.draw(
-            self._canvas, screen, status, now=datetime.now(), preview=self._preview, menu=view,
-            phase=int(now * 12) % 12, language=self.language,
-        )
+        self._draw(screen, status, view, now)
         if self.config.rotation:
             self._window.blit(pygame.transform.rotate(self._canvas, -self.config.rotation), (0, 0))
         pygame.display.flip()
@@ -391,6 +405,30 @@ class PygameDisplay:
         self.frames_drawn += 1
         self._flips.append(time.perf_counter())
         self.draw_ms = 0.9 * self.draw_ms + 0.1 * (time.perf_counter() - started) * 1000 if self.draw_ms else (time.perf_counter() - started) * 1000
+
+    def _draw(self, screen: Screen, status: StatusBar, view: Any, now: float) -> None:
+        """Draw the frame; should that fail, draw the screen's words plainly instead
+        (`Renderer.draw_plain`), and at worst a plain fill, so that what shows is never an old
+        verdict frozen in place. Each distinct failure is logged once with its traceback."""
+        try:
+            self._renderer.draw(
+                self._canvas, screen, status, now=datetime.now(), preview=self._preview, menu=view,
+                phase=int(now * 12) % 12, language=self.language,
+            )
+            self.last_draw_error = None
+            return
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            if (screen.kind, error) not in self._draw_errors:
+                self._draw_errors.add((screen.kind, error))
+                log.exception("display: drawing the %s screen failed; showing it plainly", screen.kind.value)
+            self.last_draw_error = error
+        self.fallback_frames += 1
+        try:
+            self._renderer.draw_plain(self._canvas, screen, status, error=error)
+        except Exception:
+            log.exception("display: even the plain screen failed")
+            self._canvas.fill((38, 50, 56))
 
     # --- input -------------------------------------------------------------------------------------
 

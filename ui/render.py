@@ -58,7 +58,14 @@ THEMES: dict[ScreenKind, Theme] = {
     ScreenKind.MANUAL_CHECK: Theme((255, 193, 7), INK, (70, 54, 0), INK, (255, 193, 7)),
     ScreenKind.UNKNOWN_CODE: Theme((69, 90, 100), WHITE, (214, 222, 226), WHITE, (69, 90, 100)),
     ScreenKind.FAULT: Theme((38, 50, 56), WHITE, (207, 216, 220), AMBER, (38, 50, 56)),
+    # several faces in view: a request, not a verdict, so neither green nor red nor the amber of
+    # "staff will check"; the same deep blue family as the prompts, with the amber disc of a notice
+    ScreenKind.ONE_AT_A_TIME: Theme((21, 52, 95), WHITE, (190, 210, 235), AMBER, (21, 52, 95)),
 }
+#: a kind without a theme of its own (a kind added later) is drawn like a fault rather than not at all
+FALLBACK_THEME = THEMES[ScreenKind.FAULT]
+#: the plain screen drawn when drawing the real one failed (`Renderer.draw_plain`)
+PLAIN_BG: Colour = (38, 50, 56)
 STATUS_BG: Colour = (16, 20, 24)
 STATUS_FG: Colour = (236, 239, 241)
 MENU_BG: Colour = (28, 32, 38)
@@ -214,7 +221,7 @@ class Renderer:
             vehicle_screens.draw(self, surface, layout, screen, preview, phase, language)
         else:
             banner = self._banner_text(screen, status)
-            theme = THEMES[screen.kind]
+            theme = THEMES.get(screen.kind, FALLBACK_THEME)
             surface.fill(theme.bg)
             if banner:
                 self._banner(surface, layout, banner)
@@ -246,6 +253,50 @@ class Renderer:
             ink = self.text(surface, text, Box(box.x + m + side + gap, box.y, box.w - 2 * m - side - gap, box.h), "banner", INK, layout.short)
         x = (ink.x if ink else box.x + m + side + gap) - gap - side
         surface.blit(icon_surface("warning", side, INK, AMBER), (x, box.y + (box.h - side) // 2))
+
+    def draw_plain(self, surface, screen: Screen, status: StatusBar | None = None, *, error: str = "") -> None:
+        """The screen's words on a plain background, with nothing but the font: what the display
+        shows when `draw` failed (a bug, a screen kind this renderer does not know), so that a
+        person still reads something current and the screen never stays frozen on an old verdict.
+        Each line is shortened with "…" to fit; no layout, icons, caches or status bar."""
+        surface.fill(PLAIN_BG)
+        w, h = surface.get_size()
+        short = max(1, min(w, h))
+        size = max(10, round(short * 0.08))
+        margin = max(4, round(short * 0.04))
+        zh = screen.language == "zh-CN"
+        lines = [t for t in screen.lines if t] or ["设备故障，请联系工作人员" if zh else "Device fault: please call staff"]
+        if status is not None and status.alarm:
+            lines.append(status.alarm)
+        font, style = self._font(False)
+        room = w - 2 * margin
+
+        def measure(t: str, px: int) -> int:
+            return font.get_rect(t, style=style, size=px).width if t else 0
+
+        y = margin
+        for i, line in enumerate(lines):
+            line_size = round(size * 1.3) if i == 0 else size
+            if y + line_size > h - margin:
+                break
+            try:  # wrapped into up to three lines, shrunk to half size at most
+                fit = fit_text(line, room, 4 * line_size, measure, max_size=line_size,
+                               min_size=max(8, line_size // 2), max_lines=3, line_factor=1.4)
+                rows, line_size = list(fit.lines), fit.size
+            except Exception:  # noqa: BLE001 - the fallback must not need the fitting to work
+                rows = [line]
+            for row in rows:
+                if y + line_size > h - margin:
+                    break
+                while row and measure(row, line_size) > room:
+                    row = row[:-2] + "…" if len(row) > 2 else ""
+                if row:
+                    font.render_to(surface, (margin, y), row, WHITE, style=style, size=line_size)
+                y += round(line_size * 1.4)
+            y += round(line_size * 0.3)
+        if error:  # for the technician, small, at the bottom
+            small = max(8, size // 2)
+            font.render_to(surface, (margin, h - margin - small), error[:120], (150, 160, 166), style=style, size=small)
 
     # --- idle: camera view, framing guide, prompt --------------------------------------------------
 

@@ -106,6 +106,9 @@ def samples(language: str, technician: bool = True) -> list[Sample]:
         Sample("fault_camera", Screen.fault("camera", language), fault_bar),
         Sample("fault_network", Screen.fault("network", language), offline),
         Sample("fault_gate", Screen.fault("gate", language), online),
+        Sample("fault_storage", Screen.fault("storage", language), online),
+        Sample("one_at_a_time", Screen.prompt(ScreenKind.ONE_AT_A_TIME, language), online),
+        Sample("verify_failed", _result(Verdict(VerdictKind.MANUAL_CHECK, "verify_failed"), HealthStatus.unreachable(Status.VERIFY_FAILED, "tls", "tls"), language), online),
     ]
     if technician:
         idle = Screen.prompt(ScreenKind.IDLE, language)
@@ -129,7 +132,7 @@ def stress_samples(language: str) -> list[Sample]:
         screen = _result(Verdict(kind, reason, params), _status(Status.GREEN, long_name, 170), language, reason.startswith("offline"))
         out.append(Sample(f"reason_{reason}", screen, bar))
     out.append(Sample("long_unknown", Screen.unknown_code(Verdict(VerdictKind.DENY, "unrecognised"), language), bar))
-    for fault in ("camera", "network", "gate", "something-else"):
+    for fault in ("camera", "network", "gate", "storage", "something-else"):
         out.append(Sample(f"long_fault_{fault}", Screen.fault(fault, language), bar))
     out.append(Sample("long_idle", Screen.prompt(ScreenKind.IDLE, language), bar))
     out.append(Sample("long_checking", Screen.prompt(ScreenKind.CHECKING, language), bar))

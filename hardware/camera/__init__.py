@@ -14,12 +14,13 @@ from hardware.camera.base import CameraError, FrameSource
 if TYPE_CHECKING:
     from sentinel.config import CameraConfig
 
-__all__ = ["CameraError", "FrameSource", "open_camera", "OpenCVSource", "Picamera2Source", "ReplaySource"]
+__all__ = ["CameraError", "FrameSource", "open_camera", "OpenCVSource", "Picamera2Source", "ReplaySource", "RetryingSource"]
 
 _BACKENDS = {
     "ReplaySource": "hardware.camera.replay",
     "OpenCVSource": "hardware.camera.opencv",
     "Picamera2Source": "hardware.camera.picamera2",
+    "RetryingSource": "hardware.camera.retry",
 }
 
 
@@ -35,7 +36,9 @@ def __dir__() -> list[str]:
 
 
 def open_camera(config: "CameraConfig") -> FrameSource:
-    """The frame source a config's `[camera]` section names by its `type` key (not started yet)."""
+    """The frame source a config's `[camera]` section names by its `type` key (not started yet;
+    its `start()` raises CameraError when the device cannot be used: the kiosk wraps it in
+    `RetryingSource`, which keeps trying instead)."""
     if config.type == "replay":
         from hardware.camera.replay import ReplaySource
 

@@ -74,6 +74,10 @@ class GatedSource(FrameSource):
     def last_error(self) -> str | None:
         return self._open_error or self.inner.last_error
 
+    @property
+    def reconnect_attempts(self) -> int:
+        return int(getattr(self.inner, "reconnect_attempts", 0) or 0)
+
     def camera_on_s(self) -> float:
         """Seconds the camera has been open so far, including the current period."""
         running = self._clock() - self._opened_at if self._open and self._opened_at is not None else 0.0

@@ -7,8 +7,13 @@ one newer than the last it returned. Converting to grey and RGB happens in `read
 nobody takes cost nothing on a Pi.
 
 USB cameras get unplugged, or the driver stops delivering; the thread then marks the source
-unhealthy and reopens it with capped exponential backoff, so the kiosk recovers without a restart
-and the heartbeat can say what is wrong meanwhile.
+unhealthy and reopens it with capped exponential backoff (0.5 s doubling to
+`base.RECONNECT_MAX_S`, 4 s: a camera plugged back in is seen within about 5 s), so the kiosk
+recovers without a restart and the heartbeat can say what is wrong meanwhile. Each attempt counts
+in `reconnect_attempts`, which is how the systemd watchdog tells "retrying" from "wedged": a
+reader stuck inside the driver's read() stops counting, and only then does the watchdog let
+systemd restart the kiosk (sentinel/notify.py). A camera missing at start raises CameraError
+from `start()`; the kiosk wraps this source in `retry.RetryingSource`, which keeps trying.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ import threading
 import time
 from typing import Any, Callable
 
-from hardware.camera.base import CameraError, FrameSource
+from hardware.camera.base import (
+    RECONNECT_INITIAL_S,
+    RECONNECT_MAX_S,
+    Backoff,
+    CameraError,
+    FrameSource,
+)
 from sentinel.frames import Frame
 
 log = logging.getLogger("hardware.camera.opencv")
@@ -36,16 +47,16 @@ class OpenCVSource(FrameSource):
         height: int = 480,
         fps: float = 30,
         colour: bool = False,
-        retry_initial: float = 1.0,
-        retry_max: float = 30.0,
+        retry_initial: float = RECONNECT_INITIAL_S,
+        retry_max: float = RECONNECT_MAX_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._device = device
         self._size = (width, height)
         self._fps = fps
         self._colour = colour
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
+        self._backoff = Backoff(retry_initial, retry_max)
+        self._attempts = 0
         self._clock = clock
         self._cv2: Any = None
         self._thread: threading.Thread | None = None
@@ -73,8 +84,17 @@ class OpenCVSource(FrameSource):
     @property
     def retry_delay(self) -> float | None:
         """Seconds the reader waits before its next attempt to reopen the camera; None while frames
-        flow. Grows 1 s, 2 s, 4 s … up to 30 s, so a dead camera is not hammered."""
+        flow. Grows 0.5 s, 1 s, 2 s, then 4 s (`retry_max`) between attempts."""
         return self._retry_delay
+
+    @property
+    def retry_max(self) -> float:
+        """The longest wait between two attempts to reopen the camera."""
+        return self._backoff.cap
+
+    @property
+    def reconnect_attempts(self) -> int:
+        return self._attempts
 
     def start(self) -> None:
         if self._thread is not None:
@@ -138,37 +158,36 @@ class OpenCVSource(FrameSource):
         return capture
 
     def _run(self, capture: Any) -> None:
-        delay = self._retry_initial
         try:
             while not self._stop.is_set():
                 if capture is None:
+                    self._attempts += 1
                     try:
                         capture = self._open()
-                    except CameraError as exc:
-                        delay = self._back_off(str(exc), delay)
+                    except Exception as exc:
+                        self._back_off(str(exc))
                         continue
                 ok, image = capture.read()
                 if self._stop.is_set():
                     break
                 if ok and image is not None:
                     self._publish(image)
-                    delay = self._retry_initial
                     continue
                 capture.release()
                 capture = None
-                delay = self._back_off(f"camera {self._device!r} stopped delivering frames", delay)
+                self._back_off(f"camera {self._device!r} stopped delivering frames")
         finally:
             if capture is not None:
                 capture.release()
 
-    def _back_off(self, error: str, delay: float) -> float:
+    def _back_off(self, error: str) -> None:
+        delay = self._backoff.next_delay()
         if self._healthy or error != self._last_error:
             log.warning("%s: %s; retrying in %g s", self.name, error, delay)
         self._healthy = False
         self._last_error = error
         self._retry_delay = delay
         self._stop.wait(delay)
-        return min(delay * 2, self._retry_max)
 
     def _publish(self, image: Any) -> None:
         with self._cond:
@@ -178,6 +197,7 @@ class OpenCVSource(FrameSource):
                 log.info("%s: frames flowing again", self.name)
             self._healthy = True
             self._retry_delay = None
+            self._backoff.reset()
             self._cond.notify_all()
 
     def _frame(self, image: Any, timestamp: float, sequence: int) -> Frame:

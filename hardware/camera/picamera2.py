@@ -9,7 +9,11 @@ freeze the kiosk. So a capture is started with `wait=False` and waited for with 
 pending capture is kept across reads rather than abandoned: an abandoned job still takes a
 request when a frame finally arrives, nobody releases it, and after a few such leaks libcamera
 runs out of buffers and the camera stalls for real. A camera silent for `frame_timeout` seconds
-counts as a stall; after `reopen_after` stalls in a row it is closed and opened again.
+counts as a stall; after `reopen_after` stalls in a row it is closed and opened again. A camera
+that will not open is tried again every `frame_timeout` seconds, at most `base.RECONNECT_MAX_S`
+(4 s) apart, from `read`; each attempt counts in `reconnect_attempts`, which keeps the systemd
+watchdog fed while the kiosk retries (sentinel/notify.py). A camera missing at start raises
+CameraError from `start()`; the kiosk wraps this source in `retry.RetryingSource`.
 
 picamera2 comes from apt (python3-picamera2), never from pip (DESIGN.md); it is imported in
 `start()`, so this module loads anywhere.
@@ -22,7 +26,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from hardware.camera.base import CameraError, FrameSource
+from hardware.camera.base import RECONNECT_MAX_S, CameraError, FrameSource
 from sentinel.frames import Frame
 
 log = logging.getLogger("hardware.camera.picamera2")
@@ -65,6 +69,7 @@ class Picamera2Source(FrameSource):
         self._last_error: str | None = None
         self.timeouts = 0  # reads that found no frame in time: for the heartbeat
         self.reopens = 0
+        self._attempts = 0
 
     @property
     def name(self) -> str:
@@ -77,6 +82,10 @@ class Picamera2Source(FrameSource):
     @property
     def last_error(self) -> str | None:
         return self._last_error
+
+    @property
+    def reconnect_attempts(self) -> int:
+        return self._attempts
 
     def start(self) -> None:
         if self._started:
@@ -149,11 +158,12 @@ class Picamera2Source(FrameSource):
     def _reopen_if_due(self, now: float) -> bool:
         if now < self._next_open_at:
             return False
+        self._attempts += 1
         try:
             self._camera = self._open()
         except CameraError as exc:
             self._fail(str(exc))
-            self._next_open_at = now + self._frame_timeout
+            self._next_open_at = now + min(self._frame_timeout, RECONNECT_MAX_S)
             return False
         return True
 

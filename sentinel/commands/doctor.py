@@ -4,7 +4,9 @@
     FAIL  clock      not synchronised (NTP) -- hint: the Pi has no battery clock: …
     SKIP  relay      gate.type = none: no relay on this unit
 
-Exit status 0 when nothing failed, 1 when anything did, 2 when the command line is wrong. The relay
+A WARN line works but is unsafe (the network check with verifier.allow_insecure_http on) and does
+not count as a failure. Exit status 0 when nothing failed, 1 when anything did, 2 when the command
+line is wrong. The relay
 is clicked only after the technician confirms (or with --yes). While the kiosk service runs it
 holds the camera, the relay, the scanner and the screen: those checks are skipped with a hint to
 stop it first (`sudo systemctl stop sentinel`); the others read without disturbing it.
@@ -34,6 +36,7 @@ NAME = "doctor"
 HELP = "on-site checklist: camera, decoder, relay, display, font, clock, disk, service and token, outbox"
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+WARN = "WARN"  # works, but unsafe: not counted as a failure
 SERVICE = "sentinel.service"
 BOOT_CONFIGS = ("/boot/firmware/config.txt", "/boot/config.txt")
 TEST_CODE = Path(__file__).resolve().parents[1] / "assets" / "scenes" / "02_green.png"
@@ -482,6 +485,17 @@ class Doctor:
     # --- service and outbox --------------------------------------------------------------------
 
     def check_network(self):
+        outcome = self._check_network()
+        v = self.config.verifier if self.config is not None else None
+        if v is None or not getattr(v, "allow_insecure_http", False):
+            return outcome
+        status, message, *hint = outcome
+        insecure = "verifier.allow_insecure_http = true: the token and every scanned code may cross the network unencrypted"
+        if status == PASS:
+            return WARN, f"{message}; but {insecure}", "bench LAN only: use https and set verifier.allow_insecure_http = false"
+        return status, f"{message}; also {insecure}", *hint
+
+    def _check_network(self):
         if self.config is None:
             return SKIP, "no usable config: the service is not checked", "fix the config first"
         from sentinel.client import ClientError, ServiceClient, read_token

@@ -5,7 +5,11 @@
 - `flush` uploads everything now, in the foreground, with a progress bar.
 - `export FILE` writes the records as JSON Lines (one `RecordIn` per line, exactly what
   `POST /v1/records` takes), for carrying them out by hand from a device that will never be online
-  again. It reads damaged files as far as they can be read (`--from` a corrupt copy).
+  again. It reads damaged files as far as they can be read (`--from` a corrupt copy): what SQL can
+  still reach, and, when the file shows damage (no header, a damaged page, a -wal SQLite would cut
+  short), every intact record body found in the raw bytes of the file and its -wal
+  (`sentinel.outbox.iter_file_rows`). Such an export may include records already delivered; the
+  service stores an id once, so sending them again is harmless.
 
 At the caps nothing is dropped: see CAP_POLICY.
 """

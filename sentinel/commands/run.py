@@ -1,4 +1,10 @@
-"""`sentinel run --config FILE`: the kiosk as the systemd unit starts it."""
+"""`sentinel run --config FILE`: the kiosk as the systemd unit starts it.
+
+Exit 2 for a config with mistakes (one line each), exit 1 with one line when a part cannot be
+opened at all (no display, no token, another kiosk on the state directory; systemd starts it
+again), 0 after SIGTERM. A missing camera, a full or read-only state directory and a record key
+that cannot be written are not start failures: the kiosk runs and shows the fault
+(sentinel/kiosk.py)."""
 
 from __future__ import annotations
 
@@ -40,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         kiosk = build_kiosk(config)
     except (ClientError, CameraError, DisplayError, OSError) as e:
         print(f"sentinel: cannot start: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a part's bug: one line and the log's traceback, not a bare crash
+        log.exception("cannot start")
+        print(f"sentinel: cannot start: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     log.info("kiosk running: device %s at site %s", config.device.id, config.device.site_id)
     kiosk.run(stop=stop, duration_s=args.duration)
