@@ -39,6 +39,12 @@ DEMO_PEOPLE: tuple[DemoPerson, ...] = (
 )
 
 
+#: A well-formed health code the service has never heard of (a code from another city's app, a
+#: screenshot of a retired code): the device asks, the service answers not_found, staff check.
+#: Deliberately not in DEMO_PEOPLE, so the reference service's demo seed does not know it.
+DEMO_NOT_FOUND_PERSON = DemoPerson("not_found", "U4mV7bX2cZ9qL5hJ", "赵强", "110101198811110010", "green", "negative", 12.0, None, 3)
+
+
 def demo_person(key: str) -> DemoPerson:
     for person in DEMO_PEOPLE:
         if person.key == key:

@@ -24,6 +24,7 @@ def test_demo_once_decides_every_scene_through_the_reference_service():
         (None, None, "deny", "unrecognised"),  # the mall's promotion QR never reaches the service
         ("health_code", "green", "deny", "nat_too_old"),  # green code, but the test is 80 h old
         ("face", "green", "pass", "ok"),  # the resident without a phone, let in by face
+        ("health_code", "not_found", "manual_check", "not_found"),  # a well-formed code the service does not know
     ]
     assert [c["person"] for c in checks if c["person"]] == ["王*明", "李*", "张*", "陈*", "林*英"]
     assert all(not c["offline"] for c in checks)

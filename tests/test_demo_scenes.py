@@ -15,7 +15,7 @@ from PIL import Image
 
 import sentinel
 from hardware.camera import ReplaySource
-from sentinel.demo_data import DEMO_UNKNOWN_PAYLOAD, demo_person
+from sentinel.demo_data import DEMO_NOT_FOUND_PERSON, DEMO_UNKNOWN_PAYLOAD, demo_person
 
 zxingcpp = pytest.importorskip("zxingcpp")
 
@@ -32,6 +32,8 @@ EXPECTED = {
     "08_unknown.png": DEMO_UNKNOWN_PAYLOAD,
     "09_empty.png": None,
     "10_stale_nat.png": demo_person("stale_nat").payload,
+    "14_empty.png": None,
+    "15_not_found.png": DEMO_NOT_FOUND_PERSON.payload,
 }
 
 

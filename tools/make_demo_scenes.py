@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sentinel.demo_data import DEMO_UNKNOWN_PAYLOAD, DemoPerson, demo_person  # noqa: E402
+from sentinel.demo_data import DEMO_NOT_FOUND_PERSON, DEMO_UNKNOWN_PAYLOAD, DemoPerson, demo_person  # noqa: E402
 
 DEFAULT_OUT = REPO / "sentinel" / "assets" / "scenes"
 SIZE = (640, 480)
@@ -105,6 +105,12 @@ def _scenes() -> list[Scene]:
             centre=(345, 284), height=320, angle=11, yaw=0.14, pitch=-0.03, blur=1.1,
             glare=(0.45, 0.85, 0.50, 0.18, 0.60),
             body=(30, 34, 44), coat=(30, 30, 34), skin=(214, 172, 140), hair=(60, 40, 36))),
+        # after the face scenes (11-13, sentinel/assets/face_scenes): someone the service does not know
+        Scene("14_empty.png", None, exposure=1.01),
+        Scene("15_not_found.png", DEMO_NOT_FOUND_PERSON.payload, DEMO_NOT_FOUND_PERSON, Hold(
+            centre=(318, 276), height=335, angle=-3, yaw=-0.08, pitch=0.06, blur=0.8,
+            glare=(0.60, 0.40, 0.38, 0.22, 0.45),
+            body=(34, 30, 28), coat=(90, 110, 70), skin=(220, 178, 150), hair=(25, 22, 20))),
     ]
 
 
