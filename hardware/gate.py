@@ -15,6 +15,11 @@ exit path, because a relay left energised is a door left open. The layers, outer
 - crash (segfault, SIGKILL from the watchdog): the unit's `ExecStopPost=` runs
   `python -m hardware.gate close`, which drives the pin to its closed level again.
 
+Every gate has `fault` (None, or why the gate cannot be trusted now): the kiosk shows the gate
+fault screen while idle as long as it is set (sentinel/pipeline.py). A gpio gate reports a pulse
+that raised (until a later pulse works) and, with a sensor, a sensor active without a break for
+`GATE_STUCK_S` while the relay is not pulsing (a door propped open, a turnstile stuck).
+
 The pin factory: "auto" leaves the choice to gpiozero ($GPIOZERO_PIN_FACTORY if set, else the
 first of lgpio, RPi.GPIO, pigpio that loads; on a Pi 5 that is lgpio, as RPi.GPIO cannot drive
 its RP1 chip). lgpio writes a notification pipe into its working directory, which under the
@@ -44,11 +49,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hardware.gate")
 
+#: seconds a door or turnstile sensor may stay active, with the relay closed, before the gate
+#: counts as stuck open (the gate fault screen); a person walking through takes a few seconds
+GATE_STUCK_S = 30.0
+
 
 class NoGate:
     """Sites without a relay (handhelds, staffed doors): the verdict on screen is the gate."""
 
     has_sensor = False
+    fault: str | None = None
 
     def pulse(self) -> None:
         pass
@@ -61,6 +71,7 @@ class FakeGate:
     """Demo and test gate: remembers when it was opened and closes itself after `pulse_s`."""
 
     has_sensor = False
+    fault: str | None = None
 
     def __init__(self, pulse_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self.pulse_s = pulse_s
@@ -103,7 +114,14 @@ class GpioGate:
     `pass_window_s`, False when it did not (or when the next pulse came first).
     """
 
-    def __init__(self, config: GpioGateConfig, pin_factory: Any = None, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: GpioGateConfig,
+        pin_factory: Any = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        stuck_s: float = GATE_STUCK_S,
+    ):
         from gpiozero import DigitalOutputDevice  # deferred: only kiosks with a relay need gpiozero
 
         if pin_factory is None:
@@ -116,6 +134,10 @@ class GpioGate:
         )
         self._monitor: GateMonitor | None = None
         self._last_watch: PassWatch | None = None
+        self._clock = clock
+        self.stuck_s = max(stuck_s, config.pass_window_s)
+        self._pulse_error: str | None = None
+        self._pulsed_at: float | None = None
         try:
             if config.sensor_pin is not None:
                 from hardware.inputs import GateMonitor
@@ -148,6 +170,30 @@ class GpioGate:
         return self._monitor is not None
 
     @property
+    def sensor_active(self) -> bool | None:
+        """The door/turnstile sensor's state now; None without a sensor."""
+        return None if self._monitor is None else self._monitor.is_active
+
+    @property
+    def fault(self) -> str | None:
+        """Why the gate cannot be trusted now, or None (module docstring)."""
+        if self._pulse_error is not None:
+            return f"pulse failed: {self._pulse_error}"
+        monitor = self._monitor
+        if monitor is None:
+            return None
+        try:
+            active_for = monitor.active_for()
+        except Exception as e:  # noqa: BLE001 - an unreadable sensor is a fault of its own
+            return f"sensor unreadable: {e}"
+        pulsed_at = self._pulsed_at
+        since_pulse = float("inf") if pulsed_at is None else self._clock() - pulsed_at
+        # held open for a pass is fine for the pass window after the pulse
+        if active_for >= self.stuck_s and since_pulse >= self.stuck_s:
+            return f"sensor active for {active_for:.0f} s (gate stuck or door propped open)"
+        return None
+
+    @property
     def last_watch(self) -> PassWatch | None:
         """The sensor's window for the latest pulse (None without a sensor or before a pulse)."""
         return self._last_watch
@@ -162,7 +208,13 @@ class GpioGate:
                 log.error("gate pulse after release: ignored")
                 return None
             # gpiozero times the pulse on its own thread and leaves the relay off afterwards.
-            self._relay.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
+            try:
+                self._relay.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
+            except Exception as e:
+                self._pulse_error = f"{type(e).__name__}: {e}"[:200]
+                raise
+            self._pulse_error = None
+            self._pulsed_at = self._clock()
             if self._monitor is not None:
                 self._last_watch = self._monitor.expect()
             return self._last_watch

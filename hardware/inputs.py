@@ -3,6 +3,10 @@ LEDs and a buzzer, through gpiozero (its MockFactory in tests), each optional.
 
 - `GateMonitor`: did the gate turn after a pass? `expect()` opens a window of `window_s`; the
   sensor's first activation in it answers True, the end of the window (or the next pass) False.
+  The answer comes on gpiozero's callback thread (a turn) or the window's timer thread; the kiosk
+  turns a False into an amendment of the pass record (sentinel/pipeline.py). `active_for()` says
+  how long the sensor has been active without a break: a door propped or a turnstile stuck open
+  (`hardware.gate.GpioGate.fault`).
 - `TriggerButton`: handhelds scan only on the trigger; `armed()` is True while it is held and
   for `arm_s` after a press; `take_press()` tells the kiosk once per press (to check the same
   code again on purpose, e.g. each passenger's phone in turn).
@@ -101,7 +105,9 @@ class GateMonitor:
         self._timer: threading.Timer | None = None
         self.turns = 0  # activations seen, for `sentinel doctor`
         self._sensor = DigitalInputDevice(pin, pull_up=active_low, bounce_time=bounce_s, pin_factory=pin_factory)
+        self._active_since: float | None = clock() if self._sensor.is_active else None
         self._sensor.when_activated = self._on_activated
+        self._sensor.when_deactivated = self._on_deactivated
 
     @property
     def is_active(self) -> bool:
@@ -129,9 +135,26 @@ class GateMonitor:
             watch._resolve(True, 0.0, "sensor already active")
         return watch
 
+    def active_for(self) -> float:
+        """Seconds the sensor has been active without a break (0 while it is not)."""
+        with self._lock:
+            since = self._active_since
+        if since is None:
+            if not self.is_active:
+                return 0.0
+            with self._lock:  # active at start, or an edge gpiozero did not report
+                since = self._active_since = self._clock()
+        return max(0.0, self._clock() - since)
+
+    def _on_deactivated(self) -> None:
+        with self._lock:
+            self._active_since = None
+
     def _on_activated(self) -> None:
         now = self._clock()
         with self._lock:
+            if self._active_since is None:
+                self._active_since = now
             self.turns += 1
             watch, self._pending = self._pending, None
         if watch is not None and watch._resolve(True, now - watch.started_at, "turned"):
@@ -311,7 +334,10 @@ class Indicators:
 
     # the display seam, so the kiosk can tee screens to the indicators
     def show(self, screen: Any) -> None:
-        self.signal(str(getattr(screen, "kind", screen)))
+        """A screen's kind; a screen carrying a verdict `cue` (a handheld's vehicle screen showing
+        the latest check: `screen.vehicle.cue`) signals the cue, so the verdict is heard there too."""
+        cue = getattr(screen, "cue", None) or getattr(getattr(screen, "vehicle", None), "cue", None)
+        self.signal(str(cue) if cue else str(getattr(screen, "kind", screen)))
 
     def preview(self, frame: Any) -> None:
         pass

@@ -10,6 +10,20 @@ the config, because it is the one thing that cannot be had again without a new c
 
 Every failure is a `BindError` whose message is one line for the technician, and no message, log
 line or result ever carries the token.
+
+Records waiting in the outbox were made under the binding the device has now: each names its
+device and site, and the service takes a record only from the device it names, bound to the site
+it names (docs/api.md: `wrong_device`, `wrong_site`). So, before the code is spent:
+
+- records of the same device and site as the new binding (a new token for the same place) are
+  simply uploaded with the new token: a warning says how many;
+- records of another device or site would be refused once the binding changes (the old token
+  stops working too) and set aside by the uploader, never delivered. The bind stops there unless
+  the technician confirms (`confirm_waiting`, the CLI's `--yes` or its question on a terminal);
+  the message says how many, and to run `sentinel outbox flush` first.
+
+And a bind that changes a value the config already had (the site name a technician typed, the
+device or site id, the service URL) says so, old -> new, among its warnings.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import stat
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +52,15 @@ from pydantic import ValidationError
 from sentinel import __version__
 from sentinel.client import StrictSession
 from sentinel.client import tls_reason as _tls_reason
-from sentinel.config import ID_PATTERN, ConfigError, DeviceConfig, SentinelConfig, is_loopback_host, parse_config
+from sentinel.config import (
+    ID_PATTERN,
+    ConfigError,
+    DeviceConfig,
+    HttpVerifierConfig,
+    SentinelConfig,
+    is_loopback_host,
+    parse_config,
+)
 from sentinel.contract import BindResponse, Site
 
 log = logging.getLogger("sentinel.binding")
@@ -84,6 +107,62 @@ class BindResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WaitingRecords:
+    """Records waiting in the outbox, by the device and site they were made as."""
+
+    path: Path
+    by_binding: dict[tuple[str, str], int]  # (device_id, site_id) -> records
+    error: str = ""  # the outbox could not be read: how many wait is unknown
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_binding.values())
+
+    def made_as(self, device_id: str, site_id: str) -> int:
+        return self.by_binding.get((device_id, site_id), 0)
+
+    def others(self, device_id: str, site_id: str) -> dict[tuple[str, str], int]:
+        return {k: n for k, n in self.by_binding.items() if k != (device_id, site_id)}
+
+
+def waiting_records(outbox_path: Path | str) -> WaitingRecords:
+    """Count the outbox's waiting records by (device, site), read-only (the kiosk may be running)."""
+    import sqlite3
+
+    from sentinel.outbox import readonly_uri
+
+    path = Path(outbox_path)
+    if not path.exists():
+        return WaitingRecords(path, {})
+    try:
+        db = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None)
+    except sqlite3.Error as e:
+        return WaitingRecords(path, {}, str(e))
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        rows = db.execute(
+            "SELECT json_extract(body, '$.device_id'), json_extract(body, '$.site_id'), COUNT(*) FROM records GROUP BY 1, 2"
+        ).fetchall()
+    except sqlite3.Error as e:
+        return WaitingRecords(path, {}, str(e))
+    finally:
+        db.close()
+    return WaitingRecords(path, {(str(d), str(s)): n for d, s, n in rows if n})
+
+
+def _waiting_message(waiting: WaitingRecords, device_id: str, site: str) -> str:
+    others = waiting.others(device_id, site)
+    n = sum(others.values())
+    made = ", ".join(f"{count} as device {d} at site {s}" for (d, s), count in sorted(others.items()))
+    return (
+        f"{n} record(s) waiting in the outbox {waiting.path} were made under the old binding ({made}); "
+        f"once this device is bound as {device_id} at site {site} the service refuses them (wrong_device / wrong_site) "
+        f"and they are set aside undelivered (`sentinel outbox export --rejected` can still carry them out): "
+        f"upload them first with `sentinel outbox flush`"
+    )
+
+
 # --- the whole job -------------------------------------------------------------------------------
 
 
@@ -98,11 +177,14 @@ def bind_device(
     *,
     timeout_s: float = TIMEOUT_S,
     machine_id_path: Path = MACHINE_ID_PATH,
+    confirm_waiting: Callable[[str], bool] | None = None,
 ) -> BindResult:
     """Bind this device to `site` with a one-time `code` from the service at `server`.
 
     `device_id`: None keeps the config's id, or makes one from the machine when the config has
-    none. `token_file`: None uses the config's `verifier.token_file`. Raises BindError."""
+    none. `token_file`: None uses the config's `verifier.token_file`. `confirm_waiting(message)`:
+    asked, before the code is spent, whether to go on although records made under another binding
+    wait in the outbox (module docstring); None or False stops with BindError. Raises BindError."""
     server = check_server_url(server)
     if not _ID.match(site):
         raise BindError(f"--site {site!r} is not a valid site id (letters, digits, '.', '_', '-'; at most 64)")
@@ -140,6 +222,25 @@ def bind_device(
     _check_writable(config_path, "config file")
     _check_writable(token_path, "token file")
 
+    warnings: list[str] = []
+    waiting = waiting_records(current.outbox_path)
+    if waiting.error:
+        warnings.append(
+            f"cannot read the outbox {waiting.path} ({waiting.error}): records made under the old binding may be waiting; "
+            f"see `sentinel outbox status`"
+        )
+    if waiting.others(device_id, site):
+        message = _waiting_message(waiting, device_id, site)
+        if confirm_waiting is None or not confirm_waiting(message):
+            raise BindError(f"{message}, or bind again with --yes to go on without them; nothing sent, the code is not used")
+        warnings.append(message.replace("upload them first with `sentinel outbox flush`", "bound anyway, as confirmed"))
+    same = waiting.made_as(device_id, site)
+    if same:
+        warnings.append(
+            f"{same} record(s) waiting in the outbox {waiting.path} were made as device {device_id} at site {site}: "
+            f"they are uploaded with the new token"
+        )
+
     answer = request_binding(server, code, device_id, ca_path, timeout_s=timeout_s)
 
     if answer.site.id != site:
@@ -173,7 +274,9 @@ def bind_device(
             f"bind again with a new code once it is writable"
         ) from None
 
-    warnings = []
+    if config_exists:
+        warnings += _local_changes(current, device_id=device_id, site_id=site, site_name=site_name, url=server,
+                                   token_file=updates.get("token_file"), ca_bundle=updates.get("ca_bundle"))
     if _plain_http_off_host(server):
         warnings.append(f"{server} is plain HTTP to another machine: the token crossed the network unencrypted; use https outside a bench LAN")
     if len(answer.site.name) > MAX_SITE_NAME_CHARS:
@@ -189,6 +292,28 @@ def bind_device(
         token_replaced=token_replaced,
         warnings=warnings,
     )
+
+
+def _local_changes(current: SentinelConfig, **new: str | None) -> list[str]:
+    """`key: old -> new` for each value the config already had (not a placeholder or default) that
+    the bind replaces."""
+    defaults = SentinelConfig()
+    old = {
+        "device_id": (current.device.id, "device.id", PLACEHOLDER_DEVICE_ID),
+        "site_id": (current.device.site_id, "device.site_id", defaults.device.site_id),
+        "site_name": (current.device.site_name, "device.site_name", ""),
+        "url": (current.verifier.url, "verifier.url", HttpVerifierConfig().url),
+        "token_file": (str(current.verifier.token_file), "verifier.token_file", str(HttpVerifierConfig().token_file)),
+        "ca_bundle": (str(current.verifier.ca_bundle) if current.verifier.ca_bundle else "", "verifier.ca_bundle", ""),
+    }
+    changes = []
+    for name, value in new.items():
+        was, key, unset = old[name]
+        if value is None or value == was or was == unset:
+            continue
+        extra = " (the name the service has for the site)" if name == "site_name" else ""
+        changes.append(f"{key} changed: {_one_line(was, 100)!r} -> {_one_line(value, 100)!r}{extra}")
+    return changes
 
 
 # --- the service ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from requests.sessions import merge_setting
 
 from sentinel import __version__
-from sentinel.contract import RecordsAccepted
+from sentinel.contract import Heartbeat, HeartbeatAck, RecordsAccepted
 from sentinel.credentials import Credential
 from sentinel.health import HealthStatus, Status
 from sentinel.http_deadline import WATCHDOG, Watch, WatchedAdapter, current
@@ -56,6 +56,14 @@ _DEVICE_ERRORS = {"unauthorized": 401, "token_revoked": 401, "wrong_site": 403, 
 _OFFLINE_REASONS = {"connection", "http_429", "http_502", "http_503", "http_504"}
 #: of those, the ones worth one retry within the deadline (429 asks the device to back off)
 _RETRY_REASONS = {"connection", "http_502", "http_503", "http_504"}
+
+
+def clock_offset(sent_at: datetime, received_at: datetime, answered_at: datetime) -> float:
+    """Device clock minus service clock, in seconds, from one exchange: the device's wall clock
+    when it sent (`sent_at`) and got the answer (`answered_at`), and the service clock in the
+    answer (`received_at`, e.g. `HeartbeatAck.received_at`), taken as the middle of the exchange."""
+    middle = sent_at + (answered_at - sent_at) / 2
+    return (middle - received_at).total_seconds()
 
 
 class ClientError(Exception):
@@ -228,12 +236,21 @@ class ServiceClient(Verifier):
             if not after:
                 return out
 
-    def heartbeat(self, queue_depth: int, oldest_record_age_s: float | None, camera_ok: bool, timeout_s: float = 5.0) -> None:
-        body = {"queue_depth": queue_depth, "oldest_record_age_s": oldest_record_age_s, "camera_ok": camera_ok, "version": __version__}
+    def heartbeat(self, body: Heartbeat, timeout_s: float = 5.0) -> HeartbeatAck:
+        """Send the device's health (`POST /v1/devices/{id}/heartbeat`, about every 60 s). Returns
+        the service's ack, whose `received_at` (service clock) lets the caller work out the device's
+        clock offset for the next heartbeat: `clock_offset(sent_at, ack)`. Raises ClientError."""
+        deadline = self._clock() + timeout_s
         try:
-            self._call("POST", f"/v1/devices/{self.device_id}/heartbeat", self._clock() + timeout_s, json_body=body, limit=MAX_ANSWER_BYTES)
+            answer = self._call(
+                "POST", f"/v1/devices/{self.device_id}/heartbeat", deadline, json_body=body.model_dump(mode="json"), limit=MAX_ANSWER_BYTES
+            )
         except _Deadline:
             raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+        try:
+            return HeartbeatAck.model_validate(answer)
+        except ValidationError as e:
+            raise ClientError("malformed", f"heartbeat answer does not match the contract ({e.error_count()} errors)") from None
 
     def faces(self, since: datetime | None = None, timeout_s: float = 30.0):
         """The site's face gallery (`GET /v1/faces`): every entry, or those enrolled or changed at

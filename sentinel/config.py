@@ -388,6 +388,27 @@ class FacesConfig(_Section):
     sync_every_s: float = _field(
         300, "Gallery sync", "How often (seconds) the gallery is refreshed from the service's faces endpoint", ge=10, le=86400
     )
+    liveness: Literal["blink_or_move", "off"] = _field(
+        "blink_or_move", "Liveness check",
+        "blink_or_move: a matched face counts only after it blinks or moves like a head (not like a flat picture) "
+        "within liveness_window_s; a photo held up or waved gets no pass but a staff check (docs/faces.md says what "
+        "this stops and what it does not). off: one matching frame is enough, so a photo of an enrolled person opens the gate",
+    )
+    liveness_window_s: float = _field(
+        3.0, "Liveness window",
+        "How long a matched face is watched for a blink or a head movement before it becomes a staff check (seconds)",
+        ge=1, le=30,
+    )
+    liveness_every_s: float = _field(
+        0.15, "Liveness frame interval",
+        "While a matched face is watched, look at it this often (seconds): a blink lasts 0.1-0.4 s",
+        gt=0, le=1,
+    )
+    match_verdict: Literal["pass", "manual_check"] = _field(
+        "pass", "Face match verdict",
+        "pass: a live, matched face with an allowed status opens the gate like a code; manual_check: every face match is "
+        "a staff check, the gate never opens for a face by itself",
+    )
 
 
 # --- handheld vehicle checks -------------------------------------------------------------------

@@ -10,6 +10,7 @@ human-readable form of this module; keep them in step.
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -99,8 +100,20 @@ class RecordIn(_Model):
         return value
 
 
+class RecordAmendment(_Model):
+    """The latest amendment of a check record, as `GET /v1/records` shows it on the record."""
+
+    id: str = Field(title="Amendment id", description="The amendment record's id")
+    passed: bool = Field(title="Passed", description="The person went through the gate (true) or not (false)")
+    reason: str = Field(title="Reason", description="gate_turned | gate_not_turned | …")
+    at: AwareDatetime = Field(title="At", description="The amendment's created_at (device clock)")
+
+
 class StoredRecord(RecordIn):
     received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the record (service clock)")
+    amendment: RecordAmendment | None = Field(
+        None, title="Amendment", description="What became of the check at the gate (the latest amendment uploaded for it); null when none"
+    )
 
 
 # --- vehicle sessions (handheld units at drive-through checkpoints) ------------------------------
@@ -198,28 +211,130 @@ class VehicleSessionsPage(_Model):
     next_after: str | None = Field(None, title="Next after", description="Pass as `after` for the next page; null on the last page")
 
 
+# --- amendments and audit events ------------------------------------------------------------
+#
+# Two more record kinds travel the same outbox and the same `POST /v1/records`, told apart by
+# `kind` like vehicle sessions:
+#
+# - an **amendment** says what became of a passed check at the gate: the door / turnstile sensor
+#   saw (`passed: true`) or did not see (`passed: false, reason: gate_not_turned`) the person go
+#   through. The check record itself is never changed on the device; the service shows the
+#   amendment on the record it amends (`GET /v1/records` items gain `amendment`).
+# - an **event** is an audit entry of the device itself (technician menu opened, wrong PIN, gate
+#   test, configuration reloaded, ...): a short code and a few values, never personal data. The
+#   service lists them per device at `GET /admin/devices/{device_id}/events`.
+
+#: `EventIn.detail` is small: a few values, never a side channel for personal data
+MAX_DETAIL_KEYS = 16
+MAX_DETAIL_BYTES = 512
+_DETAIL_KEY_PATTERN = r"^[a-z0-9_]{1,32}$"
+DetailValue = str | int | float | bool
+
+
+class AmendmentIn(_Model):
+    """What became of a passed check at the gate, as the door / turnstile sensor saw it."""
+
+    kind: Literal["amendment"] = Field(title="Kind", description="Always amendment: tells this record from a check record")
+    id: str = Field(pattern=RECORD_ID_PATTERN, title="Record id", description="The amendment's own time-ordered id; the service de-duplicates on it")
+    created_at: AwareDatetime = Field(
+        title="Created at", description="When the device decided the outcome (the sensor saw the turn, or the pass window ended; device clock)"
+    )
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that made the amended check; must be the check's device")
+    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    record_id: str = Field(pattern=RECORD_ID_PATTERN, title="Amended record", description="Id of the check record (a pass) this amends")
+    passed: bool = Field(title="Passed", description="true: the person went through the gate; false: the gate was opened but nobody went through")
+    reason: str = Field(
+        pattern=_REASON_PATTERN,
+        title="Reason",
+        description="Short code: gate_turned (passed) or gate_not_turned (the sensor saw no turn within the pass window)",
+    )
+
+
+class EventIn(_Model):
+    """An audit event of the device (not of a person): a short code and a few values."""
+
+    kind: Literal["event"] = Field(title="Kind", description="Always event: tells this record from a check record")
+    id: str = Field(pattern=RECORD_ID_PATTERN, title="Record id", description="The event's own time-ordered id; the service de-duplicates on it")
+    created_at: AwareDatetime = Field(title="Created at", description="When it happened (device clock, with time zone)")
+    device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device the event happened on")
+    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    event: str = Field(
+        pattern=_REASON_PATTERN,
+        title="Event",
+        description="Short code, e.g. technician_menu_opened, technician_pin_failed, gate_test, config_reloaded, config_reload_failed",
+    )
+    detail: dict[str, DetailValue] = Field(
+        default_factory=dict,
+        title="Detail",
+        description=f"At most {MAX_DETAIL_KEYS} values (keys [a-z0-9_], ≤ {MAX_DETAIL_BYTES} bytes as JSON); no personal data",
+    )
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_is_small(cls, value: dict[str, DetailValue]) -> dict[str, DetailValue]:
+        if len(value) > MAX_DETAIL_KEYS:
+            raise ValueError(f"detail has more than {MAX_DETAIL_KEYS} keys")
+        for key in value:
+            if not re.fullmatch(_DETAIL_KEY_PATTERN, key):
+                raise ValueError(f"detail key {key!r} is not [a-z0-9_]{{1,32}}")
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_DETAIL_BYTES:
+            raise ValueError(f"detail is larger than {MAX_DETAIL_BYTES} bytes as JSON")
+        return value
+
+
+#: the record kinds besides a check record (which has no `kind` key)
+RECORD_KINDS = ("vehicle_session", "amendment", "event")
+
+
 def record_kind(value: Any) -> str:
-    """`check` or `vehicle_session`: which model a record (a dict or a model) is."""
+    """`check`, `vehicle_session`, `amendment` or `event`: which model a record (a dict or a model) is."""
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return "vehicle_session" if kind == "vehicle_session" else "check"
+    return kind if kind in RECORD_KINDS else "check"
 
 
-#: what `POST /v1/records` and the outbox carry: a check record, or a vehicle session
+#: what `POST /v1/records` and the outbox carry: a check record, a vehicle session, an amendment or an event
 AnyRecordIn = Annotated[
-    Annotated[RecordIn, Tag("check")] | Annotated[VehicleSessionIn, Tag("vehicle_session")],
+    Annotated[RecordIn, Tag("check")]
+    | Annotated[VehicleSessionIn, Tag("vehicle_session")]
+    | Annotated[AmendmentIn, Tag("amendment")]
+    | Annotated[EventIn, Tag("event")],
     Discriminator(record_kind),
 ]
 
 
+class StoredAmendment(AmendmentIn):
+    received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the amendment (service clock)")
+    pending: bool = Field(
+        title="Pending", description="The amended check record has not reached the service yet; the amendment shows on it once it does"
+    )
+
+
+class AmendmentsPage(_Model):
+    amendments: list[StoredAmendment] = Field(title="Amendments", description="Matching amendments in id (= time) order")
+    next_after: str | None = Field(None, title="Next after", description="Pass as `after` for the next page; null on the last page")
+
+
+class StoredEvent(EventIn):
+    received_at: AwareDatetime = Field(title="Received at", description="When the service first stored the event (service clock)")
+
+
+class EventsPage(_Model):
+    events: list[StoredEvent] = Field(title="Events", description="Matching events in id (= time) order")
+    next_after: str | None = Field(None, title="Next after", description="Pass as `after` for the next page; null on the last page")
+
+
 class RecordsUpload(_Model):
     records: list[AnyRecordIn] = Field(
-        max_length=MAX_RECORDS_PER_UPLOAD, title="Records", description="Records to store, in any order: check records and vehicle sessions"
+        max_length=MAX_RECORDS_PER_UPLOAD, title="Records", description="Records to store, in any order: check records, vehicle sessions, amendments and events"
     )
 
 
 class RecordRejected(_Model):
     id: str = Field(title="Record id", description="The rejected record")
-    error: str = Field(title="Error", description="wrong_device | wrong_site | id_conflict")
+    error: str = Field(
+        title="Error",
+        description="wrong_device | wrong_site | id_conflict | wrong_record (an amendment of a record that is another device's, or not a check)",
+    )
     message: str = Field("", title="Message", description="Why, for logs")
 
 
@@ -269,13 +384,53 @@ class ApiError(_Model):
     message: str = Field("", title="Message", description="Human-readable explanation, for logs; never contains secrets")
 
 
+#: a short state or alarm code in a heartbeat
+_CODE_PATTERN = r"^[a-z0-9_]{1,64}$"
+#: the most alarm codes one heartbeat carries
+MAX_ALARMS = 32
+Code = Annotated[str, Field(pattern=_CODE_PATTERN)]
+
+
 class Heartbeat(_Model):
+    """The device's health, sent about every 60 s. Fields added after the first v1 have defaults,
+    so a heartbeat from older firmware (which sends `camera_ok`) is still accepted."""
+
+    version: str = Field(max_length=64, title="Version", description="Firmware version")
+    uptime_s: float | None = Field(None, ge=0, title="Uptime", description="Seconds since the kiosk started; null from older firmware")
     queue_depth: int = Field(ge=0, title="Queue depth", description="Records waiting in the outbox")
     oldest_record_age_s: float | None = Field(
         None, ge=0, title="Oldest record age", description="Age in seconds of the oldest record not yet uploaded; null when none"
     )
-    camera_ok: bool = Field(title="Camera ok", description="The camera delivered a frame recently")
-    version: str = Field(max_length=64, title="Version", description="Firmware version")
+    alarms: list[Code] = Field(
+        default_factory=list,
+        max_length=MAX_ALARMS,
+        title="Alarms",
+        description="Alarm codes active now (e.g. outbox_near_cap, camera_fault, clock_skew); empty when none",
+    )
+    camera: str = Field(
+        "unknown",
+        pattern=_CODE_PATTERN,
+        title="Camera",
+        description="ok | fault | paused | off (no camera configured); unknown: not reported (older firmware)",
+    )
+    gate: str = Field(
+        "unknown",
+        pattern=_CODE_PATTERN,
+        title="Gate",
+        description="closed | open | fault | none (no gate relay); unknown: not reported (older firmware)",
+    )
+    door: str | None = Field(
+        None, pattern=_CODE_PATTERN, title="Door", description="Door / turnstile sensor state (closed | open | fault); null when there is no sensor"
+    )
+    clock_offset_s: float | None = Field(
+        None,
+        title="Clock offset",
+        description="Device clock minus service clock in seconds, from the previous heartbeat's ack; null before the first ack",
+    )
+    last_check_at: AwareDatetime | None = Field(None, title="Last check at", description="When the last check happened (device clock); null when none since start")
+    camera_ok: bool | None = Field(
+        None, title="Camera ok", description="Deprecated (older firmware): the camera delivered a frame recently; newer firmware sends camera"
+    )
 
 
 class HeartbeatAck(_Model):

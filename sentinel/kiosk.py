@@ -21,9 +21,26 @@ recovers by itself once the fault clears. How each part fails:
   silent data loss. The kiosk runs, shows the "storage" fault screen with the alarm
   `record_key_unwritable`, keeps the relay closed, keeps the watchdog fed (the loop is alive),
   and tries to write the key every `KEY_RETRY_S`; once it can, the pipeline starts.
-- any part failing to open in `build_kiosk` (display, gate, faces, scanner…): what was opened
-  before is released again from the `ExitStack`, the gate closed first, and the error goes to
-  the caller (`sentinel run` prints one line and exits 1; systemd starts it again).
+- any part failing to open in `build_kiosk` (display, gate, inputs, faces, scanner…): what was
+  opened before is released again from the `ExitStack`, the gate closed first, and the error goes
+  to the caller (`sentinel run` prints one line and exits 1; systemd starts it again).
+- not bound (a verifier that talks to the service, but no device token file, or the placeholder
+  device id of an unbound config): `NotBound`, before anything is opened. Every record it made
+  would be refused by the service as `wrong_device`; `sentinel run` says to run `sentinel bind`
+  and exits 2 (a mistake in the setup, like a bad config, not something a restart fixes).
+
+Everything the config turns on is wired here (tests/test_kiosk_wiring.py builds each shipped
+config and lists which part reads every config key):
+
+- `[inputs]` through `hardware.inputs.open_inputs`: the trigger goes to the handheld controller
+  (vehicle checks) and to the pipeline (a press makes a code seen just before count again, a code
+  read disarms it); without vehicle checks it also gates the camera (scan only after a press). The
+  LEDs and buzzer follow every screen shown (`IndicatorDisplay` around the display).
+- `[gate]` sensor: after each pass the pipeline watches the sensor; no turn in `pass_window_s` puts
+  an amendment (`gate_not_turned`) into the outbox. A gate fault (`gate.fault`) and a network
+  fault (`sentinel.heartbeat.ServiceContact`) show their fault screens while idle.
+- the heartbeat (`sentinel.heartbeat.HeartbeatSender`): started by `Kiosk.run`, every 60 s, on its
+  own thread and HTTP session, built from `Kiosk.health()`.
 """
 
 from __future__ import annotations
@@ -41,10 +58,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sentinel.client import ServiceClient, read_token
+from sentinel.client import ClientError, ServiceClient, read_token
 from sentinel.config import SentinelConfig
 from sentinel.credentials import CredentialRules
 from sentinel.credentials_dir import resolve_token_file
+from sentinel.heartbeat import HeartbeatSender, ServiceContact, build_heartbeat
+from sentinel.kiosk_technician import technician_actions
 from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
@@ -65,6 +84,29 @@ log = logging.getLogger("sentinel.kiosk")
 
 #: seconds between attempts to write a missing record key (module docstring)
 KEY_RETRY_S = 2.0
+#: the device id of a config that was never bound (config/default.toml; `sentinel bind` replaces it)
+UNBOUND_DEVICE_ID = "unbound-device"
+#: device clock this far (seconds) from the service's: the heartbeat's alarm `clock_skew`
+CLOCK_SKEW_S = 60.0
+
+
+class NotBound(ClientError):
+    """This device has no binding to a site (module docstring); the message says what to do."""
+
+    def __init__(self, message: str):
+        super().__init__("not_bound", message)
+
+
+def check_bound(config: SentinelConfig) -> None:
+    """Raise NotBound when a verifier that talks to the service has no device token file, or the
+    config still has the placeholder device id."""
+    if config.verifier.type != "http":  # only the service's verifier needs a binding
+        return
+    token = resolve_token_file(config.verifier.token_file)
+    if not token.exists():
+        raise NotBound(f"this device is not bound to a site (no device token at {token}): run `sentinel bind` first")
+    if config.device.id == UNBOUND_DEVICE_ID:
+        raise NotBound(f"this device is not bound to a site (device.id is still {UNBOUND_DEVICE_ID!r}): run `sentinel bind` first")
 
 #: the kiosk's own alarms (code → zh-CN, en), in order of importance; the status bar shows the
 #: most serious of these and the outbox's (sentinel/outbox.py ALARM_TEXT)
@@ -104,6 +146,13 @@ class Kiosk:
     clock: Callable[[], float] = time.monotonic
     #: the kiosk's own alarm codes (ALARM_TEXT)
     alarms: set[str] = field(default_factory=set)
+    #: the file this kiosk was built from; "Reload config" re-reads it (None: built in code, the demo)
+    config_path: Path | None = None
+    #: hardware.inputs.Inputs: the trigger and the LEDs/buzzer ([inputs]), None when nothing is configured
+    inputs: Any = None
+    heartbeat: HeartbeatSender | None = None
+    contact: ServiceContact | None = None  # is the service reachable (the network fault)
+    started_at: float | None = None  # the clock when the kiosk was built, then when it started running
 
     def run(
         self,
@@ -117,11 +166,13 @@ class Kiosk:
         stop = stop or threading.Event()
         if self.display is not None:
             self.display.connect(on_quit=stop.set)  # closing the desktop window stops the kiosk
-        started = self.clock()
+        started = self.started_at = self.clock()
         try:
             self.source.start()  # never raises: a missing camera is retried (RetryingSource)
             if self.uploader is not None:
                 self.uploader.start()
+            if self.heartbeat is not None:
+                self.heartbeat.start()  # the first one now, then every minute; never blocks the loop
             if self.scanner is not None:
                 self.scanner.start()
             if self.faces is not None:
@@ -191,11 +242,67 @@ class Kiosk:
         return self.outbox.health().depth == 0
 
     def health(self) -> dict[str, Any]:
-        """For the screen's status bar and the heartbeat: outbox alarms and the uploader's state."""
-        out: dict[str, Any] = {"outbox": self.outbox.health().as_dict()}
+        """For the heartbeat (`sentinel.heartbeat.build_heartbeat`) and technicians: the outbox and
+        the uploader, alarm codes (the outbox's, the kiosk's, the fault on screen, clock skew),
+        camera, gate and door states, uptime and the last check."""
+        outbox = self.outbox.health()
+        pipeline = self.pipeline
+        fault = pipeline.fault if pipeline is not None and pipeline.state == "fault" else None
+        codes = set(self.alarms)
+        if self.status_cache is not None and self.status_cache.problem:
+            codes.add("status_cache_memory")
+        alarms = list(outbox.alarms) + [c for c in ALARM_TEXT if c in codes]
+        if fault:
+            alarms.append(f"{fault}_fault")
+        offset = self.heartbeat.clock_offset_s if self.heartbeat is not None else None
+        if offset is not None and abs(offset) >= CLOCK_SKEW_S:
+            alarms.append("clock_skew")
+        out: dict[str, Any] = {
+            "outbox": outbox.as_dict(),
+            "uptime_s": 0.0 if self.started_at is None else self.clock() - self.started_at,
+            "alarms": alarms,
+            "camera": self._camera_state(fault),
+            "gate": self._gate_state(),
+            "door": self._door_state(),
+            "last_check_at": pipeline.last_check_at if pipeline is not None else None,
+            "fault": fault,
+        }
         if self.uploader is not None:
             out["uploader"] = self.uploader.status().as_dict()
         return out
+
+    def _camera_state(self, fault: str | None) -> str:
+        if fault == "camera":
+            return "fault"
+        if getattr(self.source, "paused", False):
+            return "paused"  # a handheld's camera off between vehicles
+        return "ok" if getattr(self.source, "healthy", True) else "fault"
+
+    def _gate_state(self) -> str:
+        from hardware.gate import NoGate
+
+        if isinstance(self.gate, NoGate):
+            return "none"
+        if getattr(self.gate, "fault", None):
+            return "fault"
+        return "open" if getattr(self.gate, "is_open", False) else "closed"
+
+    def _door_state(self) -> str | None:
+        try:
+            active = getattr(self.gate, "sensor_active", None)
+        except Exception:  # noqa: BLE001 - an unreadable sensor
+            return "fault"
+        if active is None:
+            return None
+        return "open" if active else "closed"
+
+    def heartbeat_body(self, clock_offset_s: float | None = None):
+        """The `contract.Heartbeat` to send now."""
+        return build_heartbeat(self.health(), clock_offset_s)
+
+    def fault_probe(self) -> str | None:
+        """The pipeline's `faults` (sentinel/pipeline.py)."""
+        return fault_probe(self.gate, self.uploader, self.contact)
 
     def status_fields(self, language: str | None = None) -> dict[str, Any]:
         """The status bar's values (`sentinel.screens.StatusBar(**kiosk.status_fields())`): the
@@ -248,6 +355,19 @@ class Kiosk:
         self.resources.close()
 
 
+def fault_probe(gate: Any, uploader: Uploader | None, contact: ServiceContact | None) -> str | None:
+    """The fault to show while idle, besides the camera's: the gate's (`gate.fault`: a pulse that
+    raised, a sensor stuck active), else the network's (`ServiceContact.fault`, fed here with the
+    uploader's status). The pipeline asks at most once a second."""
+    if getattr(gate, "fault", None):
+        return "gate"
+    if contact is None:
+        return None
+    if uploader is not None:
+        contact.observe_uploader(uploader.status())
+    return "network" if contact.fault() else None
+
+
 def _quietly(step: Callable[[], Any]) -> None:
     """Run a closing step; log, never raise, so that the steps after it run too."""
     try:
@@ -257,11 +377,15 @@ def _quietly(step: Callable[[], Any]) -> None:
 
 
 def make_client(config: SentinelConfig) -> ServiceClient:
-    """One client per user: the verify path and the uploader each get their own Session."""
+    """One client per user: the verify path, the uploader and the heartbeat each get their own
+    Session. NotBound when there is no token file at all (module docstring)."""
     v = config.verifier
+    token_file = resolve_token_file(v.token_file)  # systemd LoadCredential= first
+    if not token_file.exists():
+        raise NotBound(f"this device is not bound to a site (no device token at {token_file}): run `sentinel bind` first")
     return ServiceClient(
         v.url,
-        read_token(resolve_token_file(v.token_file)),  # systemd LoadCredential= first
+        read_token(token_file),
         device_id=config.device.id,
         site_id=config.device.site_id,
         ca_bundle=v.ca_bundle,
@@ -269,7 +393,12 @@ def make_client(config: SentinelConfig) -> ServiceClient:
     )
 
 
-def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], None] | None = None) -> Kiosk:
+def build_kiosk(
+    config: SentinelConfig,
+    *,
+    on_outcome: Callable[[CheckOutcome], None] | None = None,
+    config_path: Path | None = None,
+) -> Kiosk:
     """Open every part the config names and wire them into a Kiosk. What is opened goes on an
     ExitStack (the Kiosk's `resources`, closed by `Kiosk.close`): should a later part fail to
     open, the gate is closed and the earlier parts released in reverse order before the error
@@ -279,13 +408,18 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
     from hardware.camera import open_camera
     from hardware.camera.retry import RetryingSource
     from hardware.gate import open_gate
+    from hardware.inputs import IndicatorDisplay, NoIndicators, open_inputs
     from hardware.scanner import open_scanner
     from sentinel.decoding import make_decoder
     from sentinel.faces.kiosk import open_faces
     from sentinel.notify import Watchdog, WatchedSource
     from ui.console import open_display
 
+    check_bound(config)  # before anything is opened: an unbound kiosk makes records nobody takes
     state_dir = config.device.state_dir
+    contact = ServiceContact()
+    # Checks answered online (or not) tell whether the service is reachable; the caller's listener after.
+    on_outcome = _chain(contact.observe_outcome, on_outcome)
     with contextlib.ExitStack() as stack:
 
         def opened(close: Callable[[], Any]) -> None:
@@ -311,11 +445,18 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             opened(uploader.stop)
             gate = open_gate(config.gate)
             opened(gate.close)
+            inputs = open_inputs(config)  # the trigger, LEDs and buzzer; nothing (no gpiozero) when none is set
+            opened(inputs.close)
+            trigger = inputs.trigger
+            beats = make_client(config)  # the heartbeat's own Session, on its own thread
+            opened(beats.close)
             faces = open_faces(config, make_client)  # None when [faces] is off or its engine is missing
             if faces is not None:
                 opened(faces.close)
             display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
             opened(display.close)
+            if not isinstance(inputs.indicators, NoIndicators):  # the LEDs and buzzer follow every screen shown
+                display = IndicatorDisplay(display, inputs.indicators)
             handheld = None
             pipeline_display = display
             if config.handheld.enabled:
@@ -323,7 +464,7 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
                 # screens; its outcomes reach the controller first; the camera runs only while scanning.
                 from sentinel.handheld import HandheldController
 
-                handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=None)
+                handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=trigger)
                 opened(handheld.close)
                 pipeline_display = handheld.display
                 on_outcome = handheld.chain(on_outcome)
@@ -331,7 +472,8 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             opened(scanner.close)
             make_pipeline = partial(
                 _make_pipeline, config, make_decoder, verifier, outbox, gate, pipeline_display, status_cache, on_outcome,
-                faces.matcher if faces is not None else None, scanner,
+                faces.matcher if faces is not None else None, scanner, trigger,
+                faults=partial(fault_probe, gate, uploader, contact),
             )
             pipeline = make_pipeline(key) if key is not None else None
             if pipeline is not None:
@@ -343,6 +485,11 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             if handheld is not None:
                 source = handheld.gate_camera(source)
                 opened(source.close)
+            elif trigger is not None:  # a trigger without vehicle checks: scan only after a press
+                from hardware.camera.gated import GatedSource
+
+                source = GatedSource(source, trigger.armed, linger_s=config.handheld.camera_linger_s)
+                opened(source.close)
             watchdog = Watchdog.from_environment()
             if watchdog.notifier.enabled:  # under systemd: READY=1 on the first read, WATCHDOG=1 only while healthy
                 source = WatchedSource(source, watchdog, uploader_ok=lambda: uploader.status().state != "stopped")
@@ -350,7 +497,10 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
             kiosk = Kiosk(
                 config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld,
                 faces, scanner, resources=stack.pop_all(), make_pipeline=make_pipeline, key_path=key_path,
+                inputs=inputs, contact=contact, started_at=time.monotonic(), config_path=config_path,
             )
+            kiosk.heartbeat = HeartbeatSender(beats, kiosk.heartbeat_body, contact=contact)
+            kiosk.resources.callback(_quietly, kiosk.heartbeat.stop)  # closed first: before its client
         except BaseException:
             if gate is not None:  # the relay first, then the rest in reverse order of opening
                 _quietly(gate.close)
@@ -363,7 +513,22 @@ def build_kiosk(config: SentinelConfig, *, on_outcome: Callable[[CheckOutcome], 
     return kiosk
 
 
-def _make_pipeline(config, make_decoder, verifier, outbox, gate, display, status_cache, on_outcome, faces, scanner, key: bytes) -> Pipeline:
+def _chain(first: Callable[[Any], None], then: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    def both(outcome: Any) -> None:
+        try:
+            first(outcome)
+        except Exception:
+            log.exception("outcome listener failed")
+        if then is not None:
+            then(outcome)
+
+    return both
+
+
+def _make_pipeline(
+    config, make_decoder, verifier, outbox, gate, display, status_cache, on_outcome, faces, scanner, trigger, key: bytes,
+    *, faults: Callable[[], str | None] | None = None,
+) -> Pipeline:
     return Pipeline(
         decoder=make_decoder(config.decoder.order, fallback_every=config.decoder.fallback_every),
         rules=CredentialRules(config.credentials),
@@ -381,6 +546,8 @@ def _make_pipeline(config, make_decoder, verifier, outbox, gate, display, status
         on_outcome=on_outcome,
         faces=faces,
         scanner=scanner,
+        trigger=trigger,
+        faults=faults,
     )
 
 
@@ -421,7 +588,7 @@ def lock_state_dir(state_dir: Path) -> StateLock | _ReadOnlyLock | None:
     except OSError as e:
         first = e
     try:
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         log.error("cannot lock the state directory %s (%s): running without the lock", state_dir, first)
         return None
@@ -435,45 +602,6 @@ def lock_state_dir(state_dir: Path) -> StateLock | _ReadOnlyLock | None:
         return None
     log.warning("state directory %s is not writable (%s): locked through the existing lock file", state_dir, first)
     return _ReadOnlyLock(fd)
-
-
-def technician_actions(kiosk: Kiosk):
-    """What the touchscreen's technician menu can do on this kiosk (each runs on a UI worker)."""
-    from sentinel import __version__
-    from ui.technician import TechnicianActions
-
-    config = kiosk.config
-    zh = config.device.language == "zh-CN"
-
-    def device_status() -> list[tuple[str, str]]:
-        source = kiosk.source
-        camera = "ok" if getattr(source, "healthy", True) else f"fault: {getattr(source, 'last_error', '') or '?'}"
-        return [
-            ("设备" if zh else "Device", config.device.id),
-            ("场所" if zh else "Site", f"{config.device.site_name} ({config.device.site_id})"),
-            ("版本" if zh else "Version", __version__),
-            ("摄像头" if zh else "Camera", camera),
-        ]
-
-    def network_status() -> list[tuple[str, str]]:
-        rows = [("服务" if zh else "Service", config.verifier.url)]
-        if kiosk.uploader is not None:
-            st = kiosk.uploader.status()
-            rows.append(("上传" if zh else "Uploads", st.state))
-            if st.last_error:
-                rows.append(("上次错误" if zh else "Last error", st.last_error))
-        return rows
-
-    def gate_test() -> list[tuple[str, str]]:
-        kiosk.gate.pulse()
-        return [("闸机" if zh else "Gate", "已开启一次" if zh else "pulsed once")]
-
-    return TechnicianActions(
-        device_status=device_status,
-        network_status=network_status,
-        gate_test=gate_test,
-        outbox_status=kiosk.outbox_status_lines,
-    )
 
 
 def open_outbox(config: SentinelConfig, *, recover: bool = True) -> Outbox:

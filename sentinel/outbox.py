@@ -55,7 +55,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from sentinel.contract import AnyRecordIn
-from sentinel.records import Record
+from sentinel.records import AnyRecord
 
 log = logging.getLogger("sentinel.outbox")
 
@@ -381,7 +381,7 @@ class Outbox:
         self._recover = recover
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
-        self._spill: dict[str, Record] = {}
+        self._spill: dict[str, AnyRecord] = {}
         self._lost = 0
         self._moved: list[str] = []
         self._salvaged = 0
@@ -530,7 +530,7 @@ class Outbox:
 
     # --- the kiosk's side -------------------------------------------------------------------
 
-    def add(self, record: Record) -> None:
+    def add(self, record: AnyRecord) -> None:
         """Returns only once the record is durable on disk; raises OutboxError when it is not."""
         body = record.model_dump_json()
         row = (record.id, record.created_at.isoformat(), body)
@@ -552,7 +552,7 @@ class Outbox:
             self._check_alarms()
         self._notify()
 
-    def spill(self, record: Record) -> bool:
+    def spill(self, record: AnyRecord) -> bool:
         """Keep a record that `add` could not write in memory, to be written or uploaded later.
         Returns False (and counts it as lost, loudly) when the memory spill is full."""
         with self._lock:
@@ -904,8 +904,9 @@ def _readable_ids(path: Path, table: str) -> list[str]:
 
 # --- raw bytes: record bodies SQLite cannot reach, and a -wal SQLite would silently cut short -----
 
-#: how a stored body starts: a check record (`RecordIn`, id first) or a vehicle session (kind first)
-_BODY_STARTS = (b'{"id":"', b'{"kind":"vehicle_session"')
+#: how a stored body starts: a check record (`RecordIn`, id first), or a vehicle session, an
+#: amendment or an event (kind first)
+_BODY_STARTS = (b'{"id":"', b'{"kind":"vehicle_session"', b'{"kind":"amendment"', b'{"kind":"event"')
 #: the longest body looked for in one piece (a check record is about 400 bytes)
 _BODY_MAX = 16 * 1024
 

@@ -25,6 +25,34 @@ so frames keep reaching the preview while a record is being committed; the scree
 loop. With an inline executor (tests) all four happen within the `step` that resolved the check.
 A process killed between 2 and 3 leaves a durable record of a verdict the gate never acted on;
 the reverse (a gate opened without a record) cannot happen.
+
+**A pass whose gate did not let the person through** is corrected afterwards, never by rewriting
+the record (it may be uploaded already): an *amendment* (`RecordMaker.amendment(record_id,
+passed=False, reason=…)`) goes into the same outbox and is delivered like every record. Reasons:
+`gate_not_turned` (a gate with a door or turnstile sensor reported no turn within its pass window,
+or the next pass came first: `hardware.inputs.GateMonitor`; the answer arrives on the sensor's own
+thread, never on the frame loop), `gate_fault` (the pulse raised), `gate_paused` (below).
+
+**Faults** are shown only instead of the idle screen, never over a verdict or a check in flight:
+
+- `camera`: no frame for `camera_timeout_s` (the pipeline sees it itself); it outranks the rest,
+  and frames arriving again end it;
+- anything `faults()` names (the kiosk passes a probe: `gate` when the gate reports a fault,
+  `network` when the service has been out of reach for a while; sentinel/kiosk.py,
+  sentinel/heartbeat.py), and `gate` after a pulse raised until a later pulse works. Asked at most
+  every `fault_poll_s`; the screen goes back to idle when the probe clears. Codes shown while such a
+  fault screen is up are still checked (the offline policy decides without the network) and their
+  verdict is shown; the fault screen comes back after it.
+
+**Paused** (`pause(reason)` / `resume()`, the technician menu): no new check starts (codes and
+faces seen meanwhile are ignored and not debounced, so the same code counts after `resume`), the
+relay is closed at once and stays closed, and frames keep reaching the preview. A check already in
+flight finishes, is recorded and shown as decided, but a pass gets no gate pulse: its record gets
+the amendment `gate_paused` (did not pass), so record and gate still agree.
+
+**Trigger** (a handheld's `hardware.inputs.TriggerButton`, optional): each press lets a code seen
+just before count as new again (the debounce window starts over: a passenger shows the same phone
+on purpose), and a code read disarms it (one press, one check).
 """
 
 from __future__ import annotations
@@ -32,6 +60,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -86,6 +115,14 @@ class Gate(Protocol):
         """Close now (every exit path calls this)."""
 
 
+class TriggerLike(Protocol):
+    def take_press(self) -> bool:
+        """True once per press since the last call."""
+
+    def disarm(self) -> None:
+        """A code was read: stop looking until the next press."""
+
+
 class ScannerLike(Protocol):
     def drain(self) -> list:
         """Payloads read since the last call (objects with .text and .raw), oldest first."""
@@ -122,6 +159,9 @@ class _InFlight:
     seen_at: float
     deadline: float
     scanned_at: datetime
+    #: a reason that caps a pass at a staff check (a face not confirmed live, a site that has every
+    #: face match checked by staff: sentinel/faces/matcher.py); None for codes
+    staff_check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +222,9 @@ class Pipeline:
         on_outcome: Callable[[CheckOutcome], None] | None = None,
         faces: FaceMatcherLike | None = None,
         scanner: ScannerLike | None = None,
+        faults: Callable[[], str | None] | None = None,
+        fault_poll_s: float = 1.0,
+        trigger: TriggerLike | None = None,
     ):
         self._decoder = decoder
         self._rules = rules
@@ -211,6 +254,21 @@ class Pipeline:
         self._faces = faces
         self._scanner = scanner
         self._shown_kind: ScreenKind | None = None
+        self._faults = faults
+        self._fault_poll_s = fault_poll_s
+        self._next_fault_poll = clock()
+        self._trigger = trigger
+        self._debounce_s = debounce_s
+        # pause/resume come from another thread (the technician menu): this lock orders them with
+        # the gate pulse, so that no pulse can start after `pause` returned
+        self._gate_lock = threading.Lock()
+        self._paused: str | None = None
+        self._gate_failed = False  # the last pulse raised: the gate fault until one works
+        self._probed: str | None = None  # what `faults()` said last (besides the camera)
+        self.fault: str | None = None  # the part on the fault screen while state is FAULT
+        self.last_check_at: datetime | None = None  # wall clock of the last verdict (heartbeat)
+        # the latest amendments put in the outbox, (record id, reason), for the technician and tests
+        self.amendments: deque[tuple[str, str]] = deque(maxlen=100)
 
         self.state = State.IDLE
         self.frames_seen = 0
@@ -227,10 +285,12 @@ class Pipeline:
         `paused`: the camera is off on purpose (a handheld between vehicles), which is no fault."""
         now = self._clock()
         self._resolve_check(now)
+        self._take_trigger_press()
+        self._poll_faults(now)
         if frame is None:
             if paused:
                 self._last_frame_at = now
-                if self.state == State.FAULT:
+                if self.state == State.FAULT and self.fault == "camera":
                     self._to_idle()
             self._check_camera(now)
             self._expire_result(now)
@@ -238,7 +298,7 @@ class Pipeline:
         self.frames_seen += 1
         self._last_frame_at = now
         self._preview(frame)
-        if self.state == State.FAULT:
+        if self.state == State.FAULT and self.fault == "camera":
             log.info("camera delivers frames again")
             self._to_idle()
         self._expire_result(now)
@@ -251,7 +311,7 @@ class Pipeline:
             if self._on_payload(code.text, getattr(code, "raw", None), now):
                 break
         # Faces only while no code is in view and no check is in flight: codes come first.
-        if self._faces is not None and not codes and self.state in (State.IDLE, State.RESULT):
+        if self._faces is not None and not codes and self._ready_for_faces():
             self._on_face(frame, now)
 
     def run(
@@ -314,6 +374,94 @@ class Pipeline:
             futures_wait([committing.future], timeout=max(0.0, timeout))
             self._resolve_check(self._clock())
 
+    # --- pause (the technician menu), faults, the trigger ---------------------------------------------
+
+    def pause(self, reason: str = "paused") -> None:
+        """No new checks until `resume`; the relay closed now (module docstring). Any thread."""
+        with self._gate_lock:
+            self._paused = reason or "paused"
+            try:
+                self._gate.close()
+            except Exception:
+                log.exception("could not close the gate on pause")
+        log.info("checks paused (%s)", reason)
+
+    def resume(self) -> None:
+        """Checks start again. Any thread."""
+        with self._gate_lock:
+            was, self._paused = self._paused, None
+        if was is not None:
+            log.info("checks resumed")
+
+    @property
+    def records(self) -> RecordMaker:
+        """The RecordMaker of this pipeline's records (audit events and amendments use it too)."""
+        return self._records
+
+    def reconfigure(self, *, policy: PolicyConfig | None = None, language: str | None = None, result_s: float | None = None) -> None:
+        """Swap what a config reload may change while running; the next check uses it (any thread:
+        each is one reference, replaced whole)."""
+        if policy is not None:
+            self._policy = policy
+        if language is not None:
+            self._language = language
+        if result_s is not None:
+            self._result_s = result_s
+
+    @property
+    def paused(self) -> str | None:
+        """The reason given to `pause`, or None while checking."""
+        return self._paused
+
+    def _take_trigger_press(self) -> None:
+        trigger = self._trigger
+        if trigger is None:
+            return
+        try:
+            pressed = trigger.take_press()
+        except Exception:
+            log.exception("trigger unreadable")
+            return
+        if pressed:  # a press is a wish to check what is in front of the camera, even if just seen
+            self._debouncer = Debouncer(self._debounce_s)
+
+    def _disarm_trigger(self) -> None:
+        if self._trigger is not None:
+            try:
+                self._trigger.disarm()
+            except Exception:
+                log.exception("trigger unreadable")
+
+    def _ready_for_faces(self) -> bool:
+        if self._paused:
+            return False
+        return self.state in (State.IDLE, State.RESULT) or (self.state == State.FAULT and self.fault != "camera")
+
+    def _poll_faults(self, now: float) -> None:
+        """Ask the fault probe (at most every fault_poll_s) and show or clear its fault while idle."""
+        if self._faults is None and not self._gate_failed and self._probed is None:
+            return
+        if now < self._next_fault_poll:
+            return
+        self._next_fault_poll = now + self._fault_poll_s
+        part: str | None = "gate" if self._gate_failed else None
+        if part is None and self._faults is not None:
+            try:
+                part = self._faults() or None
+            except Exception:
+                log.exception("fault probe failed")
+                part = None
+        if part != self._probed:
+            if part:
+                log.warning("fault: %s", part)
+            else:
+                log.info("fault %s cleared", self._probed)
+        self._probed = part
+        if self.state == State.IDLE and part:
+            self._to_fault(part)
+        elif self.state == State.FAULT and self.fault != "camera" and part != self.fault:
+            self._to_idle()
+
     def close(self, commit_timeout_s: float = 10.0) -> None:
         """Close the gate and stop the workers. A record being committed is let finish first (its
         verdict is not acted on any more), so that the outbox is not closed under it."""
@@ -329,6 +477,8 @@ class Pipeline:
 
     def _on_payload(self, text: str, raw: bytes | None, now: float) -> bool:
         """Returns True when the payload started something (so the rest of the frame is ignored)."""
+        if self._paused:  # not debounced either: the same code counts once checks resume
+            return False
         result = self._rules.classify(text, raw)
         if not self._debouncer.is_new(result.key, now):
             return False
@@ -352,28 +502,31 @@ class Pipeline:
             return
         if seen.kind is ObservationKind.SEVERAL:
             # One person at a time. The prompt never covers a verdict, and goes after result_s.
-            if self.state == State.IDLE or self._shown_kind == ScreenKind.ONE_AT_A_TIME:
+            if self.state in (State.IDLE, State.FAULT) or self._shown_kind == ScreenKind.ONE_AT_A_TIME:
                 self._show(Screen.prompt(ScreenKind.ONE_AT_A_TIME, self._language))
                 self._to_result(now)
             return
-        credential = seen.credential  # only on a match
+        # a live match; or a match that staff must confirm (not live, or the site's choice)
+        credential = seen.credential or seen.staff_credential
         if credential is None or not self._debouncer.is_new(credential.key, now):
             return
-        self._start_check(credential, now)
+        self._start_check(credential, now, staff_check=seen.staff_check or None)
 
     def _reject(self, rejection: Rejection, now: float) -> None:
         log.info("payload rejected on the device: %s (%s)", rejection.reason, rejection.message)
+        self._disarm_trigger()
         verdict = Verdict(VerdictKind.DENY, "unrecognised")
         self._show(Screen.unknown_code(verdict, self._language))
         self._to_result(now)
         self._on_outcome(CheckOutcome(None, None, verdict, False, self._clock() - now, None))
 
-    def _start_check(self, credential: Credential, now: float) -> None:
+    def _start_check(self, credential: Credential, now: float, staff_check: str | None = None) -> None:
         log.info("checking %r", credential)
+        self._disarm_trigger()
         self.state = State.CHECKING
         self._show(Screen.prompt(ScreenKind.CHECKING, self._language))
         future = self._executor.submit(self._timed_verify, credential)
-        self._inflight = _InFlight(credential, future, now, now + self._deadline_s, self._wall())
+        self._inflight = _InFlight(credential, future, now, now + self._deadline_s, self._wall(), staff_check)
         self._resolve_check(self._clock())  # an inline executor may have answered already
 
     def _timed_verify(self, credential: Credential) -> tuple[HealthStatus, float]:
@@ -431,6 +584,8 @@ class Pipeline:
         use_cache = self._policy.offline == "cached"
         cached = self._cache.get(credential_hash, wall_now) if offline and use_cache else None
         verdict = decide(status, self._policy, wall_now, cached)
+        if check.staff_check and verdict.kind is VerdictKind.PASS:
+            verdict = Verdict(VerdictKind.MANUAL_CHECK, check.staff_check)
         shown = status
         if offline and cached is not None and use_cache:
             # the cached colour, and why the service was not asked (the record keeps the reason)
@@ -515,12 +670,9 @@ class Pipeline:
             screen = self._staff_screen(verdict, status, False, self._wall())
             settled = _Settled(verdict, status, False, screen, None, False, None)
         verdict, status, screen = settled.verdict, settled.status, settled.screen
+        self.last_check_at = self._wall()
         if verdict.kind == VerdictKind.PASS and settled.durable:
-            try:
-                self._gate.pulse()
-            except Exception:  # the record says pass; the person is told to use the staffed lane
-                log.exception("gate pulse failed")
-                screen = Screen.fault("gate", self._language)
+            screen = self._open_gate(settled.record_id, screen)
         self._show(screen)
         self._to_result(now)
         person = status.person.name_masked if status.person else ""
@@ -538,6 +690,58 @@ class Pipeline:
         except Exception:
             log.exception("outcome listener failed")
 
+    def _open_gate(self, record_id: str | None, screen: Screen) -> Screen:
+        """Step 3 for a durable pass: pulse, unless paused; watch the sensor's answer. Returns the
+        screen to show (the gate fault when the pulse raised)."""
+        watch = None
+        with self._gate_lock:
+            paused = self._paused
+            if paused is None:
+                try:
+                    watch = self._gate.pulse()
+                    self._gate_failed = False
+                except Exception:  # the person is told to use the staffed lane; the record is amended
+                    log.exception("gate pulse failed")
+                    self._gate_failed = True
+                    self._next_fault_poll = self._clock()  # the gate fault screen once the verdict has gone
+                    self._amend(record_id, "gate_fault")
+                    return Screen.fault("gate", self._language)
+        if paused is not None:
+            log.warning("a pass settled while checks are paused (%s): no gate pulse, recorded as not passed", paused)
+            self._amend(record_id, "gate_paused")
+            return screen
+        if watch is not None and callable(getattr(watch, "add_callback", None)) and record_id is not None:
+            # answered on the sensor's thread (a turn) or its timer (the window passed), never here
+            watch.add_callback(lambda w, rid=record_id: self._after_pass(rid, w))
+        return screen
+
+    def _after_pass(self, record_id: str, watch) -> None:
+        if watch.turned:
+            return
+        log.warning("pass %s: the gate did not turn (%s): recorded as not passed", record_id, getattr(watch, "reason", ""))
+        self._amend(record_id, "gate_not_turned")
+
+    def _amend(self, record_id: str | None, reason: str) -> None:
+        """Record that a pass did not let the person through (module docstring). Does not raise."""
+        if record_id is None:
+            return
+        make = getattr(self._records, "amendment", None)
+        if make is None:
+            log.error("cannot amend record %s (%s): this RecordMaker makes no amendments", record_id, reason)
+            return
+        try:
+            amendment = make(record_id, passed=False, reason=reason, at=self._wall())
+        except Exception:
+            log.exception("could not make the amendment of %s (%s)", record_id, reason)
+            return
+        try:
+            self._outbox.add(amendment)
+        except Exception as e:
+            log.error("could not commit the amendment of %s (%s): %s", record_id, reason, e)
+            if not self._spill(amendment):
+                return
+        self.amendments.append((record_id, reason))
+
     def _outbox_at_cap(self) -> str | None:
         try:
             return self._outbox.health().at_cap
@@ -553,11 +757,10 @@ class Pipeline:
             return False
 
     def _check_camera(self, now: float) -> None:
-        if self.state != State.FAULT and now - self._last_frame_at > self._camera_timeout_s:
-            log.warning("no frame from the camera for %.1f s", now - self._last_frame_at)
+        if self.fault != "camera" and now - self._last_frame_at > self._camera_timeout_s:
             if self.state != State.CHECKING:
-                self.state = State.FAULT
-                self._show(Screen.fault("camera", self._language))
+                log.warning("no frame from the camera for %.1f s", now - self._last_frame_at)
+                self._to_fault("camera")
 
     def _expire_result(self, now: float) -> None:
         if self.state == State.RESULT and now >= self._result_until:
@@ -568,8 +771,20 @@ class Pipeline:
         self._result_until = now + self._result_s
 
     def _to_idle(self) -> None:
+        """Idle, or the fault screen when the last probe named a fault (no idle flash between)."""
+        if self._probed:
+            self._to_fault(self._probed)
+            return
         self.state = State.IDLE
+        self.fault = None
         self._show(Screen.prompt(ScreenKind.IDLE, self._language))
+
+    def _to_fault(self, part: str) -> None:
+        if self.state == State.FAULT and self.fault == part:
+            return
+        self.state = State.FAULT
+        self.fault = part
+        self._show(Screen.fault(part, self._language))
 
     def _preview(self, frame: Frame) -> None:
         try:

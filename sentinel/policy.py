@@ -42,6 +42,8 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "offline_no_cache": ("网络中断且无近期记录，请人工核验", "Offline, no recent status: staff will check"),
     "device_unauthorized": ("设备未授权，请联系技术人员", "Device not authorised: call a technician"),
     "verify_failed": ("无法核验，请人工核验", "Could not verify: staff will check"),
+    "face_not_live": ("未检测到活体，请人工核验", "Face not confirmed live: staff will check"),
+    "face_staff_check": ("人脸识别，请人工核验", "Face recognised: staff will check"),
     "record_failed": ("记录保存失败，请人工核验", "Could not save the record: staff will check"),
     "outbox_full": ("待上传记录已满，请人工核验", "Record store full: staff will check"),
     "outbox_overdue": ("记录长时间未上传，请人工核验", "Records not delivered for too long: staff will check"),

@@ -7,6 +7,20 @@ that only this device has, so the same person can be recognised across records (
 Why a check had no usable answer (`HealthStatus.status_detail`: tls, redirect, http_401, schema, …)
 goes into the record's `extra.status_detail`, so that an audit can tell a network outage from a
 service that answered something the device would not trust (docs/api.md lists the codes).
+
+Besides check records the device makes two more kinds, through the same `RecordMaker`, outbox,
+uploader and `POST /v1/records` (a vehicle session is a third, made by `sentinel.handheld`):
+
+- `RecordMaker.amendment(record_id, passed=..., reason=..., at=...)` → `Amendment` (kind
+  `amendment`): what became of a passed check at the gate, e.g. `passed=False,
+  reason="gate_not_turned"` when the gate was pulsed but the door sensor saw no turn in the pass
+  window. The check record is never rewritten; the service shows the amendment on it.
+- `RecordMaker.event(event, at=..., detail=...)` → `Event` (kind `event`): an audit event of the
+  device (`technician_menu_opened`, `technician_pin_failed`, `gate_test`, `config_reloaded`,
+  `config_reload_failed`, ...), with a few values and no personal data.
+
+Each has its own time-ordered id (UUIDv7, like a check record), `created_at`, `device_id` and
+`site_id`, and serialises with `.model_dump(mode="json")`; `Outbox.add` takes any of them.
 """
 
 from __future__ import annotations
@@ -21,7 +35,13 @@ from typing import Any
 
 import uuid6
 
-from sentinel.contract import RecordIn
+from sentinel.contract import (
+    AmendmentIn,
+    DetailValue,
+    EventIn,
+    RecordIn,
+    VehicleSessionIn,
+)
 from sentinel.credentials import Credential
 from sentinel.health import HealthStatus
 from sentinel.policy import Verdict
@@ -31,6 +51,12 @@ KEY_BYTES = 32
 
 #: A check record is exactly what the service's records endpoint accepts, validated when made.
 Record = RecordIn
+#: what became of a passed check at the gate (`contract.AmendmentIn`)
+Amendment = AmendmentIn
+#: an audit event of the device (`contract.EventIn`)
+Event = EventIn
+#: anything the outbox keeps and the uploader delivers
+AnyRecord = RecordIn | VehicleSessionIn | AmendmentIn | EventIn
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -88,4 +114,32 @@ class RecordMaker:
             reason=verdict.reason,
             mode="offline" if offline else "online",
             extra=extra,
+        )
+
+    def amendment(self, record_id: str, *, passed: bool, reason: str, at: datetime) -> Amendment:
+        """The check record `record_id` (a pass) did (`passed=True`, e.g. reason `gate_turned`) or
+        did not (`passed=False`, e.g. `gate_not_turned`) end with the person through the gate.
+        `at` is when that was decided (device clock, aware); it becomes `created_at`."""
+        return Amendment(
+            kind="amendment",
+            id=str(uuid6.uuid7()),
+            created_at=at,
+            device_id=self.device_id,
+            site_id=self.site_id,
+            record_id=record_id,
+            passed=passed,
+            reason=reason,
+        )
+
+    def event(self, event: str, *, at: datetime, detail: dict[str, DetailValue] | None = None) -> Event:
+        """An audit event (`technician_menu_opened`, `gate_test`, `config_reloaded`, ...) at `at`
+        (device clock, aware), with a few values in `detail` and never personal data."""
+        return Event(
+            kind="event",
+            id=str(uuid6.uuid7()),
+            created_at=at,
+            device_id=self.device_id,
+            site_id=self.site_id,
+            event=event,
+            detail=dict(detail or {}),
         )

@@ -6,6 +6,14 @@ the keyed credential hash is stored, never the credential, and entries older tha
 deleted (with `secure_delete`, overwritten): a status is personal data and kept no longer than the
 policy can use it.
 
+Expired entries go whatever the network does: when the file is opened (a kiosk stopped for a
+day starts with nothing stale), when a read finds one (`get` deletes an expired entry it meets),
+and at most every PURGE_EVERY_S from any `get` or `put` (a kiosk offline for hours asks the cache
+on every check, so the purge needs no online answer). Time is the wall clock passed to `get`/`put`
+(the pipeline's), or the injected `wall` on open. After a purge that deleted something the WAL is
+checkpointed and truncated: SQLite keeps the old page images, hashes included, in the -wal until
+then, and `secure_delete` only zeroes the database file.
+
 A cache is not a record: losing it costs a few offline verdicts, not evidence. So writes use
 synchronous=NORMAL (no fsync per check: the SD card's write budget goes to the outbox), and a
 damaged file is deleted and started again instead of being kept for a technician. For the same
@@ -20,7 +28,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +39,7 @@ from pydantic import ValidationError
 from sentinel.health import HealthStatus
 from sentinel.outbox import is_corruption, sidecars
 from sentinel.policy import CachedStatus
+from sentinel.state_files import FILE_MODE
 
 log = logging.getLogger("sentinel.status_cache")
 
@@ -50,11 +61,19 @@ def _utc(moment: datetime) -> str:
 
 
 class StatusCache:
-    """Thread-safe. `get` ignores entries older than the TTL; `put` purges expired ones now and then."""
+    """Thread-safe. Entries older than the TTL are never answered and are deleted on open, on
+    the read that meets them, and at most every PURGE_EVERY_S from `get` and `put`."""
 
-    def __init__(self, path: Path | str | None = None, *, ttl_s: float = 3600.0):
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        ttl_s: float = 3600.0,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.path = Path(path) if path is not None else None
         self.ttl = timedelta(seconds=ttl_s)
+        self._wall = wall
         self._lock = threading.Lock()
         self._last_purge: datetime | None = None
         self._warned_at = 0.0
@@ -66,6 +85,11 @@ class StatusCache:
             self.problem = f"{type(e).__name__}: {e}"
             log.error("status cache %s cannot be opened (%s): kept in memory until the next start", self.path, e)
             self._db = self._connect(":memory:")
+        try:
+            with self._lock:
+                self._purge(self._wall())  # a kiosk stopped past the TTL keeps nothing stale
+        except sqlite3.Error as e:
+            self._warn(f"status cache purge failed: {e}")
 
     @property
     def on_disk(self) -> bool:
@@ -75,6 +99,8 @@ class StatusCache:
         if self.path is None:
             return self._connect(":memory:")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # 0600 before SQLite makes it (its -wal and -shm take its mode)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE))
         try:
             return self._connect(str(self.path))
         except sqlite3.DatabaseError as e:
@@ -103,20 +129,24 @@ class StatusCache:
         return db
 
     def get(self, credential_hash: str, now: datetime | None = None) -> CachedStatus | None:
-        """The remembered status, or None (never seen, expired, or unreadable)."""
+        """The remembered status, or None (never seen, expired, or unreadable). An expired entry
+        met here is deleted at once."""
+        now = now if now is not None else self._wall()
         try:
             with self._lock:
+                self._purge_if_due(now)
                 row = self._db.execute(
                     "SELECT seen_at, status FROM statuses WHERE credential_hash = ?", (credential_hash,)
                 ).fetchone()
+                if row is not None and now - datetime.fromisoformat(row[0]) > self.ttl:
+                    self._delete(credential_hash)
+                    return None
         except sqlite3.Error as e:
             self._warn(f"status cache read failed: {e}")
             return None
         if row is None:
             return None
         seen_at = datetime.fromisoformat(row[0])
-        if now is not None and now - seen_at > self.ttl:
-            return None
         try:
             return CachedStatus(HealthStatus.model_validate_json(row[1]), seen_at)
         except ValidationError:
@@ -130,8 +160,7 @@ class StatusCache:
                     "INSERT OR REPLACE INTO statuses (credential_hash, seen_at, status) VALUES (?, ?, ?)",
                     (credential_hash, _utc(seen_at), status.model_dump_json()),
                 )
-                if self._last_purge is None or abs((seen_at - self._last_purge).total_seconds()) >= PURGE_EVERY_S:
-                    self._purge(seen_at)
+                self._purge_if_due(seen_at)
         except sqlite3.Error as e:
             self._warn(f"status cache write failed: {e}")
 
@@ -140,9 +169,25 @@ class StatusCache:
         with self._lock:
             return self._purge(now)
 
+    def _purge_if_due(self, now: datetime) -> None:
+        if self._last_purge is None or abs((now - self._last_purge).total_seconds()) >= PURGE_EVERY_S:
+            self._purge(now)
+
     def _purge(self, now: datetime) -> int:
         self._last_purge = now
-        return self._db.execute("DELETE FROM statuses WHERE seen_at < ?", (_utc(now - self.ttl),)).rowcount
+        deleted = self._db.execute("DELETE FROM statuses WHERE seen_at < ?", (_utc(now - self.ttl),)).rowcount
+        if deleted:
+            self._checkpoint()
+        return deleted
+
+    def _delete(self, credential_hash: str) -> None:
+        if self._db.execute("DELETE FROM statuses WHERE credential_hash = ?", (credential_hash,)).rowcount:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """The deleted rows' old page images leave the -wal (secure_delete zeroed the database's)."""
+        if self.on_disk:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def __len__(self) -> int:
         with self._lock:
@@ -150,7 +195,8 @@ class StatusCache:
 
     def clear(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM statuses")
+            if self._db.execute("DELETE FROM statuses").rowcount:
+                self._checkpoint()
 
     def close(self) -> None:
         with self._lock:

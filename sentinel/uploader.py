@@ -2,7 +2,7 @@
 
 One background thread. Each pass takes up to `batch_size` (≤ 500, the contract's maximum) of the
 oldest records, posts them, and deletes from the outbox only the ids the service listed in
-`accepted`; the ones it `rejected` (wrong device, wrong site, id conflict) are set aside in the
+`accepted`; the ones it `rejected` (wrong device, wrong site, id conflict, an amendment of another device's record) are set aside in the
 outbox's `rejected` table, kept for audit and export and never retried. Anything else (no
 connection, a timeout, a 5xx, an answer that is not the contract) leaves the batch where it was, to
 be sent again after a back-off. Because the service stores an id at most once, sending a batch

@@ -31,6 +31,7 @@ import requests
 from hardware.gate import FakeGate
 from sentinel.client import ClientError, ServiceClient, read_token
 from sentinel.config import CredentialConfig, PolicyConfig
+from sentinel.contract import Heartbeat
 from sentinel.credentials import Credential, CredentialKind, CredentialRules
 from sentinel.decoding import make_decoder
 from sentinel.demo_data import DEMO_PEOPLE, demo_person
@@ -418,9 +419,9 @@ def test_list_records_follows_the_pages(srv):
 
 
 def test_heartbeat_reaches_the_service(srv, client):
-    client.heartbeat(queue_depth=3, oldest_record_age_s=42.5, camera_ok=True)
+    client.heartbeat(Heartbeat(version="0.1.0", queue_depth=3, oldest_record_age_s=42.5, camera="ok", gate="closed"))
     device = admin(srv, "GET", f"/admin/devices/{DEMO_DEVICE_ID}").json()
-    assert device["last_heartbeat"]["queue_depth"] == 3 and device["last_heartbeat"]["camera_ok"] is True
+    assert device["last_heartbeat"]["queue_depth"] == 3 and device["last_heartbeat"]["camera"] == "ok"
 
 
 # --- faults: verify returns by its deadline, with a status that says what happened ----------

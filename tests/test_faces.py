@@ -99,7 +99,8 @@ def gallery():
 
 def matcher(gallery, faces, clock=None, **config):
     engine = FakeEngine(faces)
-    cfg = FacesConfig(enabled=True, **config)
+    # The matching rules, one frame at a time: liveness (tests/test_face_liveness.py) is off here.
+    cfg = FacesConfig(enabled=True, **{"liveness": "off", **config})
     return FaceMatcher(gallery, cfg, clock or FakeClock(), engine=engine), engine
 
 
@@ -441,7 +442,7 @@ def test_an_observation_as_json(gallery):
     seen = matcher(gallery, [(BIG, enc(5, A, 0.3))])[0].observe(frame())
     assert seen.as_dict() == {
         "result": "match", "person_id": "p-wang", "face_id": "face-wang", "name_masked": "王*明",
-        "distance": pytest.approx(0.3, abs=1e-3), "box": {"left": 250, "top": 120, "width": 140, "height": 140}, "faces": 1,
+        "distance": pytest.approx(0.3, abs=1e-3), "liveness": "off", "box": {"left": 250, "top": 120, "width": 140, "height": 140}, "faces": 1,
     }  # fmt: skip
     assert "face-wang" not in repr(seen)  # the credential value stays out of logs
 
@@ -491,6 +492,9 @@ def test_the_demo_replays_the_qr_scenes_then_the_face_scenes(tmp_path):
 
     folder = demo_scene_folder(tmp_path)
     names = sorted(p.name for p in folder.iterdir())
-    assert names[-3:] == ["11_empty.png", "12_face.png", "13_two_people.png"]
-    assert names[:-3] == sorted(p.name for p in (ASSETS / "scenes").glob("*.png"))
+    faces = ["11_empty.png", "12_face.png", "13_two_people.png"]
+    qr = sorted(p.name for p in (ASSETS / "scenes").glob("*.png"))
+    assert names == sorted(qr + faces)
+    # the face scenes come after the first ten QR scenes (the not-found person plays last)
+    assert names[10:13] == faces and qr[-1] == "15_not_found.png"
     assert DEMO_FACES_SEED in SEEDS

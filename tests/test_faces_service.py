@@ -24,7 +24,7 @@ from sentinel.health import Status
 from sentinel.policy import VerdictKind, decide
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_FACE_PERSON, DEMO_SITE, demo_face_id, demo_person_id
 from sentinel.service.server import ReferenceServer
-from tests.helpers import FakeClock, InlineExecutor
+from tests.helpers import FakeClock, InlineExecutor, wall_following
 
 ADMIN = "sat_faces-test-admin-token"
 ASSETS = Path(sentinel.__file__).parent / "assets"
@@ -121,7 +121,7 @@ def test_a_replay_of_face_frames_ends_in_a_verdict_from_the_reference_server(cli
     with Gallery(tmp_path / "faces" / "gallery.sqlite3") as gallery:
         GallerySync(gallery, client, DEMO_SITE.id).sync_once()
         clock = FakeClock()
-        matcher = FaceMatcher(gallery, FacesConfig(enabled=True), clock)
+        matcher = FaceMatcher(gallery, FacesConfig(enabled=True, liveness="off"), clock)  # still pictures: as the demo
         checks = []
 
         def check(seen):
@@ -143,7 +143,8 @@ def test_a_replay_of_face_frames_ends_in_a_verdict_from_the_reference_server(cli
 
 
 @needs_engine
-def test_the_pipeline_lets_the_resident_in_by_face(client, tmp_path):
+def _face_scenes_through_the_pipeline(client, tmp_path, faces_config):
+    """The bundled face scenes through a pipeline with the real reference service: outcomes, screens, gate."""
     from hardware.gate import FakeGate
     from sentinel.config import CredentialConfig
     from sentinel.credentials import CredentialRules
@@ -155,10 +156,11 @@ def test_the_pipeline_lets_the_resident_in_by_face(client, tmp_path):
 
     clock = FakeClock()
     display = ConsoleDisplay()
+    gate = FakeGate(pulse_s=1.0, clock=clock)
     outcomes = []
     with Gallery(tmp_path / "faces" / "gallery.sqlite3") as gallery:
         GallerySync(gallery, client, DEMO_SITE.id).sync_once()
-        outbox = Outbox(tmp_path / "outbox.sqlite3")
+        outbox = Outbox(tmp_path / "outbox.sqlite3", wall=wall_following(clock))
         pipeline = Pipeline(
             decoder=make_decoder(["zxing-cpp"]),
             rules=CredentialRules(CredentialConfig()),
@@ -166,24 +168,45 @@ def test_the_pipeline_lets_the_resident_in_by_face(client, tmp_path):
             policy=PolicyConfig(nat_window_h=48),
             records=RecordMaker(DEMO_DEVICE_ID, DEMO_SITE.id, b"k" * 32),
             outbox=outbox,
-            gate=FakeGate(pulse_s=1.0, clock=clock),
+            gate=gate,
             display=display,
             language="en",
             result_s=1.0,
             clock=clock,
             executor=InlineExecutor(),
             on_outcome=outcomes.append,
-            faces=FaceMatcher(gallery, FacesConfig(enabled=True), clock),
+            faces=FaceMatcher(gallery, faces_config, clock),
         )
-        with ReplaySource(FACE_SCENES, fps=10, frames_per_image=10, realtime=False) as source:
+        # each scene held 4 s: longer than the liveness window (3 s), as a person standing still would
+        with ReplaySource(FACE_SCENES, fps=10, frames_per_image=40, realtime=False) as source:
             source.start()
             while (frame := source.read(0)) is not None:
                 clock.t = 1000.0 + frame.timestamp
                 pipeline.step(frame)
         pipeline.close()
+        rows = outbox.pending()
         outbox.close()
+    return outcomes, display, gate, rows
+
+
+def test_the_pipeline_lets_the_resident_in_by_face(client, tmp_path):
+    outcomes, display, gate, _ = _face_scenes_through_the_pipeline(
+        client, tmp_path, FacesConfig(enabled=True, liveness="off"))  # still pictures: as the demo
     assert [(o.credential_kind, o.status, o.verdict.kind.value, o.person) for o in outcomes] == [("face", "green", "pass", "林*英")]
     assert "one_at_a_time" in [s.kind.value for s in display.shown]
+    assert len(gate.pulses) == 1
+
+
+@pytest.mark.parametrize(("faces_config", "reason"), [
+    (FacesConfig(enabled=True), "face_not_live"),  # the default: a still picture shows no sign of life
+    (FacesConfig(enabled=True, liveness="off", match_verdict="manual_check"), "face_staff_check"),
+])
+def test_a_face_match_the_gate_must_not_open_for_is_a_recorded_staff_check(client, tmp_path, faces_config, reason):
+    outcomes, _, gate, rows = _face_scenes_through_the_pipeline(client, tmp_path, faces_config)
+    assert [(o.credential_kind, o.status, o.verdict.kind.value, o.verdict.reason) for o in outcomes] == [
+        ("face", "green", "manual_check", reason)]
+    assert gate.pulses == []
+    assert [(r["credential_kind"], r["verdict"], r["reason"]) for r in rows] == [("face", "manual_check", reason)]
 
 
 def test_faces_sync_command(srv, tmp_path, capsys):

@@ -34,6 +34,7 @@ from sentinel.binding import BindError, request_binding
 from sentinel.client import MAX_ANSWER_BYTES, ClientError, ServiceClient
 from sentinel.commands import check_config
 from sentinel.config import ConfigError, CredentialConfig, HttpVerifierConfig, PolicyConfig, load_config, parse_config
+from sentinel.contract import Heartbeat
 from sentinel.credentials import Credential, CredentialKind, CredentialRules
 from sentinel.demo_data import demo_person
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
@@ -359,7 +360,7 @@ def test_no_client_call_follows_a_redirect(canned, target):
         calls = {
             "upload_records": lambda: c.upload_records([], timeout_s=TIMEOUT_S),
             "list_records": lambda: c.list_records(timeout_s=TIMEOUT_S),
-            "heartbeat": lambda: c.heartbeat(0, None, True, timeout_s=TIMEOUT_S),
+            "heartbeat": lambda: c.heartbeat(Heartbeat(version="0", queue_depth=0), timeout_s=TIMEOUT_S),
             "faces": lambda: c.faces(timeout_s=TIMEOUT_S),
         }
         for name, call in calls.items():

@@ -51,7 +51,7 @@ def test_the_kiosk_delivers_its_records_while_it_runs(tmp_path):
             build_kiosk(config(tmp_path, srv.url))
         kiosk.run(stop=threading.Event(), until_finished=True, drain_s=5)
         ids = {o.record_id for o in outcomes if o.record_id}
-        assert len(ids) == 4  # the demo scenes: four people checked, one promotion QR refused
+        assert len(ids) == 5  # the demo scenes: five people checked, one promotion QR refused
         left = Outbox(tmp_path / "state" / "outbox.sqlite3")
         waiting = {p["id"] for p in left.pending(100)}
         left.close()
@@ -77,7 +77,7 @@ def test_a_stop_does_not_wait_for_a_service_that_is_down(tmp_path):
     kiosk.run(stop=threading.Event(), until_finished=True, drain_s=30)
     assert time.monotonic() - started < 15  # the replay, not the 30 s drain
     left = Outbox(tmp_path / "state" / "outbox.sqlite3")
-    assert left.health().depth == 4  # offline denials, all kept for the next start
+    assert left.health().depth == 5  # offline denials, all kept for the next start
     assert {p["mode"] for p in left.pending()} == {"offline"}
 
 

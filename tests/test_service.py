@@ -403,7 +403,9 @@ def test_rebinding_a_device_replaces_its_token(srv):
 
 
 def test_heartbeat_is_stored(srv):
-    beat = {"queue_depth": 3, "oldest_record_age_s": 42.5, "camera_ok": True, "version": "0.1.0"}
+    beat = {"version": "0.1.0", "uptime_s": 3600.0, "queue_depth": 3, "oldest_record_age_s": 42.5, "alarms": ["outbox_near_cap"],
+            "camera": "ok", "gate": "closed", "door": None, "clock_offset_s": -0.25, "last_check_at": "2022-05-01T00:00:00Z",
+            "camera_ok": None}
     response = requests.post(f"{srv.url}/v1/devices/{DEMO_DEVICE_ID}/heartbeat", json=beat, headers=bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     ack = HeartbeatAck.model_validate(response.json())

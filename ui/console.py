@@ -40,7 +40,7 @@ class ConsoleDisplay:
         pass
 
     def connect(self, **wiring: Any) -> None:
-        """Nothing to wire: no status bar, no technician menu, no window."""
+        """Nothing to wire: no status bar, no technician menu (so `on_menu` is never called), no window."""
 
     def close(self) -> None:
         pass
@@ -68,13 +68,16 @@ def open_display(
     status: Callable[[], StatusBar] | None = None,
     actions: "TechnicianActions | None" = None,
     on_quit: Callable[[], None] | None = None,
+    on_menu: Callable[[bool], None] | None = None,
 ) -> Any:
     """The display a config's `[display]` section names (or a bare type: "pygame", "console",
     "none"). The pygame display is running when this returns; it raises DisplayError instead of
     starting blind: no screen, or no CJK font (FontNotFoundError, which names the package).
 
-    `status` is polled once a second for the status bar, `actions` back the technician menu, and
-    `on_quit` is called when the window is closed (a desktop) so the kiosk can stop."""
+    `status` is polled once a second for the status bar, `actions` back the technician menu,
+    `on_quit` is called when the window is closed (a desktop) so the kiosk can stop, and
+    `on_menu(opened)` when the technician's PIN pad is asked for (True: pause the checks) and when
+    pad and menu are gone (False). Displays without a menu never call it."""
     from sentinel.config import DisplayConfig
 
     if isinstance(config, str):
@@ -82,5 +85,7 @@ def open_display(
     if config.type == "pygame":
         from ui.pygame_display import PygameDisplay
 
-        return PygameDisplay(config, language=language, site_name=site_name, status=status, actions=actions, on_quit=on_quit)
+        return PygameDisplay(
+            config, language=language, site_name=site_name, status=status, actions=actions, on_quit=on_quit, on_menu=on_menu
+        )
     return ConsoleDisplay() if config.type == "console" else NoDisplay()

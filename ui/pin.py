@@ -58,6 +58,7 @@ class PinResult:
     reason: str  # ok | wrong | locked | not_configured
     tries_left: int = 0  # after a wrong PIN: how many before the lockout
     locked_for_s: float = 0.0  # when locked: seconds still to wait
+    started_lockout: bool = False  # this wrong PIN was the one that locked the pad (an audit event)
 
 
 class PinGate:
@@ -87,6 +88,12 @@ class PinGate:
     def configured(self) -> bool:
         return bool(self._hash)
 
+    def set_hash(self, pin_hash: str) -> None:
+        """A new PIN hash (a reloaded config). The failure count and any lockout stay: reloading
+        the config is no way around the lockout."""
+        with self._lock:
+            self._hash = pin_hash
+
     def locked_for(self) -> float:
         with self._lock:
             return max(0.0, self._locked_until - self._clock())
@@ -108,5 +115,5 @@ class PinGate:
                 self._lockouts += 1
                 self._failures = 0
                 self._locked_until = now + wait
-                return PinResult(False, "locked", locked_for_s=wait)
+                return PinResult(False, "locked", locked_for_s=wait, started_lockout=True)
             return PinResult(False, "wrong", tries_left=self._max_failures - self._failures)

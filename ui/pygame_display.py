@@ -22,6 +22,14 @@ Touch: SDL reports fingers normalised to 0..1 of the window and also synthesises
 from them; those carry `touch = True` and are dropped, so a tap counts once. A real mouse works
 too (a desktop, the demo). Holding the top-left corner for 3 s opens the technician menu (F2 on a
 keyboard); its PIN is checked against `display.technician_pin_hash`.
+
+The menu and the queue. The gesture (or F2) *asks* for the PIN pad: at that moment `on_menu(True)`
+tells the kiosk to pause its checks (no new check, relay closed; sentinel/kiosk_technician.py), and
+the pad appears as soon as no verdict is on screen: a verdict shown to a person (or a check whose
+verdict is coming) stays up for its `display.result_s` first, so a technician's gesture never
+hides someone's answer. When the pad or the menu closes (Cancel, Exit, Esc, or nobody touching it:
+ui/technician.py), `on_menu(False)` resumes the checks. Each change is reported once, in order,
+on a worker thread of its own (`ui-menu`), never on the render thread.
 """
 
 from __future__ import annotations
@@ -56,6 +64,10 @@ log = logging.getLogger("ui.display")
 #: drivers without windows: always full screen there
 FULLSCREEN_DRIVERS = {"kmsdrm", "fbcon", "directfb"}
 START_TIMEOUT_S = 20.0
+#: screens that carry a person's verdict: the PIN pad waits until they have been up result_s
+VERDICT_KINDS = frozenset({ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK, ScreenKind.UNKNOWN_CODE, ScreenKind.VEHICLE_SUMMARY})
+#: longest a "checking" screen holds the PIN pad back (its verdict, when it comes, holds it result_s more)
+CHECKING_HOLD_S = 10.0
 
 
 def to_logical(x: float, y: float, rotation: int, logical_size: tuple[int, int]) -> tuple[float, float]:
@@ -140,6 +152,7 @@ class PygameDisplay:
         site_name: str = "",
         actions: TechnicianActions | None = None,
         on_quit: Callable[[], None] | None = None,
+        on_menu: Callable[[bool], None] | None = None,
         fonts: FontSet | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
@@ -149,9 +162,16 @@ class PygameDisplay:
         self._fonts = fonts or find_cjk_fonts()  # fails here, in the caller, with the package to install
         self._clock = clock
         self.on_quit = on_quit
+        #: told True when the PIN pad is asked for and False when pad and menu are gone (module docstring)
+        self.on_menu: Callable[[bool], None] | None = on_menu
         self._lock = threading.Lock()
         self._screen = Screen.prompt(ScreenKind.IDLE, language)
         self._screen_no = 0
+        self._hold_until = float("-inf")  # the verdict on screen keeps the PIN pad back until then
+        self._menu_requested = False  # the gesture or F2 asked for the pad; it waits for the verdict
+        self._menu_reported = False  # what on_menu heard last
+        self._menu_hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-menu")
+        self._new_sound: SoundPlayer | None = None  # a reloaded config's sound settings, for the render thread
         self._frame: Any = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -159,6 +179,8 @@ class PygameDisplay:
         self._status = _StatusPoller(status, StatusBar(site_name=site_name))
         self._sound = SoundPlayer(language, volume=self.config.volume, mute=self.config.mute, voice=self.config.voice)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ui-action")
+        if actions is not None and actions.on_menu is not None:
+            self.on_menu = actions.on_menu
         self.menu = TechnicianMenu(
             PinGate(self.config.technician_pin_hash, clock=clock),
             self._menu_actions(actions or TechnicianActions()),
@@ -187,11 +209,13 @@ class PygameDisplay:
     # --- the kiosk's side (any thread, never blocks) ----------------------------------------------
 
     def show(self, screen: Screen) -> None:
+        now = self._clock()
         with self._lock:
             if screen is self._screen:
                 return
             self._screen = screen
             self._screen_no += 1
+            self._hold_until = now + self._hold_for(screen)
         if screen.vehicle is not None:  # a vehicle screen sounds only when it carries a new verdict
             if screen.vehicle.cue is not None:
                 self._sound.request(CUES.get(screen.vehicle.cue, ()))
@@ -202,6 +226,18 @@ class PygameDisplay:
         with self._lock:
             self._frame = frame
 
+    def _hold_for(self, screen: Screen) -> float:
+        """How long this screen keeps a requested PIN pad back: a verdict its result time, a check
+        in flight until its verdict (at most CHECKING_HOLD_S), anything else not at all."""
+        vehicle = screen.vehicle
+        if screen.kind in VERDICT_KINDS or (vehicle is not None and vehicle.cue is not None):
+            return self.config.result_s
+        if screen.kind == ScreenKind.CHECKING or (
+            vehicle is not None and vehicle.check is not None and vehicle.check.kind == ScreenKind.CHECKING
+        ):
+            return CHECKING_HOLD_S
+        return float("-inf")
+
     def connect(
         self,
         *,
@@ -209,18 +245,27 @@ class PygameDisplay:
         actions: TechnicianActions | None = None,
         on_quit: Callable[[], None] | None = None,
         on_button: Callable[[str], None] | None = None,
+        on_menu: Callable[[bool], None] | None = None,
     ) -> None:
         """Wire the kiosk in after both exist (the pipeline needs the display before the kiosk is
         built): the status bar's provider, the technician menu's actions, what a closed window does,
-        and who hears the handheld's vehicle buttons."""
+        who hears the handheld's vehicle buttons, and who hears the technician menu open and close
+        (`on_menu(opened)`, also taken from `actions.on_menu`). A hook connected while the pad is
+        up hears `True` at once."""
         if on_button is not None:
             self.on_button = on_button
         if status is not None:
             self._status.set_provider(status)
         if actions is not None:
             self.menu.set_actions(self._menu_actions(actions))
+            if actions.on_menu is not None:
+                on_menu = on_menu or actions.on_menu
         if on_quit is not None:
             self.on_quit = on_quit
+        if on_menu is not None:
+            self.on_menu = on_menu
+            if self._menu_reported:
+                self._report_menu(True, force=True)
 
     def _menu_actions(self, actions: TechnicianActions) -> TechnicianActions:
         return TechnicianActions(
@@ -229,7 +274,31 @@ class PygameDisplay:
             gate_test=actions.gate_test,
             outbox_status=actions.outbox_status,
             reload_config=actions.reload_config,
+            on_menu=actions.on_menu,
+            audit=actions.audit,
         )
+
+    def reconfigure(self, config: DisplayConfig, language: str) -> None:
+        """Take what a reloaded config changes that the display can apply live: the language,
+        the result time (how long a verdict holds the PIN pad back), volume, mute, voice and the
+        technician PIN's hash. The rest of `config` (type, size, rotation, fps, full screen,
+        mirror) needs a restart and is ignored here; the kiosk says so on the menu. Any thread."""
+        old = self.config
+        self.config = old.model_copy(update={
+            "result_s": config.result_s, "volume": config.volume, "mute": config.mute, "voice": config.voice,
+            "technician_pin_hash": config.technician_pin_hash,
+        })
+        if config.technician_pin_hash != old.technician_pin_hash:
+            self.menu.pin_gate.set_hash(config.technician_pin_hash)
+        if language != self.language or config.volume != old.volume:
+            # the voice files are per language and the volume is set as they load: a new player,
+            # swapped in (and the old one closed) on the render thread
+            self._new_sound = SoundPlayer(language, volume=config.volume, mute=config.mute, voice=config.voice)
+        else:
+            self._sound.mute, self._sound.voice = config.mute, config.voice
+        self.language = language
+        self.menu.set_language(language)
+        self._drawn_key = None  # redraw in the new words (the status bar's site name comes from the kiosk's provider)
 
     @property
     def current(self) -> Screen:
@@ -260,6 +329,7 @@ class PygameDisplay:
             self._thread.join(5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._buttons.shutdown(wait=False, cancel_futures=True)
+        self._menu_hooks.shutdown(wait=False)
 
     # --- technician actions the display does itself ------------------------------------------------
 
@@ -376,8 +446,12 @@ class PygameDisplay:
             self._event(event)
         now = self._clock()
         if not self.menu.is_open and self.gesture.poll(now):
-            self.menu.open()
+            self.request_menu()
+        self._open_requested_menu(now)
         self.menu.poll()
+        self._report_menu(self._menu_requested or self.menu.is_open)
+        if self._new_sound is not None:
+            self._swap_sound()
         self._sound.pump()
         with self._lock:
             screen, frame, screen_no = self._screen, self._frame, self._screen_no
@@ -429,6 +503,43 @@ class PygameDisplay:
         except Exception:
             log.exception("display: even the plain screen failed")
             self._canvas.fill((38, 50, 56))
+
+    # --- the technician menu and the kiosk behind it ----------------------------------------------
+
+    def request_menu(self) -> None:
+        """The gesture or F2: pause the kiosk now, show the PIN pad once no verdict is on screen."""
+        if self.menu.is_open or self._menu_requested:
+            return
+        log.info("technician menu asked for: checks pause")
+        self._menu_requested = True
+
+    def _open_requested_menu(self, now: float) -> None:
+        if not self._menu_requested:
+            return
+        with self._lock:
+            hold_until = self._hold_until
+        if now >= hold_until:
+            self._menu_requested = False
+            self.menu.open()
+
+    def _report_menu(self, opened: bool, force: bool = False) -> None:
+        """Tell `on_menu` of a change (once per change, in order, off the render thread)."""
+        if opened == self._menu_reported and not force:
+            return
+        self._menu_reported = opened
+        hook = self.on_menu
+        if hook is None:
+            return
+        try:
+            self._menu_hooks.submit(_call_hook, hook, opened)
+        except RuntimeError:  # closing
+            pass
+
+    def _swap_sound(self) -> None:
+        new, self._new_sound = self._new_sound, None
+        old, self._sound = self._sound, new
+        old.close()
+        new.open()
 
     # --- input -------------------------------------------------------------------------------------
 
@@ -498,10 +609,12 @@ class PygameDisplay:
         if not self.menu.is_open and self._vehicle_screen() and self._vehicle_key(event):
             return
         if event.key == pygame.K_F2 and not self.menu.is_open:
-            self.menu.open()
+            self.request_menu()
         elif event.key == pygame.K_ESCAPE:
             if self.menu.is_open:
                 self.menu.close()
+            elif self._menu_requested:
+                self._menu_requested = False  # asked for, not shown yet: forget it (the kiosk resumes)
             elif not self._fullscreen:
                 self._quit()
         elif self.menu.is_open and self.menu.state == MenuState.PIN:
@@ -535,6 +648,13 @@ class PygameDisplay:
         log.info("display: window closed")
         if self.on_quit is not None:
             self.on_quit()
+
+
+def _call_hook(hook: Callable[[bool], None], opened: bool) -> None:
+    try:
+        hook(opened)
+    except Exception:  # the kiosk's bug must not kill the hook worker or the render thread
+        log.exception("display: the menu hook failed (opened=%s)", opened)
 
 
 def _call_button(handler: Callable[[str], None], button: str) -> None:

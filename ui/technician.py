@@ -7,6 +7,18 @@ so the render thread never waits for it.
 
 The gesture: a finger (or mouse button) held still for 3 s in the top-left corner opens the PIN
 pad. Nothing on screen hints at it.
+
+The kiosk behind it. While the PIN pad or the menu is on screen nobody in the queue sees a
+verdict, so the kiosk pauses its checks (no new check starts, the relay stays closed) from the
+moment the pad is asked for until it closes; `TechnicianActions.on_menu` is how it hears of it
+(ui/pygame_display.py reports each change, sentinel/kiosk_technician.py pauses and resumes the
+pipeline). The PIN pad closes by itself after `pin_timeout_s` (45 s) without a touch, the menu
+after `idle_timeout_s` (2 min): a pad opened by someone leaning on the corner, or left behind by a
+technician who did not know the PIN, costs the queue under a minute, not two.
+
+Audit: the right PIN (`technician_menu_opened`), a wrong or refused one (`technician_pin_failed`)
+and the start of a lock-out (`technician_locked_out`) go to `TechnicianActions.audit(event,
+detail)`, on a worker thread; the detail is a few numbers and reasons, never the PIN or its digits.
 """
 
 from __future__ import annotations
@@ -37,6 +49,13 @@ class TechnicianActions:
     gate_test: Callable[[], InfoLines] | None = None  # pulse the gate once, say what happened
     outbox_status: Callable[[], InfoLines] | None = None  # records waiting, oldest
     reload_config: Callable[[], InfoLines] | None = None  # re-read the config file, say what changed
+
+    # Hooks, not buttons: what the kiosk hears from the menu (both on a UI worker thread, in order
+    # for on_menu; never the render thread).
+    #: the PIN pad was asked for (True: pause the checks, keep the relay closed) or everything closed (False)
+    on_menu: Callable[[bool], None] | None = None
+    #: an audit event: (technician_menu_opened | technician_pin_failed | technician_locked_out, detail)
+    audit: Callable[[str, dict], None] | None = None
 
 
 class MenuState(StrEnum):
@@ -137,6 +156,7 @@ class TechnicianMenu:
         sound_test: Callable[[], InfoLines] | None = None,
         clock: Callable[[], float] = time.monotonic,
         idle_timeout_s: float = 120.0,
+        pin_timeout_s: float = 45.0,
     ):
         self._gate = pin_gate
         self._actions = actions
@@ -145,6 +165,7 @@ class TechnicianMenu:
         self._sound_test = sound_test
         self._clock = clock
         self._idle_timeout_s = idle_timeout_s
+        self._pin_timeout_s = pin_timeout_s
         self.state = MenuState.CLOSED
         self._pin = ""
         self._message = ""
@@ -158,6 +179,28 @@ class TechnicianMenu:
     def set_actions(self, actions: TechnicianActions) -> None:
         self._actions = actions
         self.changes += 1
+
+    def set_language(self, language: str) -> None:
+        """A reloaded config's language: the next frame of the pad or menu speaks it."""
+        if language != self._language:
+            self._language = language
+            if self.state == MenuState.PIN and not self._gate.configured:
+                self._message = text("pin_not_set", language)
+            self.changes += 1
+
+    @property
+    def pin_gate(self) -> PinGate:
+        return self._gate
+
+    def _audit(self, event: str, **detail: object) -> None:
+        """Hand an audit event to the kiosk on a worker (an outbox write is an fsync)."""
+        audit = self._actions.audit
+        if audit is None:
+            return
+        try:
+            self._submit(_call_audit, audit, event, detail)
+        except RuntimeError:  # the executor is shutting down with the display
+            log.warning("technician menu: audit event %s not recorded (closing)", event)
 
     # --- input ----------------------------------------------------------------------------------
 
@@ -239,7 +282,9 @@ class TechnicianMenu:
     def poll(self) -> None:
         """Pick up finished work and close the menu when nobody touched it for a while."""
         now = self._clock()
-        if self.is_open and now - self._last_touch > self._idle_timeout_s:
+        timeout = self._pin_timeout_s if self.state == MenuState.PIN else self._idle_timeout_s
+        if self.is_open and now - self._last_touch > timeout and not (self.state == MenuState.PIN and self._pending):
+            log.info("technician menu: nobody touched it for %.0f s", timeout)
             self.close()
             return
         pending = self._pending
@@ -273,14 +318,23 @@ class TechnicianMenu:
             self._set_message("")
             self._info_title = ""
             self._info = []
+            self._audit("technician_menu_opened")
         elif result.reason == "locked":
-            log.warning("technician menu: PIN locked for %.0f s", result.locked_for_s)
+            if result.started_lockout:
+                log.warning("technician menu: PIN locked for %.0f s", result.locked_for_s)
+                self._audit("technician_pin_failed", reason="wrong", tries_left=0)
+                self._audit("technician_locked_out", locked_for_s=round(result.locked_for_s))
+            else:
+                log.warning("technician menu: PIN refused, locked for %.0f s more", result.locked_for_s)
+                self._audit("technician_pin_failed", reason="locked", locked_for_s=round(result.locked_for_s))
             self._show_lockout()
         elif result.reason == "not_configured":
             self._set_message(text("pin_not_set", self._language), error=True)
+            self._audit("technician_pin_failed", reason="not_configured")
         else:
             log.warning("technician menu: wrong PIN")
             self._set_message(text("pin_wrong", self._language, n=result.tries_left), error=True)
+            self._audit("technician_pin_failed", reason="wrong", tries_left=result.tries_left)
 
     def _show_lockout(self) -> None:
         seconds = int(self._gate.locked_for() + 0.999)
@@ -332,3 +386,10 @@ class TechnicianMenu:
     def _touched(self) -> None:
         self._last_touch = self._clock()
         self.changes += 1
+
+
+def _call_audit(audit: Callable[[str, dict], None], event: str, detail: dict) -> None:
+    try:
+        audit(event, detail)
+    except Exception:  # the kiosk's outbox failing must not show as a failed PIN
+        log.exception("technician menu: recording the audit event %s failed", event)

@@ -1,6 +1,12 @@
 """`sentinel bind --server URL --site SITE --code CODE`: what a technician runs once on a new (or
 re-imaged, or moved) device. The logic is in `sentinel.binding`; this module only talks to the
-technician: what was done on stdout, each problem as one line on stderr, never the token."""
+technician: what was done on stdout, each problem as one line on stderr, never the token.
+
+Records made under the old binding and still waiting in the outbox would be refused by the service
+once the binding changes (sentinel/binding.py): the bind then stops before the code is spent and
+says how many, unless the technician confirms, with `--yes` or by answering the question when
+`sentinel bind` runs on a terminal. Warnings (records uploaded under the new token, a site name or
+other config value replaced, old -> new) go to stderr after the bind."""
 
 from __future__ import annotations
 
@@ -28,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--token-file", metavar="PATH", help="where to keep the token (default: the config's verifier.token_file)")
     parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificate(s) to verify the service's TLS certificate (default: the system's)")
+    parser.add_argument(
+        "--yes", action="store_true",
+        help="bind even though records made under the old binding wait in the outbox (the service will refuse them; "
+             "run `sentinel outbox flush` first to deliver them)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             config_path=args.config,
             token_file=args.token_file,
             ca_bundle=args.ca_bundle,
+            confirm_waiting=_confirm(args.yes),
         )
     except BindError as e:
         print(f"sentinel bind: {e}", file=sys.stderr)
@@ -63,3 +75,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"  config:  {result.config_path} ({'created' if result.config_created else 'updated'})")
     print(f"  token:   {result.token_file} (mode 0600{', replaced the previous one' if result.token_replaced else ''})")
     return 0
+
+
+def _confirm(yes: bool):
+    """`--yes`: go on; on a terminal: ask; otherwise (a script, a pipe): stop, the message says why."""
+
+    def confirm(message: str) -> bool:
+        if yes:
+            return True
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return False
+        print(f"sentinel bind: warning: {message}.", file=sys.stderr)
+        try:
+            answer = input("Bind anyway? The service will refuse those records. [y/N] ")
+        except EOFError:
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    return confirm

@@ -514,10 +514,15 @@ class Doctor:
             v.url, token, device_id=self.config.device.id, site_id=self.config.device.site_id,
             ca_bundle=v.ca_bundle, connect_timeout_s=max(v.connect_timeout_s, 2.0),
         )
+        from sentinel import __version__
+        from sentinel.contract import Heartbeat
+
         depth, oldest = _outbox_depth(self.config)
+        camera = {True: "ok", False: "fault"}.get(self.camera_ok, "unknown")
+        beat = Heartbeat(version=__version__, queue_depth=depth, oldest_record_age_s=oldest, camera=camera)
         started = time.monotonic()
         try:
-            client.heartbeat(depth, oldest, bool(self.camera_ok), timeout_s=10.0)
+            client.heartbeat(beat, timeout_s=10.0)
         except ClientError as e:
             if e.http_status in (401, 403) or "unauthorized" in e.code or "revoked" in e.code:
                 return FAIL, f"{v.url} refused the token ({e.code})", "the device was revoked or bound elsewhere: bind it again (sudo sentinel bind …)"

@@ -11,6 +11,11 @@
 
 The gallery is `<state_dir>/faces/gallery.sqlite3` of the config (or `--gallery FILE`); changes are
 seen by a running kiosk within one detection. Needs the face extra (dlib, face_recognition).
+
+Run with sudo, it reads the config, the device token and the face engine as root, then works on
+the gallery as the kiosk's `sentinel` user where one exists (so the files stay the kiosk's, 0600,
+and the kernel refuses what that user could not do), and never through a symbolic link: a linked
+`faces/` or `images/` folder or gallery file is refused (sentinel/state_files.py).
 """
 
 from __future__ import annotations
@@ -58,13 +63,29 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return 2
-    from sentinel.faces.gallery import Gallery, gallery_path
-
     engine = None
     if args.action in ("enroll", "match"):  # before any file is made: without the engine nothing can be done
         engine = _engine()
         if engine is None:
             return 3
+    client = None
+    if args.action == "sync":  # the device token is root's: read it before dropping to the kiosk's user
+        client = _client(config)
+        if client is None:
+            return 1
+    from sentinel.state_files import as_state_owner
+
+    try:
+        with as_state_owner():
+            return _on_gallery(args, config, engine, client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _on_gallery(args: argparse.Namespace, config: SentinelConfig, engine, client) -> int:
+    from sentinel.faces.gallery import Gallery, GalleryError, gallery_path
+
     path = args.gallery or gallery_path(config)
     missing = not path.exists()
     if args.action in ("list", "remove", "match") and missing:
@@ -75,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
             return 1 if args.action == "remove" else 0
     try:
         gallery = Gallery(None if args.action == "match" and missing else path)  # looking creates no file
-    except OSError as e:
+    except (OSError, GalleryError) as e:
         print(f"sentinel faces: cannot open the gallery {path}: {e}", file=sys.stderr)
         return 1
     try:
-        action = {"enroll": _enroll, "list": _list, "remove": _remove, "match": _match, "sync": _sync}[args.action]
+        if args.action == "sync":
+            return _sync(args, config, gallery, client)
+        action = {"enroll": _enroll, "list": _list, "remove": _remove, "match": _match}[args.action]
         return action(args, config, gallery, engine)
     finally:
         gallery.close()
@@ -206,20 +229,21 @@ def _grey(rgb):
     return np.asarray(Image.fromarray(rgb).convert("L"))
 
 
-def _sync(args, config: SentinelConfig, gallery, engine=None) -> int:
+def _client(config: SentinelConfig):
     from sentinel.client import ClientError
-    from sentinel.faces.sync import GallerySync
     from sentinel.kiosk import make_client
 
     try:
-        client = make_client(config)
+        return make_client(config)
     except ClientError as e:
         print(f"sentinel faces sync: {e}", file=sys.stderr)
-        return 1
-    try:
-        result = GallerySync(gallery, client, config.device.site_id).sync_once(full=True)
-    finally:
-        client.close()
+        return None
+
+
+def _sync(args, config: SentinelConfig, gallery, client) -> int:
+    from sentinel.faces.sync import GallerySync
+
+    result = GallerySync(gallery, client, config.device.site_id).sync_once(full=True)
     if not result.ok:
         print(f"sentinel faces sync: failed: {result.error}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
 """`sentinel run --config FILE`: the kiosk as the systemd unit starts it.
 
-Exit 2 for a config with mistakes (one line each), exit 1 with one line when a part cannot be
-opened at all (no display, no token, another kiosk on the state directory; systemd starts it
-again), 0 after SIGTERM. A missing camera, a full or read-only state directory and a record key
+Exit 2 for a config with mistakes (one line each) and for a device that is not bound (a verifier
+that talks to the service but no device token file, or the placeholder device id: one line saying
+to run `sentinel bind`; its records would all be refused as wrong_device), exit 1 with one line
+when a part cannot be opened at all (no display, an unreadable token, another kiosk on the state
+directory; systemd starts it again), 0 after SIGTERM. A missing camera, a full or read-only state directory and a record key
 that cannot be written are not start failures: the kiosk runs and shows the fault
 (sentinel/kiosk.py)."""
 
@@ -13,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from sentinel.client import ClientError
 from sentinel.config import ConfigError, load_config
@@ -30,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hardware.camera import CameraError
-    from sentinel.kiosk import build_kiosk
+    from sentinel.kiosk import NotBound, build_kiosk, check_bound
     from ui.console import DisplayError
 
     try:
@@ -39,11 +42,19 @@ def run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(f"{e.path}: {problem}", file=sys.stderr)
         return 2
+    try:
+        check_bound(config)
+    except NotBound as e:
+        print(f"sentinel: cannot start: {e}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        kiosk = build_kiosk(config)
+        kiosk = build_kiosk(config, config_path=Path(args.config))
+    except NotBound as e:  # the token went away since the check above
+        print(f"sentinel: cannot start: {e}", file=sys.stderr)
+        return 2
     except (ClientError, CameraError, DisplayError, OSError) as e:
         print(f"sentinel: cannot start: {e}", file=sys.stderr)
         return 1

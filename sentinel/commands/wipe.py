@@ -5,6 +5,11 @@ status cache, the record key and the face gallery, by overwriting then deleting 
 the device id to be typed (or `--yes`), refuses while the kiosk runs, and refuses while records
 are still waiting for upload unless `--discard-undelivered` says that is intended (deliver them
 with `sentinel outbox flush`, or carry them out with `sentinel outbox export`, first).
+
+Run with sudo, it reads the config as root, then does everything else as the kiosk's `sentinel`
+user where one exists (sentinel/state_files.py `as_state_owner`), and never follows a symbolic
+link in the state directory: a link where a file belongs is removed, a link where a directory
+belongs is refused in one line and the command exits 1 (sentinel/wipe.py).
 """
 
 from __future__ import annotations
@@ -31,17 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sentinel.outbox import inspect
-    from sentinel.wipe import WEAR_LEVELLING_NOTE, StateLock, StateLockHeld, personal_data, wipe
-
     try:
         config = load_config(args.config)
     except ConfigError as e:
         for problem in e.problems:
             print(f"{e.path}: {problem}", file=sys.stderr)
         return 2
+    from sentinel.state_files import as_state_owner
+
+    with as_state_owner() as owner:
+        return _wipe(args, config, owner)
+
+
+def _wipe(args: argparse.Namespace, config, owner) -> int:
+    from sentinel.outbox import inspect
+    from sentinel.wipe import WEAR_LEVELLING_NOTE, StateLock, StateLockHeld, personal_data, refused, wipe
+
     state_dir = config.device.state_dir
     outbox_path = config.outbox_path
+    if state_dir.is_symlink():
+        print(f"sentinel wipe: {state_dir} is a symbolic link: refused, not followed; set [device] state_dir to the real folder",
+              file=sys.stderr)
+        return 1
     lock = StateLock(state_dir)
     try:
         if state_dir.is_dir():
@@ -51,7 +67,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         files = personal_data(state_dir, outbox_path)
+        refusals = refused(state_dir, outbox_path)
+        for line in refusals:
+            print(f"sentinel wipe: {line}", file=sys.stderr)
         if not files:
+            if refusals:
+                return 1
             print(f"nothing to wipe in {state_dir}")
             return 0
         seen = inspect(outbox_path)
@@ -79,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.yes and not _confirmed(config.device.id):
             print("sentinel wipe: not confirmed; nothing destroyed", file=sys.stderr)
             return 1
-        report = wipe(state_dir, outbox_path)
+        report = wipe(state_dir, outbox_path, as_root=owner.as_root if owner.user else None)
         print(f"wiped {len(report.files)} files ({report.bytes_overwritten:,} bytes overwritten with zeros, then deleted)")
+        for link in report.links_removed:
+            print(f"sentinel wipe: removed the symbolic link {link} without following it (someone put it there)", file=sys.stderr)
         for err in report.errors:
-            print(f"sentinel wipe: could not wipe {err}", file=sys.stderr)
+            if err not in refusals:
+                print(f"sentinel wipe: could not wipe {err}", file=sys.stderr)
         print(WEAR_LEVELLING_NOTE)
         return 0 if report.ok else 1
     finally:

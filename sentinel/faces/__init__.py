@@ -6,6 +6,8 @@ service for that person's status, like for any other credential.
   imported only when a `FaceEngine` is made);
 - `gallery`: the enrolled encodings in `<state_dir>/faces/gallery.sqlite3` (masked names only);
 - `matcher`: `FaceMatcher.observe(frame, qr_in_view)` for the kiosk loop;
+- `liveness`: a match counts only after a blink or a head movement (a picture gets a staff check,
+  never a pass; docs/faces.md);
 - `enrol`: enrolment from image files (`sentinel faces enroll`);
 - `sync`: the gallery kept in step with the service's `GET /v1/faces`.
 

@@ -13,8 +13,13 @@ DEMO_FACES_SEED = "demo-faces"
 
 
 def demo_faces_config() -> FacesConfig:
-    """Face matching on wherever the engine is installed (./install.sh --dev installs it)."""
-    return FacesConfig(enabled=available())
+    """Face matching on wherever the engine is installed (./install.sh --dev installs it).
+
+    The demo's scenes are still pictures played as a camera, and a still picture never shows a
+    sign of life (sentinel/faces/liveness.py): that is the point of the check. So the demo turns
+    liveness off, which a site must not do, and the kiosk says so in its log; the resident is let
+    in by a picture here, as only a demo may."""
+    return FacesConfig(enabled=available(), liveness="off")
 
 
 def demo_scene_folder(state_dir: Path, qr_scenes: Path = ASSETS / "scenes") -> Path:

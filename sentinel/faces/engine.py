@@ -145,6 +145,18 @@ class FaceEngine:
             return list(self._fr.face_encodings(image, [b.css() for b in boxes], num_jitters=jitters, model="small"))
 
 
+    def landmarks(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray | None"]:
+        """dlib's 68 landmarks (68×2, image pixels) per box, for the liveness check; None for a
+        face whose landmarks do not come out whole."""
+        from sentinel.faces.liveness import landmarks_from_parts
+
+        if not boxes:
+            return []
+        with self._lock:
+            found = self._fr.face_landmarks(image, [b.css() for b in boxes], model="large")
+        return [landmarks_from_parts(parts) for parts in found]
+
+
 def as_rgb(image: "np.ndarray") -> "np.ndarray":
     """H×W×3 uint8, C-contiguous: grey planes are replicated (dlib reads RGB or grey, and the
     encoder wants three channels)."""

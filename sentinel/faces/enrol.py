@@ -145,16 +145,22 @@ def enrol_images(
 
 
 def _keep_face(gallery: "Gallery", person_id: str, rgb: "np.ndarray", box: FaceBox) -> str:
-    """A JPEG of the face with a margin of half its size (not the whole photo), 0600."""
+    """A JPEG of the face with a margin of half its size (not the whole photo), 0600, created in
+    the images folder through its descriptor (a linked folder is refused)."""
     from PIL import Image
 
     h, w = rgb.shape[:2]
     mx, my = box.width // 2, box.height // 2
     crop = FaceBox(box.left - mx, box.top - my, box.right + mx, box.bottom + my).clipped(w, h)
     name = f"{person_id}-{secrets.token_hex(4)}.jpg"
-    path = gallery.image_path(name)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    gallery.image_path(name)  # the name's rules
+    from sentinel.state_files import create_file
+
+    images = gallery.open_images_dir(create=True)  # 0700, never through a link
+    try:
+        fd = create_file(images, name, exclusive=True)  # 0600 whatever the umask, never through a link
+    finally:
+        os.close(images)
     with os.fdopen(fd, "wb") as f:
         Image.fromarray(rgb[crop.top:crop.bottom, crop.left:crop.right]).save(f, format="JPEG", quality=90)
     return name

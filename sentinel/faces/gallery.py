@@ -8,14 +8,23 @@ have several rows (several enrolment photos). Face images are not kept unless th
 for it (`--keep-image`); then the face crop is kept next to the database and removed with it.
 
 Encodings are personal data (biometric). The file lives in `<state_dir>/faces/`, which
-`sentinel wipe` destroys; the directory is 0700 and the file 0600, SQLite's `secure_delete` zeroes
-removed rows, and a removal checkpoints the WAL so the old rows do not linger there either.
+`sentinel wipe` destroys; the directory is 0700 and the file 0600 (created so, whatever the
+umask), SQLite's `secure_delete` zeroes removed rows, and a removal checkpoints the WAL so the old
+rows do not linger there either. Retention: the gallery exists only while `[faces] enabled` is
+true; `destroy_if_disabled(config)`, called at kiosk start, overwrites and deletes a gallery left
+from when the site used faces.
+
+Technicians run `sentinel faces …` with sudo in a folder the kiosk user owns, so nothing here
+follows a symbolic link (sentinel/state_files.py): a linked `faces/` or `images/` folder or a
+linked gallery file is refused (GalleryError, or OSError from the open), and a kept image is
+overwritten and removed through the `images/` folder's descriptor with O_NOFOLLOW, never outside.
 
 Standard library only at import time; numpy is loaded by whoever asks for a matrix.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -30,17 +39,17 @@ from typing import TYPE_CHECKING, Any
 from sentinel.config import ID_PATTERN
 from sentinel.faces.engine import ENCODING_LENGTH
 from sentinel.service.masking import mask_name
+from sentinel.state_files import FACES_DIR_NAME, GALLERY_NAME, IMAGES_DIR_NAME, create_file, make_dirs, open_child_dir
 
 if TYPE_CHECKING:
     import numpy as np
 
     from sentinel.config import SentinelConfig
 
-#: the folder in state_dir that holds the gallery (and kept images); `sentinel wipe` destroys it
-FACES_DIR_NAME = "faces"
-GALLERY_NAME = "gallery.sqlite3"
-IMAGES_DIR_NAME = "images"
+# FACES_DIR_NAME (the folder in state_dir that holds the gallery and kept images; `sentinel wipe`
+# destroys it), GALLERY_NAME and IMAGES_DIR_NAME: sentinel/state_files.py names them.
 SOURCES = ("local", "service")
+log = logging.getLogger("sentinel.faces")
 _PACK = struct.Struct(f"<{ENCODING_LENGTH}f")
 _ID = re.compile(ID_PATTERN)
 
@@ -68,6 +77,30 @@ CREATE TABLE IF NOT EXISTS sync (
 def gallery_path(config: "SentinelConfig") -> Path:
     """Where the kiosk keeps its gallery: inside `<state_dir>/faces/`, so `sentinel wipe` takes it."""
     return config.device.state_dir / FACES_DIR_NAME / GALLERY_NAME
+
+
+def destroy_if_disabled(config: "SentinelConfig") -> list[str]:
+    """Retention: with `[faces] enabled = false` the device keeps no face data, so a gallery left
+    from when faces were on (`<state_dir>/faces/`: encodings, kept images) is overwritten and
+    deleted. Called at kiosk start; returns what was destroyed. Never raises: a read-only card is
+    logged and tried again at the next start. Does nothing while faces are on."""
+    if config.faces.enabled:
+        return []
+    from sentinel.wipe import wipe
+
+    state_dir = config.device.state_dir
+    if not (state_dir / FACES_DIR_NAME).exists() and not (state_dir / FACES_DIR_NAME).is_symlink():
+        return []
+    try:
+        report = wipe(state_dir, config.outbox_path, only=FACES_DIR_NAME)
+    except OSError as e:
+        log.error("[faces] is off, but the old face gallery cannot be removed: %s", e)
+        return []
+    if report.files:
+        log.warning("[faces] is off: the face gallery left in %s was destroyed (%d files)", state_dir / FACES_DIR_NAME, len(report.files))
+    for problem in report.errors:
+        log.error("[faces] is off, but the old face gallery is not completely removed: %s", problem)
+    return report.files
 
 
 def pack(encoding: Sequence[float]) -> bytes:
@@ -140,9 +173,14 @@ class Gallery:
         self._lock = threading.RLock()
         self._writes = 0
         if self.path is not None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not self.path.exists():  # created 0600 before SQLite opens it (umask may be 022)
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # created 0700/0600 before SQLite opens it (sudo's umask may be 022), never through a link
+            folder = make_dirs(self.path.parent)
+            try:
+                os.close(create_file(folder, self.path.name))
+            except OSError as e:
+                raise GalleryError(f"{self.path}: {e.strerror or e} (a symbolic link is never followed)") from None
+            finally:
+                os.close(folder)
         self._conn = sqlite3.connect(
             ":memory:" if self.path is None else str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0
         )
@@ -301,20 +339,39 @@ class Gallery:
             raise GalleryError(f"bad image name {name!r}")
         return self.images_dir / name
 
-    def _shred_image(self, name: str) -> None:
+    def open_images_dir(self, create: bool = False) -> int:
+        """A descriptor of the images folder, never through a link (SymlinkRefused)."""
+        if self.images_dir is None:
+            raise GalleryError("an in-memory gallery keeps no images")
+        folder = open_child_dir(None, str(self.path.parent), self.path.parent)
         try:
-            path = self.image_path(name)
-        except GalleryError:
+            if create:
+                from sentinel.state_files import make_dir
+
+                return make_dir(folder, IMAGES_DIR_NAME, shown=self.images_dir)
+            return open_child_dir(folder, IMAGES_DIR_NAME, self.images_dir)
+        finally:
+            os.close(folder)
+
+    def _shred_image(self, name: str) -> None:
+        """Overwrite and remove a kept image, inside the images folder only (a link there, or an
+        images folder that is a link, is never followed: logged, nothing outside is touched)."""
+        from sentinel.wipe import shred_at
+
+        try:
+            self.image_path(name)  # the name's rules
+            images = self.open_images_dir()
+        except FileNotFoundError:
+            return
+        except (GalleryError, OSError) as e:
+            log.error("face image %s not removed: %s", name, e)
             return
         try:
-            size = path.stat().st_size
-            with open(path, "r+b") as f:
-                f.write(bytes(size))
-                f.flush()
-                os.fsync(f.fileno())
-            path.unlink()
+            shred_at(images, name)
         except FileNotFoundError:
             pass
+        finally:
+            os.close(images)
 
     # --- the service's gallery ----------------------------------------------------------------
 

@@ -8,6 +8,10 @@ the service, opened together, started with the loop and closed together.
 
 Without the face engine the kiosk still checks codes: `open_faces` logs why faces are off and
 answers None rather than stopping a kiosk that staff rely on for codes.
+
+Retention: with `[faces] enabled = false`, `open_faces` (called once at kiosk start, after the
+state lock is taken) also destroys a gallery left from when the site used faces
+(`gallery.destroy_if_disabled`): a device keeps no biometric data it does not use.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sentinel.faces.engine import EngineUnavailable
-from sentinel.faces.gallery import Gallery
+from sentinel.faces.gallery import Gallery, destroy_if_disabled
 from sentinel.faces.matcher import FaceMatcher
 from sentinel.faces.sync import GallerySync
 
@@ -55,7 +59,12 @@ def open_faces(config: "SentinelConfig", make_client: Callable[["SentinelConfig"
     `make_client(config)` makes the sync's own service client (never the verifier's session);
     without it the gallery is matched as it is, never synced."""
     if not config.faces.enabled:
+        destroy_if_disabled(config)  # never raises; logs what it destroyed
         return None
+    if config.faces.liveness == "off":
+        log.warning("[faces] liveness = off: a photo of an enrolled person is let in like the person (docs/faces.md)")
+    if config.faces.match_verdict == "manual_check":
+        log.info("[faces] match_verdict = manual_check: every face match is a staff check")
     gallery = Gallery.for_config(config)
     matcher = FaceMatcher(gallery, config.faces)
     try:

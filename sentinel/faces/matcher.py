@@ -9,8 +9,18 @@ come first, and a face costs tens to hundreds of milliseconds), and otherwise a 
 - `too_small`: only faces narrower than `min_face_px` (people further away, the queue behind);
 - `several`: more than one face of usable size: the screen asks for one person at a time;
 - `unknown`: one face, not in the gallery (or too close to two enrolled people to tell);
-- `match`: one face, nearer than `tolerance` to an enrolled person: `observation.credential` is
-  the face credential to check with the service, debounced by the loop like a QR code.
+- `match`: one face, nearer than `tolerance` to an enrolled person. Whether that is a credential
+  depends on the liveness check (sentinel/faces/liveness.py, `[faces] liveness`):
+  `observation.liveness` is `watching` (matched, no sign of life yet: no credential, and the face
+  is looked at every `liveness_every_s` meanwhile), `blink` or `moved` (alive: `credential` is
+  the face credential to check with the service, debounced by the loop like a QR code), `none`
+  (watched for `liveness_window_s` without a sign of life: a picture, or someone perfectly still)
+  or `off` (not asked). A match the gate must not open for by itself has `staff_check` set
+  (`face_not_live`, or `face_staff_check` with `[faces] match_verdict = "manual_check"`):
+  `credential` is then None, and `staff_credential` is the credential for a check whose verdict
+  is at best a manual check (sentinel/pipeline.py decides what to do with it).
+
+`analyse` (one frame: `sentinel faces match`) judges no liveness and gives no credential.
 
 Detection runs on the grey plane (always in a frame; on the Pi the lores stream's Y plane) scaled
 down to `downscale_width`, with dlib's HOG detector upsampling as far as `min_face_px` needs. The
@@ -20,6 +30,7 @@ closer to colour enrolment photos) and on the grey plane otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentinel.credentials import Credential, CredentialKind
 from sentinel.faces.engine import FaceBox, as_rgb, resize, upsample_for
+from sentinel.faces.liveness import Liveness, LivenessWatch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,13 +74,25 @@ class FaceObservation:
     name_masked: str = ""
     distance: float | None = None  # to the nearest enrolled encoding, when a face was encoded
     detail: str = ""  # unknown: "not_enrolled" | "ambiguous" | "gallery_empty"
+    liveness: str = ""  # on a match from `observe`: a `Liveness` value; "" from `analyse`
+    staff_check: str = ""  # a reason code: this match may lead to a staff check, never a pass
     detect_s: float = 0.0
     encode_s: float = 0.0
     sequence: int | None = None  # the frame's
 
     @property
     def credential(self) -> Credential | None:
-        if self.kind is not ObservationKind.MATCH or not self.face_id:
+        """The credential of a match that may pass: alive (or liveness off), no staff check."""
+        if self.kind is not ObservationKind.MATCH or not self.face_id or self.staff_check:
+            return None
+        if self.liveness not in (Liveness.OFF, Liveness.BLINK, Liveness.MOVED):
+            return None
+        return Credential(CredentialKind.FACE, self.face_id)
+
+    @property
+    def staff_credential(self) -> Credential | None:
+        """The credential of a match that must not pass by itself (`staff_check` says why)."""
+        if self.kind is not ObservationKind.MATCH or not self.face_id or not self.staff_check:
             return None
         return Credential(CredentialKind.FACE, self.face_id)
 
@@ -81,6 +105,10 @@ class FaceObservation:
             out["distance"] = round(self.distance, 4)
         if self.detail:
             out["detail"] = self.detail
+        if self.liveness:
+            out["liveness"] = self.liveness
+        if self.staff_check:
+            out["staff_check"] = self.staff_check
         if self.box is not None:
             out["box"] = self.box.as_dict()
         out["faces"] = len(self.boxes)
@@ -114,7 +142,9 @@ def identify(entries: "list[GalleryEntry]", matrix: "np.ndarray", encoding: "np.
 
 class FaceMatcher:
     """`FaceMatcher(gallery, config.faces, clock)`; `engine` is a `FaceEngine` (loaded on first
-    use, or now with `warm_up()`) or a stand-in with the same `detect`/`encode`."""
+    use, or now with `warm_up()`) or a stand-in with the same `detect`/`encode` (and `landmarks`:
+    without it no face ever shows a sign of life). `liveness` holds the watched frames' history
+    (a new `LivenessWatch` by default); its time is `clock`."""
 
     def __init__(
         self,
@@ -123,12 +153,14 @@ class FaceMatcher:
         clock: Callable[[], float] = time.monotonic,
         *,
         engine: Any = None,
+        liveness: LivenessWatch | None = None,
     ) -> None:
         self._gallery = gallery
+        self._watch = liveness or LivenessWatch(config.liveness_window_s)
         self.config = config
         self._clock = clock
         self._engine = engine
-        self._next_due = float("-inf")
+        self._last_detect = float("-inf")
         self._version: Any = None
         self._entries: list = []
         self._matrix: Any = None
@@ -155,11 +187,12 @@ class FaceMatcher:
         if qr_in_view:
             return None
         now = self._clock()
-        if now < self._next_due:
+        every = self.config.liveness_every_s if self._watch.active else self.config.detect_every_s
+        if now - self._last_detect < every:
             return None
-        self._next_due = now + self.config.detect_every_s
+        self._last_detect = now
         try:
-            observation = self.analyse(frame.grey, frame.colour, sequence=frame.sequence)
+            observation = self._alive(self.analyse(frame.grey, frame.colour, sequence=frame.sequence), frame, now)
         except Exception:  # a face-engine fault must not take the kiosk down; codes still work
             if not self._failing:
                 log.exception("face matching failed; QR codes are still checked")
@@ -169,6 +202,32 @@ class FaceMatcher:
             log.info("face matching works again")
             self._failing = False
         return observation
+
+    def _alive(self, seen: FaceObservation, frame: "Frame", now: float) -> FaceObservation:
+        """The liveness check and the site's verdict rule on a match (module docstring)."""
+        if seen.kind is not ObservationKind.MATCH or seen.box is None or not seen.person_id:
+            self._watch.miss(now)
+            return seen
+        if self.config.liveness == "off":
+            state = Liveness.OFF
+        else:
+            state = self._watch.see(seen.person_id, self._landmarks(frame, seen.box), now)
+        staff = ""
+        if state is Liveness.NONE:
+            staff = "face_not_live"
+        elif state is not Liveness.WATCHING and self.config.match_verdict == "manual_check":
+            staff = "face_staff_check"
+        if state is not Liveness.WATCHING:
+            log.info("face %s: liveness %s%s", seen.person_id, state.value, f", staff check ({staff})" if staff else "")
+        return dataclasses.replace(seen, liveness=state.value, staff_check=staff)
+
+    def _landmarks(self, frame: "Frame", box: FaceBox) -> "np.ndarray | None":
+        find = getattr(self.engine, "landmarks", None)
+        if find is None:  # a stand-in engine without landmarks: never a sign of life
+            return None
+        image, box = self._image_for(frame.grey, frame.colour, box)
+        (points,) = find(as_rgb(image), [box])
+        return points
 
     def analyse(
         self,
@@ -224,14 +283,17 @@ class FaceMatcher:
     def encode(self, grey: "np.ndarray", colour: "np.ndarray | None", box: FaceBox) -> "np.ndarray":
         """The encoding of the face in `box` (grey-frame pixels), on the colour image when there is
         one (on the Pi it may be bigger than the grey plane: the box is scaled to it)."""
-        image = grey
-        if colour is not None:
-            image = colour
-            gh, gw = grey.shape[:2]
-            ch, cw = colour.shape[:2]
-            box = box.scaled(cw / gw, ch / gh).clipped(cw, ch)
+        image, box = self._image_for(grey, colour, box)
         (encoding,) = self.engine.encode(as_rgb(image), [box])
         return encoding
+
+    @staticmethod
+    def _image_for(grey: "np.ndarray", colour: "np.ndarray | None", box: FaceBox) -> tuple["np.ndarray", FaceBox]:
+        if colour is None:
+            return grey, box
+        gh, gw = grey.shape[:2]
+        ch, cw = colour.shape[:2]
+        return colour, box.scaled(cw / gw, ch / gh).clipped(cw, ch)
 
     def _refresh(self) -> None:
         version = self._gallery.version()

@@ -11,10 +11,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from sentinel.contract import FACE_ENCODING_LENGTH, ID_PATTERN, Heartbeat, Site
+from sentinel.contract import (
+    FACE_ENCODING_LENGTH,
+    ID_PATTERN,
+    RECORD_ID_PATTERN,
+    EventsPage,
+    Heartbeat,
+    Site,
+)
 from sentinel.health import NatResult
 from sentinel.service.auth import admin_caller
 from sentinel.service.errors import ApiException
@@ -73,12 +80,12 @@ class BindingCode(_Model):
 
 
 class DeviceOut(_Model):
-    id: str
-    site_id: str
-    revoked: bool
-    bound_at: datetime
-    last_heartbeat_at: datetime | None
-    last_heartbeat: Heartbeat | None
+    id: str = Field(title="Device id", description="The device")
+    site_id: str = Field(title="Site id", description="The site it is bound to")
+    revoked: bool = Field(title="Revoked", description="Its token was revoked")
+    bound_at: datetime = Field(title="Bound at", description="When it last bound (service clock)")
+    last_heartbeat_at: datetime | None = Field(title="Last heartbeat at", description="When the last heartbeat arrived (service clock); null when none")
+    last_heartbeat: Heartbeat | None = Field(title="Last heartbeat", description="The last heartbeat as the device sent it; null when none")
 
 
 def _store(request: Request) -> Store:
@@ -116,6 +123,23 @@ def get_device(device_id: str, request: Request) -> DeviceOut:
     if device is None:
         raise ApiException(404, "unknown_device", f"no device {device_id}")
     return DeviceOut(**vars(device))
+
+
+@router.get("/devices/{device_id}/events", response_model=EventsPage, summary="A device's audit events")
+def device_events(
+    device_id: str,
+    request: Request,
+    since: datetime | None = Query(None, description="Only events created at or after this time (ISO 8601 with time zone)"),
+    after: str | None = Query(None, pattern=RECORD_ID_PATTERN, description="Paging cursor: `next_after` of the previous page"),
+    limit: int = Query(100, ge=1, le=1000, description="Most events in one page"),
+) -> EventsPage:
+    if since is not None and since.tzinfo is None:
+        raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
+    store = _store(request)
+    if store.get_device(device_id) is None:
+        raise ApiException(404, "unknown_device", f"no device {device_id}")
+    events = store.list_events(device_id=device_id, since=since, after=after, limit=limit)
+    return EventsPage(events=events, next_after=events[-1].id if len(events) == limit else None)
 
 
 @router.post("/devices/{device_id}/revoke", response_model=DeviceOut, summary="Revoke a device's token")

@@ -26,6 +26,7 @@ from sentinel.contract import (
     RecordsAccepted,
     RecordsPage,
     RecordsUpload,
+    AmendmentsPage,
     VehicleSessionsPage,
     VerifyRequest,
 )
@@ -86,7 +87,7 @@ def verify(body: VerifyRequest, request: Request, device: DeviceRow = Depends(de
     return answer
 
 
-@router.post("/records", response_model=RecordsAccepted, responses=_AUTH_ERRORS, summary="Upload check records (idempotent)")
+@router.post("/records", response_model=RecordsAccepted, responses=_AUTH_ERRORS, summary="Upload records: checks, vehicle sessions, amendments, events (idempotent)")
 def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = Depends(device_caller)) -> RecordsAccepted:
     rejected, acceptable = [], []
     for record in body.records:
@@ -96,13 +97,16 @@ def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = De
             rejected.append(RecordRejected(id=record.id, error="wrong_site", message=f"device is bound to site {device.site_id}"))
         else:
             acceptable.append(record)
-    owners = _store(request).add_records(acceptable, _now(request))
+    stored = _store(request).add_records(acceptable, _now(request))
     accepted, seen = [], set()
     for record in acceptable:
         if record.id in seen:
             continue
         seen.add(record.id)
-        if owners.get(record.id) == device.id:
+        if record.id in stored.refused:
+            error, message = stored.refused[record.id]
+            rejected.append(RecordRejected(id=record.id, error=error, message=message))
+        elif stored.owners.get(record.id) == device.id:
             accepted.append(record.id)
         else:
             rejected.append(RecordRejected(id=record.id, error="id_conflict", message="another device stored a record with this id"))
@@ -152,6 +156,30 @@ def list_vehicle_sessions(
         check_device(who.device, device_id, site_id)
     sessions = _store(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
     return VehicleSessionsPage(sessions=sessions, next_after=sessions[-1].id if len(sessions) == limit else None)
+
+
+@router.get(
+    "/amendments",
+    response_model=AmendmentsPage,
+    responses=_AUTH_ERRORS,
+    summary="Read stored amendments, including pending ones (audits, tests)",
+)
+def list_amendments(
+    request: Request,
+    who: Caller = Depends(caller),
+    device_id: str | None = Query(None, pattern=ID_PATTERN, description="Only this device's amendments; a device token reads only its own"),
+    site_id: str | None = Query(None, pattern=ID_PATTERN, description="Only amendments made at this site"),
+    since: datetime | None = Query(None, description="Only amendments created at or after this time (ISO 8601 with time zone)"),
+    after: str | None = Query(None, pattern=RECORD_ID_PATTERN, description="Paging cursor: `next_after` of the previous page"),
+    limit: int = Query(100, ge=1, le=1000, description="Most amendments in one page"),
+) -> AmendmentsPage:
+    if since is not None and since.tzinfo is None:
+        raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
+    if who.device is not None:
+        device_id = device_id or who.device.id
+        check_device(who.device, device_id, site_id)
+    found = _store(request).list_amendments(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    return AmendmentsPage(amendments=found, next_after=found[-1].id if len(found) == limit else None)
 
 
 @router.post(

@@ -20,7 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sentinel.contract import CredentialKind, RecordIn, Site, StoredRecord, StoredVehicleSession, VehicleSessionIn
+from sentinel.contract import (
+    AmendmentIn,
+    CredentialKind,
+    EventIn,
+    RecordAmendment,
+    RecordIn,
+    Site,
+    StoredAmendment,
+    StoredEvent,
+    StoredRecord,
+    StoredVehicleSession,
+    VehicleSessionIn,
+    record_kind,
+)
 from sentinel.service.tokens import hash_secret, normalise_code
 
 _SCHEMA = """
@@ -83,7 +96,36 @@ CREATE TABLE IF NOT EXISTS vehicle_sessions (
 );
 CREATE INDEX IF NOT EXISTS vehicle_sessions_by_device ON vehicle_sessions (device_id, id);
 CREATE INDEX IF NOT EXISTS vehicle_sessions_by_site ON vehicle_sessions (site_id, id);
+-- amendments: what became of a passed check at the gate; shown on the check record they amend
+-- (which may arrive later: until then the amendment is pending)
+CREATE TABLE IF NOT EXISTS amendments (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS amendments_by_record ON amendments (record_id, device_id, created_at);
+CREATE INDEX IF NOT EXISTS amendments_by_device ON amendments (device_id, id);
+CREATE INDEX IF NOT EXISTS amendments_by_site ON amendments (site_id, id);
+-- audit events of the devices themselves (technician menu, gate test, config reloads, ...)
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (device_id, id);
+CREATE INDEX IF NOT EXISTS events_by_site ON events (site_id, id);
 """
+
+#: record kind (`contract.record_kind`) → its table; check records first and amendments last, so
+#: that an amendment finds the check it amends when both come in one batch
+_KIND_TABLES = {"check": "records", "vehicle_session": "vehicle_sessions", "event": "events", "amendment": "amendments"}
 
 
 def utc_text(moment: datetime) -> str:
@@ -106,6 +148,17 @@ class BindError(StoreError):
     def __init__(self, error: str, message: str) -> None:
         super().__init__(message)
         self.error = error  # code_unknown | code_expired | code_used | unknown_site
+
+
+@dataclass
+class StoredBatch:
+    """What `Store.add_records` did with a batch."""
+
+    #: every id of the batch now stored (by this call or an earlier one) → the device that stored it
+    owners: dict[str, str] = field(default_factory=dict)
+    #: ids not stored, never to be: id → (error, message); `id_conflict` (a record of another kind
+    #: has the id) or `wrong_record` (an amendment of another device's record, or of a non-check)
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -351,50 +404,117 @@ class Store:
 
     # records -----------------------------------------------------------------------------------
 
-    def add_records(self, records: list[RecordIn | VehicleSessionIn], now: datetime) -> dict[str, str]:
-        """Store what is new and ignore what is known: the answer maps every id of the batch to
-        the device that stored it, whichever attempt that was. Vehicle sessions go to their own
-        table, in the same transaction."""
+    def add_records(self, records: list[RecordIn | VehicleSessionIn | AmendmentIn | EventIn], now: datetime) -> StoredBatch:
+        """Store what is new and ignore what is known, in one transaction, each kind in its table.
+        `owners` maps every stored id of the batch to the device that stored it, whichever attempt
+        that was. An id is stored once across all kinds: one already used by another kind is
+        refused (`id_conflict`). An amendment is refused (`wrong_record`) when the record it amends
+        is another device's or not a check record; one whose check record is not known yet is
+        stored, pending, and shows on the record once that arrives."""
+        out = StoredBatch()
         if not records:
-            return {}
-        owners: dict[str, str] = {}
+            return out
+        by_kind: dict[str, list[Any]] = {kind: [] for kind in _KIND_TABLES}
+        for record in records:
+            by_kind[record_kind(record)].append(record)
         with self._tx() as conn:
-            for table, batch in (
-                ("records", [r for r in records if not isinstance(r, VehicleSessionIn)]),
-                ("vehicle_sessions", [r for r in records if isinstance(r, VehicleSessionIn)]),
-            ):
+            for kind, table in _KIND_TABLES.items():
+                batch = by_kind[kind]
                 if not batch:
                     continue
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in batch],
-                )
                 ids = sorted({r.id for r in batch})
-                rows = conn.execute(
-                    f"SELECT id, device_id FROM {table} WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids)
+                marks = ", ".join("?" * len(ids))
+                for other in _KIND_TABLES.values():
+                    if other == table:
+                        continue
+                    for row in conn.execute(f"SELECT id FROM {other} WHERE id IN ({marks})", tuple(ids)).fetchall():
+                        out.refused[row["id"]] = ("id_conflict", f"a record of another kind is stored with this id ({other})")
+                known = {row["id"] for row in conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", tuple(ids)).fetchall()}
+                if kind == "amendment":
+                    for amendment in batch:
+                        if amendment.id not in known and amendment.id not in out.refused:
+                            refusal = self._amendment_refusal(conn, amendment)
+                            if refusal:
+                                out.refused[amendment.id] = refusal
+                rows = [r for r in batch if r.id not in out.refused]
+                if not rows:
+                    continue
+                if kind == "amendment":
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO amendments (id, device_id, site_id, record_id, created_at, received_at, body) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(r.id, r.device_id, r.site_id, r.record_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in rows],
+                    )
+                else:
+                    conn.executemany(
+                        f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in rows],
+                    )
+                stored = sorted({r.id for r in rows})
+                found = conn.execute(
+                    f"SELECT id, device_id FROM {table} WHERE id IN ({', '.join('?' * len(stored))})", tuple(stored)
                 ).fetchall()
-                owners.update({row["id"]: row["device_id"] for row in rows})
-        return owners
+                out.owners.update({row["id"]: row["device_id"] for row in found})
+        return out
+
+    @staticmethod
+    def _amendment_refusal(conn: sqlite3.Connection, amendment: AmendmentIn) -> tuple[str, str] | None:
+        row = conn.execute("SELECT device_id FROM records WHERE id = ?", (amendment.record_id,)).fetchone()
+        if row is not None:
+            if row["device_id"] != amendment.device_id:
+                return ("wrong_record", "the amended record is another device's")
+            return None
+        for table in ("vehicle_sessions", "amendments", "events"):
+            if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (amendment.record_id,)).fetchone():
+                return ("wrong_record", f"the amended record is not a check record ({table})")
+        return None  # not known yet: stored, pending
 
     def list_records(self, **filters: Any) -> list[StoredRecord]:
-        """Check records in id (= time) order; filters: device_id, site_id, since, after, limit."""
-        return self._list("records", StoredRecord, **filters)
+        """Check records in id (= time) order, each with its latest amendment (or none);
+        filters: device_id, site_id, since, after, limit."""
+        latest = (
+            "(SELECT a.body FROM amendments a WHERE a.record_id = records.id AND a.device_id = records.device_id "
+            "ORDER BY a.created_at DESC, a.id DESC LIMIT 1)"
+        )
+        out = []
+        for body, received_at, amendment in self._rows("records", latest, **filters):
+            if amendment is not None:
+                a = json.loads(amendment)
+                amendment = RecordAmendment(id=a["id"], passed=a["passed"], reason=a["reason"], at=a["created_at"])
+            out.append(StoredRecord(**json.loads(body), received_at=received_at, amendment=amendment))
+        return out
 
     def list_vehicle_sessions(self, **filters: Any) -> list[StoredVehicleSession]:
         """Vehicle sessions in id (= time) order, filtered like `list_records`."""
         return self._list("vehicle_sessions", StoredVehicleSession, **filters)
 
-    def _list(
+    def list_amendments(self, **filters: Any) -> list[StoredAmendment]:
+        """Amendments in id (= time) order, filtered like `list_records`; `pending` while the
+        amended check record has not arrived."""
+        pending = "NOT EXISTS (SELECT 1 FROM records r WHERE r.id = amendments.record_id AND r.device_id = amendments.device_id)"
+        return [
+            StoredAmendment(**json.loads(body), received_at=received_at, pending=bool(is_pending))
+            for body, received_at, is_pending in self._rows("amendments", pending, **filters)
+        ]
+
+    def list_events(self, **filters: Any) -> list[StoredEvent]:
+        """Audit events in id (= time) order, filtered like `list_records`."""
+        return self._list("events", StoredEvent, **filters)
+
+    def _list(self, table: str, model: type, **filters: Any) -> list:
+        return [model(**json.loads(body), received_at=received_at) for body, received_at, _ in self._rows(table, "NULL", **filters)]
+
+    def _rows(
         self,
-        table: str,  # one of the two literals above, never caller input
-        model: type,
+        table: str,  # one of the literals above, never caller input
+        column: str,  # a fixed SQL expression from the methods above, never caller input
         *,
         device_id: str | None = None,
         site_id: str | None = None,
         since: datetime | None = None,
         after: str | None = None,
         limit: int = 100,
-    ) -> list:
+    ) -> list[tuple[str, str, Any]]:
         conditions, params = ["1 = 1"], []
         for sql, value in (
             ("device_id = ?", device_id),
@@ -407,7 +527,7 @@ class Store:
                 params.append(value)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT body, received_at FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+                f"SELECT body, received_at, {column} FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
                 (*params, limit),
             ).fetchall()
-        return [model(**json.loads(row["body"]), received_at=row["received_at"]) for row in rows]
+        return [(row[0], row[1], row[2]) for row in rows]

@@ -1,0 +1,290 @@
+"""The kiosk's side of the touchscreen's technician menu: what its buttons do on this kiosk, what the
+kiosk does while it is open, and the audit trail it leaves.
+
+`technician_actions(kiosk)` is what `build_kiosk` hands the display (`display.connect(actions=...)`);
+besides the buttons it carries two hooks the display calls on a worker thread:
+
+- `on_menu(opened)`: the PIN pad was asked for (`True`) → `pipeline.pause("technician")`: no new
+  check starts and the relay stays closed (the gate is closed here too, for a kiosk whose pipeline
+  is not running yet); the pad and the menu are gone (`False`: cancelled, exited, timed out) →
+  `pipeline.resume()`. The manual gate test still pulses the gate: that is what it is for.
+- `audit(event, detail)`: the right PIN (`technician_menu_opened`), a wrong or refused PIN
+  (`technician_pin_failed`), the start of a lock-out (`technician_locked_out`).
+
+Those, every manual gate test (`gate_test`) and every "Reload config" (`config_reloaded`,
+`config_reload_failed`) become audit events, `RecordMaker.event(...)` put in the outbox and
+uploaded like check records. Their detail is a few codes and numbers: never the PIN, never a
+person, never a config value (only key names).
+
+Reload config re-reads the file the kiosk was started with (`kiosk.config_path`; a kiosk built
+from a config in memory, such as the demo, has none and says so) and validates it with the same
+models as `sentinel check-config`. A file with mistakes changes nothing: the kiosk keeps running
+on the config it has, and the menu shows one line per problem. A valid file is compared key by key
+with the running config:
+
+- applied at once (`LIVE_KEYS`): the site policy, the language, the site name, how long a verdict
+  stays up, volume, mute, voice and the technician PIN's hash;
+- everything else (camera, gate and other GPIO pins, decoder, credentials, service, outbox, state
+  directory, display type and size, faces, handheld, scanner) needs the parts rebuilt. The kiosk
+  does not rebuild them while it runs: a camera or relay re-opened under a running pipeline is the
+  kind of half-state a restart avoids, and systemd restarts the kiosk in seconds. The menu lists
+  those keys under "restart needed", and they keep their old values until then (`kiosk.config`
+  is always what actually runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentinel.config import ConfigError, SentinelConfig, load_config
+
+log = logging.getLogger("sentinel.kiosk")
+
+InfoLines = list[tuple[str, str]]
+
+#: config keys (a section, or section.key) a running kiosk takes from a reloaded file
+LIVE_KEYS = (
+    "policy",
+    "device.language",
+    "device.site_name",
+    "display.result_s",
+    "display.volume",
+    "display.mute",
+    "display.voice",
+    "display.technician_pin_hash",
+)
+#: keys whose values the menu does not show (a reload lists them as changed, nothing more)
+SECRET_KEYS = ("display.technician_pin_hash",)
+#: most keys named in one event's detail (the event's detail is small: contract.MAX_DETAIL_BYTES)
+_DETAIL_CHARS = 200
+
+
+def technician_actions(kiosk: Any):
+    """What the touchscreen's technician menu can do on this kiosk (each runs on a UI worker), and
+    the hooks that pause the kiosk behind it and record the audit events (module docstring)."""
+    from sentinel import __version__
+    from ui.technician import TechnicianActions
+
+    def zh() -> bool:
+        return kiosk.config.device.language == "zh-CN"
+
+    def device_status() -> InfoLines:
+        config = kiosk.config
+        source = kiosk.source
+        camera = "ok" if getattr(source, "healthy", True) else f"fault: {getattr(source, 'last_error', '') or '?'}"
+        return [
+            ("设备" if zh() else "Device", config.device.id),
+            ("场所" if zh() else "Site", f"{config.device.site_name} ({config.device.site_id})"),
+            ("版本" if zh() else "Version", __version__),
+            ("摄像头" if zh() else "Camera", camera),
+        ]
+
+    def network_status() -> InfoLines:
+        rows = [("服务" if zh() else "Service", kiosk.config.verifier.url)]
+        if kiosk.uploader is not None:
+            st = kiosk.uploader.status()
+            rows.append(("上传" if zh() else "Uploads", st.state))
+            if st.last_error:
+                rows.append(("上次错误" if zh() else "Last error", st.last_error))
+        return rows
+
+    def gate_test() -> InfoLines:
+        try:
+            kiosk.gate.pulse()
+        except Exception as e:
+            record_event(kiosk, "gate_test", {"result": "failed", "error": type(e).__name__})
+            raise
+        record_event(kiosk, "gate_test", {"result": "pulsed"})
+        return [("闸机" if zh() else "Gate", "已开启一次" if zh() else "pulsed once")]
+
+    def outbox_status() -> InfoLines:
+        return kiosk.outbox_status_lines()
+
+    def reload() -> InfoLines:
+        return reload_config(kiosk)
+
+    return TechnicianActions(
+        device_status=device_status,
+        network_status=network_status,
+        gate_test=gate_test,
+        outbox_status=outbox_status,
+        reload_config=reload,
+        on_menu=lambda opened: menu_opened(kiosk, opened),
+        audit=lambda event, detail: record_event(kiosk, event, detail),
+    )
+
+
+# --- pausing the kiosk behind the menu -------------------------------------------------------------
+
+
+def menu_opened(kiosk: Any, opened: bool) -> None:
+    """The display's `on_menu` hook: pause the checks (relay closed) while the PIN pad or the
+    menu is up, resume when it is gone."""
+    pipeline = kiosk.pipeline
+    if opened:
+        if pipeline is not None:
+            pipeline.pause("technician")
+        try:
+            kiosk.gate.close()  # also without a pipeline (no record key yet): the relay stays closed
+        except Exception:
+            log.exception("could not close the gate for the technician menu")
+        log.info("technician menu: checks paused")
+    else:
+        if pipeline is not None:
+            pipeline.resume()
+        log.info("technician menu closed: checks resume")
+
+
+# --- audit events ----------------------------------------------------------------------------------
+
+
+def record_event(kiosk: Any, event: str, detail: dict | None = None, at: datetime | None = None) -> bool:
+    """Put an audit event in the outbox (uploaded like check records); False, logged, when it
+    could not be made or kept. Never raises: an audit trail that fails must not stop the menu."""
+    maker = _record_maker(kiosk)
+    if maker is None:
+        log.warning("audit event %s not recorded: no record key yet", event)
+        return False
+    try:
+        ev = maker.event(event, at=at or datetime.now(UTC), detail=detail or {})
+        kiosk.outbox.add(ev)
+    except Exception as e:  # noqa: BLE001 - logged; an audit trail that fails must not stop the menu
+        log.error("audit event %s not recorded: %s", event, e)
+        return False
+    log.info("audit event %s %s", event, detail or "")
+    return True
+
+
+def _record_maker(kiosk: Any):
+    """The RecordMaker the kiosk's records are made with (device and site of the running config);
+    None while the kiosk has no pipeline yet (no record key on disk)."""
+    return kiosk.pipeline.records if kiosk.pipeline is not None else None
+
+
+# --- reloading the config --------------------------------------------------------------------------
+
+
+def reload_config(kiosk: Any, path: Path | str | None = None) -> InfoLines:
+    """The menu's "Reload config" (module docstring): rows for the menu's info panel."""
+    zh = kiosk.config.device.language == "zh-CN"
+    path = path or kiosk.config_path
+    if path is None:
+        return [("", "本机未从配置文件启动（内置配置），无可重新加载" if zh else
+                 "This kiosk was not started from a config file (built-in config): nothing to reload")]
+    try:
+        new = load_config(path)
+    except ConfigError as e:
+        keys = [p.split(":", 1)[0] for p in e.problems]
+        record_event(kiosk, "config_reload_failed", {"problems": len(e.problems), "keys": _short(", ".join(keys))})
+        log.warning("config reload: %s has %d problem(s); still running on the old config", path, len(e.problems))
+        head = f"配置有误，仍使用原配置：{path}" if zh else f"Config has mistakes, still running on the old one: {path}"
+        return [("", head)] + [("", problem) for problem in e.problems]
+    changes = diff_config(kiosk.config, new)
+    live = [c for c in changes if _is_live(c[0], kiosk)]
+    restart = [c for c in changes if not _is_live(c[0], kiosk)]
+    if live:
+        apply_live(kiosk, new)
+    record_event(kiosk, "config_reloaded", {
+        "applied": len(live), "restart_needed": len(restart),
+        "keys": _short(", ".join(k for k, _, _ in changes)),
+    })
+    log.info("config reload from %s: %d applied, %d need a restart", path, len(live), len(restart))
+    zh = kiosk.config.device.language == "zh-CN"  # the answer in the language just applied
+    if not changes:
+        return [("", "配置无变化" if zh else "No changes")]
+    rows: InfoLines = []
+    for key, old, value in live:
+        rows.append(("已生效" if zh else "Applied", _change(key, old, value)))
+    for key, old, value in restart:
+        rows.append(("需重启" if zh else "Restart needed", _change(key, old, value)))
+    if restart:
+        rows.append(("", "重启后生效：sudo systemctl restart sentinel" if zh else
+                     "Takes effect after a restart: sudo systemctl restart sentinel"))
+    return rows
+
+
+def diff_config(old: SentinelConfig, new: SentinelConfig) -> list[tuple[str, Any, Any]]:
+    """(section.key, old value, new value) for every key that differs, in the file's order."""
+    a, b = old.model_dump(mode="json"), new.model_dump(mode="json")
+    changes: list[tuple[str, Any, Any]] = []
+    for section in b:
+        old_s, new_s = a.get(section), b[section]
+        if old_s == new_s:
+            continue
+        if isinstance(old_s, dict) and isinstance(new_s, dict) and old_s.get("type") == new_s.get("type"):
+            for key in dict.fromkeys([*old_s, *new_s]):
+                if old_s.get(key) != new_s.get(key):
+                    changes.append((f"{section}.{key}", old_s.get(key), new_s.get(key)))
+        elif isinstance(old_s, dict) and isinstance(new_s, dict):  # another backend: the section as a whole
+            changes.append((f"{section}.type", old_s.get("type"), new_s.get("type")))
+        else:
+            changes.append((section, old_s, new_s))
+    return changes
+
+
+def _is_live(key: str, kiosk: Any) -> bool:
+    if key == "device.language" and kiosk.handheld is not None:
+        return False  # the handheld's vehicle screens take their language when built
+    return any(key == k or key.startswith(k + ".") for k in LIVE_KEYS)
+
+
+def apply_live(kiosk: Any, new: SentinelConfig) -> SentinelConfig:
+    """Put the live keys of `new` into the running kiosk; the rest keep their running values.
+    Returns the config the kiosk now runs (also `kiosk.config`)."""
+    old = kiosk.config
+    device = {"site_name": new.device.site_name}
+    if _is_live("device.language", kiosk):
+        device["language"] = new.device.language
+    display = {k.split(".", 1)[1]: getattr(new.display, k.split(".", 1)[1]) for k in LIVE_KEYS if k.startswith("display.")}
+    running = old.model_copy(update={
+        "policy": new.policy,
+        "device": old.device.model_copy(update=device),
+        "display": old.display.model_copy(update=display),
+    })
+    kiosk.config = running
+    pipeline = kiosk.pipeline
+    if pipeline is not None:
+        _reconfigure_pipeline(pipeline, running)
+    kiosk.make_pipeline = _with_config(kiosk.make_pipeline, old, running)
+    display_ = kiosk.display
+    if display_ is not None and hasattr(display_, "reconfigure"):
+        display_.reconfigure(running.display, running.device.language)
+    if new.policy.offline != old.policy.offline and "cached" in (new.policy.offline, old.policy.offline):
+        log.warning("offline policy %s -> %s: the status cache file follows at the next start", old.policy.offline, new.policy.offline)
+    return running
+
+
+def _reconfigure_pipeline(pipeline: Any, config: SentinelConfig) -> None:
+    pipeline.reconfigure(policy=config.policy, language=config.device.language, result_s=config.display.result_s)
+
+
+def _with_config(make_pipeline: Callable | None, old: SentinelConfig, new: SentinelConfig) -> Callable | None:
+    """build_kiosk's `make_pipeline` (a partial whose first argument is the config) with the new
+    config, so that a pipeline started later (once the record key can be written) runs on it."""
+    from functools import partial
+
+    if isinstance(make_pipeline, partial) and make_pipeline.args and make_pipeline.args[0] is old:
+        return partial(make_pipeline.func, new, *make_pipeline.args[1:], **make_pipeline.keywords)
+    return make_pipeline
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    if key in SECRET_KEYS:
+        return f"{key} (changed)"
+    return f"{key}: {_value(old)} → {_value(new)}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if value == "" or value != value.strip() else value
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return "none" if value is None else str(value)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
