@@ -101,6 +101,7 @@ def service(tmp: Path):
     port = free_port()
     admin = tmp / "admin-token"
     admin.write_text("sat_bench-outbox-admin\n")
+    admin.chmod(0o600)  # the service refuses a token file others can read
     cmd = [sys.executable, "-m", "sentinel", "-q", "service", "--db", str(tmp / "svc.sqlite3"), "--seed", "demo",
            "--port", str(port), "--admin-token-file", str(admin)]  # fmt: skip
     with open(tmp / "service.log", "wb") as log:

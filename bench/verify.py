@@ -113,6 +113,7 @@ def service(in_process: bool):
             return
         admin = Path(tmp) / "admin-token"
         admin.write_text("sat_bench-admin-token\n")
+        admin.chmod(0o600)  # the service refuses a token file others can read
         port = free_port()
         cmd = [sys.executable, "-m", "sentinel", "-q", "service", "--db", str(db), "--seed", "demo",
                "--port", str(port), "--admin-token-file", str(admin)]  # fmt: skip

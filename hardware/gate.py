@@ -66,6 +66,9 @@ class NoGate:
     def close(self) -> None:
         pass
 
+    def release(self) -> None:
+        pass
+
 
 class FakeGate:
     """Demo and test gate: remembers when it was opened and closes itself after `pulse_s`."""
@@ -100,6 +103,9 @@ class FakeGate:
             was_open, self.is_open = self.is_open, False
         if was_open:
             log.info("gate closed")
+
+    def release(self) -> None:
+        self.close()
 
 
 # --- gpio --------------------------------------------------------------------------------------
@@ -234,7 +240,8 @@ class GpioGate:
                 self._relay.off()
 
     def release(self) -> None:
-        """Close and give the pins back (tests, `sentinel doctor`); the kiosk only ever closes."""
+        """Close and give the pins back: when the kiosk closes (a released output pin floats, and
+        the relay is wired to be closed when low or floating), and for tests and `sentinel doctor`."""
         self.close()
         with self._lock:
             if self._monitor is not None:

@@ -24,6 +24,11 @@ it names (docs/api.md: `wrong_device`, `wrong_site`). So, before the code is spe
 
 And a bind that changes a value the config already had (the site name a technician typed, the
 device or site id, the service URL) says so, old -> new, among its warnings.
+
+The call has one overall deadline (`TIMEOUT_S`, connect + send + every read), enforced by the
+verify client's watchdog (`sentinel.client.overall_deadline`), not per socket read. Text from the
+service (the site's name and address, error messages) passes `sentinel.textsafe.printable` before
+it is written to the config, printed or logged: no escape sequences, no line breaks, no bidi marks.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import re
 import secrets
 import stat
 import tempfile
-import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +54,7 @@ import tomlkit.items
 from pydantic import ValidationError
 
 from sentinel import __version__
-from sentinel.client import StrictSession
+from sentinel.client import overall_deadline, watched_session
 from sentinel.client import tls_reason as _tls_reason
 from sentinel.config import (
     ID_PATTERN,
@@ -62,6 +66,7 @@ from sentinel.config import (
     parse_config,
 )
 from sentinel.contract import BindResponse, Site
+from sentinel.textsafe import printable
 
 log = logging.getLogger("sentinel.binding")
 
@@ -69,8 +74,11 @@ DEFAULT_CONFIG_PATH = Path("/etc/sentinel/sentinel.toml")
 #: the id a config has before its device was ever bound (config/default.toml, DeviceConfig)
 PLACEHOLDER_DEVICE_ID = "unbound-device"
 MACHINE_ID_PATH = Path("/etc/machine-id")
-#: connect and read timeout for the bind call; a technician is waiting, not a gate
-TIMEOUT_S = 10.0
+#: the bind call's overall deadline (connect, send, every read of the answer), enforced by the same
+#: watchdog as verify (sentinel/http_deadline.py): a server that trickles its answer cannot hold it
+TIMEOUT_S = 20.0
+#: how long connecting may take, within the deadline
+CONNECT_TIMEOUT_S = 10.0
 #: a bind answer is a few hundred bytes; anything near this is not a sentinel service
 MAX_ANSWER_BYTES = 64 * 1024
 #: a bearer token is one header line; refuse to store anything that could not be one
@@ -88,6 +96,10 @@ _BIND_ERRORS = {
     "code_unknown": "binding code not known to the service: check it, or ask for a new one",
     "code_used": "binding code already used (codes are single-use): ask for a new one",
     "code_expired": "binding code has expired: ask for a new one",
+    "device_exists": "this device id is already bound: re-binding it is an admin action at the service "
+    "(POST /admin/devices/{id}/rebind-allowed); the code was not used",
+    "wrong_site": "this device id belongs to another site: check device.id, or ask the service's admin",
+    "rate_limited": "too many binding attempts from here: wait a few minutes and try again",
 }
 
 
@@ -251,7 +263,7 @@ def bind_device(
             f"nothing written; the service has used the code and moved device {device_id} to {answer.site.id!r}{old_token}: "
             f"ask for a code for {site!r} and bind again"
         )
-    site_name = answer.site.name[:MAX_SITE_NAME_CHARS]
+    site_name = printable(answer.site.name, MAX_SITE_NAME_CHARS).strip()
     new_text = render_config(doc, config_path, site_name=site_name, **updates)
 
     token_replaced = token_path.exists()
@@ -338,32 +350,38 @@ def request_binding(
     """POST /v1/devices/bind; the validated answer, or BindError with one line for the technician."""
     url = f"{server}/v1/devices/bind"
     spent = "; if the service got the request, the code may be used up"
+    late = f"the service at {server} did not answer within {timeout_s:.0f} s{spent}"
+    session = watched_session(ca_bundle)  # never verify=False: the token must reach only the service
     try:
-        session = StrictSession()  # the environment's CA bundle never replaces the default store
-        response = session.post(
-            url,
-            json={"code": code, "device_id": device_id},
-            headers={"Accept": "application/json", "User-Agent": f"digital-sentinel/{__version__}"},
-            timeout=(timeout_s, timeout_s),
-            verify=str(ca_bundle) if ca_bundle else True,  # never False: the token must reach only the service
-            allow_redirects=False,  # a redirect could take the code and the token to plain http
-            stream=True,
-        )
-    except requests.exceptions.SSLError as e:
-        hint = "give the service's CA certificate with --ca-bundle" if ca_bundle is None else f"is {ca_bundle} the right CA?"
-        raise BindError(f"TLS verification failed for {server} ({_tls_reason(e)}): {hint}") from None
-    except requests.exceptions.ConnectTimeout:
-        raise BindError(f"cannot reach the service at {server}: no connection within {timeout_s:.0f} s") from None
-    except requests.exceptions.ReadTimeout:
-        raise BindError(f"the service at {server} did not answer within {timeout_s:.0f} s{spent}") from None
-    except requests.exceptions.ConnectionError as e:
-        raise BindError(f"cannot reach the service at {server}: {_connection_reason(e)}") from None
-    except requests.RequestException as e:
-        raise BindError(f"cannot reach the service at {server}: {type(e).__name__}") from None
-
-    try:
-        with response:
-            raw = _read_limited(response, server, timeout_s, spent)
+        with overall_deadline(timeout_s) as watch:
+            try:
+                response = session.post(
+                    url,
+                    json={"code": code, "device_id": device_id},
+                    headers={"Accept": "application/json", "User-Agent": f"digital-sentinel/{__version__}"},
+                    timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s),
+                    allow_redirects=False,  # a redirect could take the code and the token to plain http
+                    stream=True,
+                )
+            except requests.exceptions.SSLError as e:
+                if watch.fired:
+                    raise BindError(late) from None
+                hint = "give the service's CA certificate with --ca-bundle" if ca_bundle is None else f"is {ca_bundle} the right CA?"
+                raise BindError(f"TLS verification failed for {server} ({_tls_reason(e)}): {hint}") from None
+            except requests.exceptions.ConnectTimeout:
+                raise BindError(f"cannot reach the service at {server}: no connection within {min(CONNECT_TIMEOUT_S, timeout_s):.0f} s") from None
+            except requests.exceptions.ReadTimeout:
+                raise BindError(late) from None
+            except requests.RequestException as e:
+                if watch.fired:  # the deadline cut a status line or headers still trickling in
+                    raise BindError(late) from None
+                if isinstance(e, requests.exceptions.ConnectionError):
+                    raise BindError(f"cannot reach the service at {server}: {_connection_reason(e)}") from None
+                raise BindError(f"cannot reach the service at {server}: {type(e).__name__}") from None
+            with response:
+                raw = _read_limited(response, server, timeout_s, spent, watch)
+            if watch.fired:  # cut mid-headers, http.client may hand back what it had as an answer
+                raise BindError(late)
     finally:
         session.close()
     status = response.status_code
@@ -400,12 +418,11 @@ def request_binding(
     return answer
 
 
-def _read_limited(response: requests.Response, server: str, timeout_s: float, spent: str) -> bytes:
+def _read_limited(response: requests.Response, server: str, timeout_s: float, spent: str, watch) -> bytes:
     too_big = f"malformed answer from the service: over {MAX_ANSWER_BYTES // 1024} KiB, not a bind answer{spent}"
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
         raise BindError(too_big)
-    deadline = time.monotonic() + 2 * timeout_s
     chunks: list[bytes] = []
     size = 0
     try:
@@ -413,11 +430,11 @@ def _read_limited(response: requests.Response, server: str, timeout_s: float, sp
             size += len(chunk)
             if size > MAX_ANSWER_BYTES:
                 raise BindError(too_big)
-            if time.monotonic() > deadline:
-                raise BindError(f"the service at {server} did not finish its answer within {2 * timeout_s:.0f} s{spent}")
+            if watch.fired:
+                raise BindError(f"the service at {server} did not answer within {timeout_s:.0f} s{spent}")
             chunks.append(chunk)
     except requests.RequestException as e:
-        if "timed out" in str(e).lower():
+        if watch.fired or "timed out" in str(e).lower():
             raise BindError(f"the service at {server} did not answer within {timeout_s:.0f} s{spent}") from None
         raise BindError(f"the connection to {server} dropped in the middle of the answer{spent}") from None
     return b"".join(chunks)
@@ -435,7 +452,7 @@ def _api_error(raw: bytes) -> tuple[str | None, str]:
 
 
 def _one_line(text: str, limit: int) -> str:
-    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    text = "".join(c if c.isprintable() else " " for c in printable(text, limit * 4)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

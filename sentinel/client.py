@@ -19,11 +19,12 @@ configured CA bundle or the default store, never one named by the environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,33 @@ class StrictSession(requests.Session):
 
     def get_redirect_target(self, resp):
         return None
+
+
+def watched_session(ca_bundle: Path | str | None = None) -> StrictSession:
+    """A StrictSession whose connections the deadline watchdog can cut (`overall_deadline`): for
+    calls that do not go through ServiceClient (`sentinel bind`, which has no token yet)."""
+    session = StrictSession()
+    adapter = WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.verify = str(ca_bundle) if ca_bundle else True
+    return session
+
+
+@contextlib.contextmanager
+def overall_deadline(timeout_s: float) -> Iterator[Watch]:
+    """One overall deadline for the HTTP exchange this thread makes in the body through a
+    `watched_session` (request, headers and every read of the body): at `timeout_s` its socket is
+    shut down, so a blocked read ends at once. `watch.fired` says whether that happened: then any
+    exception out of `requests` means "no answer in time"."""
+    watch = Watch()
+    current.watch = watch
+    WATCHDOG.arm(watch, time.monotonic() + timeout_s)
+    try:
+        yield watch
+    finally:
+        WATCHDOG.disarm(watch)
+        current.watch = None
 
 
 def tls_reason(error: Exception) -> str:
@@ -251,6 +279,18 @@ class ServiceClient(Verifier):
             return HeartbeatAck.model_validate(answer)
         except ValidationError as e:
             raise ClientError("malformed", f"heartbeat answer does not match the contract ({e.error_count()} errors)") from None
+
+    def revoke(self, timeout_s: float = 5.0) -> bool:
+        """Revoke this device's own token at the service (`POST /v1/devices/{id}/revoke`, for
+        `sentinel wipe`): True once the service answered that the token no longer works. Idempotent
+        at the service. Raises ClientError (code `timeout` past the deadline)."""
+        try:
+            answer = self._call("POST", f"/v1/devices/{self.device_id}/revoke", self._clock() + timeout_s, limit=MAX_ANSWER_BYTES)
+        except _Deadline:
+            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+        if not (isinstance(answer, dict) and answer.get("revoked") is True):
+            raise ClientError("malformed", "revoke answer does not say the token is revoked")
+        return True
 
     def faces(self, since: datetime | None = None, timeout_s: float = 30.0):
         """The site's face gallery (`GET /v1/faces`): every entry, or those enrolled or changed at

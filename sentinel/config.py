@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sentinel.demo_data import DEMO_HEALTH_CODE_PREFIX
+from sentinel.state_files import OUTBOX_NAME
 
 #: device and site ids: short, printable, safe in a URL path and a log line
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -289,6 +290,13 @@ class OutboxConfig(_Section):
     upload_timeout_s: float = _field(20.0, "Upload timeout", "Seconds one upload may take before it counts as failed", gt=0, le=300)
     retry_initial_s: float = _field(1.0, "First retry", "Back-off before the first retry after a failed upload (seconds)", gt=0, le=600)
     retry_max_s: float = _field(120.0, "Longest retry", "Back-off cap between failed uploads (seconds); jitter spreads devices out", gt=0, le=3600)
+    rejected_retention_days: float = _field(
+        30.0,
+        "Refused records kept",
+        "Days records the service refused for good are kept on the device (audit, `sentinel outbox export --rejected`) before they are purged",
+        gt=0,
+        le=3650,
+    )
 
 
 # --- inputs and indicators (GPIO besides the gate relay) and external scanners ----------------
@@ -475,7 +483,7 @@ class SentinelConfig(_Section):
 
     @property
     def outbox_path(self) -> Path:
-        return self.outbox.path or self.device.state_dir / "outbox.sqlite3"
+        return self.outbox.path or self.device.state_dir / OUTBOX_NAME
 
 
 class ConfigError(Exception):

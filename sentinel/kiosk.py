@@ -71,14 +71,8 @@ from sentinel.screens import Screen, StatusBar
 from sentinel.status_cache import StatusCache
 from sentinel.uploader import Backoff, Uploader
 from sentinel.verifier import Verifier
-from sentinel.wipe import (
-    LOCK_NAME,
-    RECORD_KEY_NAME,
-    STATUS_CACHE_NAME,
-    StateLock,
-    StateLockHeld,
-    shred,
-)
+from sentinel.state_files import LOCK_NAME, PIN_LOCKOUT_NAME, RECORD_KEY_NAME, STATUS_CACHE_NAME
+from sentinel.wipe import StateLock, StateLockHeld, shred
 
 log = logging.getLogger("sentinel.kiosk")
 
@@ -444,7 +438,7 @@ def build_kiosk(
             uploader = make_uploader(config, outbox, uploads)
             opened(uploader.stop)
             gate = open_gate(config.gate)
-            opened(gate.close)
+            opened(gate.release)  # closes the relay, then gives its pins back
             inputs = open_inputs(config)  # the trigger, LEDs and buzzer; nothing (no gpiozero) when none is set
             opened(inputs.close)
             trigger = inputs.trigger
@@ -453,7 +447,10 @@ def build_kiosk(
             faces = open_faces(config, make_client)  # None when [faces] is off or its engine is missing
             if faces is not None:
                 opened(faces.close)
-            display = open_display(config.display, language=config.device.language, site_name=config.device.site_name)
+            display = open_display(
+                config.display, language=config.device.language, site_name=config.device.site_name,
+                pin_state_file=config.device.state_dir / PIN_LOCKOUT_NAME,
+            )
             opened(display.close)
             if not isinstance(inputs.indicators, NoIndicators):  # the LEDs and buzzer follow every screen shown
                 display = IndicatorDisplay(display, inputs.indicators)
@@ -607,7 +604,8 @@ def lock_state_dir(state_dir: Path) -> StateLock | _ReadOnlyLock | None:
 def open_outbox(config: SentinelConfig, *, recover: bool = True) -> Outbox:
     o = config.outbox
     limits = OutboxLimits(
-        max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction, spill_max=o.memory_spill_max
+        max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction, spill_max=o.memory_spill_max,
+        rejected_retention_s=o.rejected_retention_days * 86400,
     )
     return Outbox(config.outbox_path, limits=limits, recover=recover)
 

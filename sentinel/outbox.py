@@ -36,7 +36,17 @@ Nothing is dropped silently. The ways a record could be lost, and what happens i
   stores an id once, acknowledges it again: at least once, never lost.
 
 Records the service refused for good (`rejected`: wrong device, wrong site, id conflict) are moved
-to a `rejected` table, kept for audit and export, and never retried.
+to a `rejected` table, kept for audit and export, and never retried, for `rejected_retention_s`
+(config `outbox.rejected_retention_days`, 30 days): purged when the outbox opens and at most once
+an hour after that. The service's rejection text reaches the log only through
+`sentinel.textsafe.printable` (no escape sequences, no forged log lines).
+
+Delivered records leave no copy behind. `secure_delete` overwrites a deleted row in its page, but
+the -wal still holds the page images from before the delete until a checkpoint copies the new ones
+back and the -wal is truncated. So after acknowledgements the outbox runs
+`PRAGMA wal_checkpoint(TRUNCATE)` when it has become empty, and otherwise at least every
+`CHECKPOINT_EVERY_ACKS` deleted records (a few milliseconds; the kiosk's next commit starts a fresh
+-wal). A checkpoint that a reader blocks is simply tried again at the next occasion.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +66,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from sentinel.contract import AnyRecordIn
 from sentinel.records import AnyRecord
+from sentinel.textsafe import printable
 
 log = logging.getLogger("sentinel.outbox")
 
@@ -86,6 +97,10 @@ _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 BUSY_TIMEOUT_MS = 2000
 #: keeps the -wal file from staying large (and holding old record pages) after a backlog drains
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+#: delivered records after which the -wal is checkpointed and truncated even if the outbox is not empty
+CHECKPOINT_EVERY_ACKS = 500
+#: how often (seconds) set-aside records past their retention are purged while running
+PURGE_INTERVAL_S = 3600.0
 
 #: alarm code → (zh-CN, en); the format fields come from `OutboxHealth`
 ALARM_TEXT: dict[str, tuple[str, str]] = {
@@ -142,6 +157,8 @@ class OutboxLimits:
     max_age_s: float = 72 * 3600.0
     alarm_fraction: float = 0.8
     spill_max: int = 10_000
+    #: how long records the service refused are kept (audit, export) before they are purged
+    rejected_retention_s: float = 30 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -391,6 +408,8 @@ class Outbox:
         self._last_alarms: tuple[str, ...] = ()
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        self._acked_since_checkpoint = 0
+        self._purged_at: datetime | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # copies left by an earlier start keep the alarm up until a technician deals with them
         self._moved = [str(p) for p in corrupt_copies(self.path)]
@@ -404,6 +423,8 @@ class Outbox:
                 # people with records in memory, and try again on every add and uploader pass.
                 log.critical("cannot open the outbox %s: %s; records are kept in memory until it opens", self.path, e)
                 self._db = None
+            if self._db is not None:
+                self._maybe_purge()
             self._check_alarms()
 
     # --- opening, and what to do with a damaged file -----------------------------------------
@@ -639,9 +660,59 @@ class Outbox:
                 self._depth = self._guarded(lambda db: db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
             else:
                 self._depth = max(0, self._depth - deleted)
+            self._acked_since_checkpoint += deleted
+            if deleted and (self._depth == 0 or self._acked_since_checkpoint >= CHECKPOINT_EVERY_ACKS):
+                self._checkpoint()
+            self._maybe_purge()
             self._refresh_oldest()
             self._check_alarms()
         return deleted + from_memory
+
+    def _checkpoint(self) -> bool:
+        """Fold the -wal into the file and truncate it, so that the page images of deleted records
+        it holds are gone. Best effort: a reader in another process can block it (tried again later)."""
+        if self._db is None:
+            return False
+        try:
+            busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as e:
+            log.debug("checkpoint failed: %s", e)
+            return False
+        if busy:
+            log.debug("checkpoint blocked by a reader: tried again after the next acknowledgement")
+            return False
+        self._acked_since_checkpoint = 0
+        return True
+
+    def purge_rejected(self, now: datetime | None = None) -> int:
+        """Delete set-aside records older than the retention (`limits.rejected_retention_s`);
+        returns how many. The -wal is checkpointed after a purge, as after a delivery."""
+        now = now or self._wall()
+        cutoff = _utc_text(now - timedelta(seconds=self.limits.rejected_retention_s))
+        with self._lock:
+            self._purged_at = now
+
+            def purge(db: sqlite3.Connection) -> int:
+                with _transaction(db):
+                    return db.execute("DELETE FROM rejected WHERE rejected_at < ?", (cutoff,)).rowcount
+
+            gone = self._guarded(purge)
+            if gone:
+                self._rejected = max(0, self._rejected - gone)
+                self._checkpoint()
+                log.info("purged %d set-aside records older than %.0f days", gone, self.limits.rejected_retention_s / 86400)
+                self._check_alarms()
+        return gone
+
+    def _maybe_purge(self) -> None:
+        now = self._wall()
+        if self._purged_at is not None and abs((now - self._purged_at).total_seconds()) < PURGE_INTERVAL_S:
+            return
+        try:
+            self.purge_rejected(now)
+        except _FAILURES as e:
+            self._purged_at = now
+            log.warning("could not purge expired set-aside records: %s", e)
 
     def set_aside(self, rejections: list[tuple[str, str, str]], *, at: datetime | None = None) -> int:
         """Move records the service refused for good, (id, error, message), to the rejected table."""
@@ -676,7 +747,10 @@ class Outbox:
             self._rejected += moved + len(spilled)
             self._refresh_oldest()
             for record_id, error, message in rejections:
-                log.error("record %s refused by the service (%s: %s): set aside, not retried", record_id, error, message)
+                log.error(
+                    "record %s refused by the service (%s: %s): set aside, not retried",
+                    printable(record_id, 64), printable(error, 64), printable(message, 300),
+                )
             self._check_alarms()
         return moved + len(spilled)
 

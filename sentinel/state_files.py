@@ -56,6 +56,7 @@ IMAGES_DIR_NAME = "images"
 #: the files SQLite keeps next to a database
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 #: only in `sentinel demo`'s temporary state directory
+PIN_LOCKOUT_NAME = "pin-lockout.json"
 DEMO_TOKEN_NAME = "device-token"
 DEMO_SERVICE_NAME = "service.sqlite3"
 DEMO_SCENES_DIR_NAME = "demo-scenes"
@@ -99,6 +100,7 @@ STATE_FILES: tuple[StateFile, ...] = (
     StateFile(FACES_DIR_NAME, "the face gallery: encodings, masked names, kept face images (sentinel/faces/gallery.py)", True,
               directory=True),
     StateFile(LOCK_NAME, "held by the running kiosk (sentinel/wipe.py StateLock); empty", False),
+    StateFile(PIN_LOCKOUT_NAME, "the technician PIN pad's failed tries and lockout, kept across restarts (ui/pin.py)", False),
     StateFile(DEMO_TOKEN_NAME, "`sentinel demo` only: the demo device's token (a secret, not personal data)", False),
     StateFile(DEMO_SERVICE_NAME, "`sentinel demo` only: the reference service's made-up people", False, sqlite=True),
     StateFile(DEMO_SCENES_DIR_NAME, "`sentinel demo` only: links to the shipped scenes", False, directory=True),

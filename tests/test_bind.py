@@ -60,7 +60,7 @@ pulse_s = 2.0
 
 @pytest.fixture()
 def srv(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as server:
+    with ReferenceServer(tmp_path / "svc.db", seed="demo", fault_injection=True) as server:
         yield server
 
 
@@ -282,6 +282,7 @@ def test_device_id_comes_from_the_option_then_the_config_then_the_machine(srv, t
     assert first.device_id == machine_device_id(machine_id) and first.config_created
     assert "0123456789abcdef" not in first.device_id  # derived from the machine id, not a copy of it
 
+    admin(srv, "POST", f"/admin/devices/{first.device_id}/rebind-allowed")  # re-binding an id is the admin's call
     kept = bind_device(srv.url, "demo-site", new_code(srv), None, config, tmp_path / "t", machine_id_path=tmp_path / "none")
     assert kept.device_id == first.device_id and not kept.config_created and kept.token_replaced
 
@@ -293,6 +294,7 @@ def test_rebinding_replaces_the_token_and_the_old_one_stops_working(srv, tmp_pat
     config, token_file = tmp_path / "c.toml", tmp_path / "t"
     bind_device(srv.url, "demo-site", new_code(srv), "gate-9", config, token_file)
     old = read_token(token_file)
+    admin(srv, "POST", "/admin/devices/gate-9/rebind-allowed")  # re-binding an id is the admin's call
     bind_device(srv.url, "demo-site", new_code(srv), "gate-9", config, token_file)
     new = read_token(token_file)
     assert new != old and stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -300,6 +302,19 @@ def test_rebinding_replaces_the_token_and_the_old_one_stops_working(srv, tmp_pat
         f"{srv.url}/v1/records", params={"device_id": "gate-9"}, headers={"Authorization": f"Bearer {token}"}, timeout=5
     ).status_code
     assert (hit(old), hit(new)) == (401, 200)
+
+
+def test_binding_a_device_id_already_bound_says_it_is_the_admins_call_and_keeps_the_code(srv, tmp_path):
+    config, token_file = tmp_path / "c.toml", tmp_path / "t"
+    bind_device(srv.url, "demo-site", new_code(srv), "gate-7", config, token_file)
+    before = snapshot(config, token_file)
+    code = new_code(srv)
+    again = bind_cli(srv.url, code, config, token_file, "--device-id", "gate-7")
+    line = one_error_line(again)
+    assert "already bound" in line and "admin" in line and "not used" in line
+    assert snapshot(config, token_file) == before
+    admin(srv, "POST", "/admin/devices/gate-7/rebind-allowed")
+    assert bind_cli(srv.url, code, config, token_file, "--device-id", "gate-7").returncode == 0  # the same code still works
 
 
 def test_token_file_defaults_to_the_configs(srv, tmp_path):

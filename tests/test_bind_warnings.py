@@ -104,6 +104,7 @@ def test_records_of_another_site_stop_the_bind_until_confirmed_and_the_service_r
         assert words in line, line
     assert snapshot(config, token) == before  # nothing written, nothing sent: the same code still works
 
+    admin(srv, "POST", "/admin/devices/gate-1/rebind-allowed", {"site_id": "plant-3"})  # moving a device id is the admin's call
     confirmed = bind_cli(srv, code, config, token, "--yes", site="plant-3")
 
     assert confirmed.returncode == 0, confirmed.stderr
@@ -123,6 +124,7 @@ def test_records_of_the_same_device_and_site_are_uploaded_with_the_new_token(srv
     config, token = bound_device(srv, tmp_path)
     old_token = read_token(token)
     made = make_records(config, 2)
+    admin(srv, "POST", "/admin/devices/gate-1/rebind-allowed")  # re-binding an id is the admin's call
 
     result = bind_cli(srv, new_code(srv), config, token)
 

@@ -70,7 +70,7 @@ EXPECTED_MASKS = {
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     """One real server for the module; each test starts and ends without faults."""
-    with ReferenceServer(tmp_path_factory.mktemp("service") / "service.db", seed="demo", admin_token=ADMIN) as server:
+    with ReferenceServer(tmp_path_factory.mktemp("service") / "service.db", seed="demo", admin_token=ADMIN, fault_injection=True) as server:
         yield server
 
 

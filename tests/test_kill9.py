@@ -43,9 +43,10 @@ LINE = re.compile(r"^COMMITTED ([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a
 def service(tmp_path):
     token_file = tmp_path / "admin-token"
     token_file.write_text("sat_kill9-test-admin-token\n")
+    token_file.chmod(0o600)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel", "service", "--port", "0", "--db", str(tmp_path / "svc.sqlite3"), "--seed", "demo",
-         "--admin-token-file", str(token_file), "--error-rate", "0.15"],
+         "--admin-token-file", str(token_file), "--error-rate", "0.15", "--allow-fault-injection"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     url = None

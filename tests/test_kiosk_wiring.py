@@ -363,6 +363,7 @@ CONSUMERS: dict[str, str] = {
     "outbox.max_age_h": "sentinel/kiosk.py",
     "outbox.alarm_fraction": "sentinel/kiosk.py",
     "outbox.memory_spill_max": "sentinel/kiosk.py",
+    "outbox.rejected_retention_days": "sentinel/kiosk.py",
     "outbox.batch_size": "sentinel/kiosk.py",
     "outbox.upload_timeout_s": "sentinel/kiosk.py",
     "outbox.retry_initial_s": "sentinel/kiosk.py",

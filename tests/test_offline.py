@@ -39,7 +39,7 @@ DOWN = Faults(status=503)
 
 @pytest.fixture
 def server(tmp_path):
-    with ReferenceServer(tmp_path / "svc.sqlite3", seed="demo") as srv:
+    with ReferenceServer(tmp_path / "svc.sqlite3", seed="demo", fault_injection=True) as srv:
         yield srv
 
 

@@ -395,6 +395,7 @@ def test_unknown_and_expired_binding_codes(srv):
 
 
 def test_rebinding_a_device_replaces_its_token(srv):
+    assert admin(srv, "POST", f"/admin/devices/{DEMO_DEVICE_ID}/rebind-allowed").status_code == 200  # an admin's decision
     response = requests.post(f"{srv.url}/v1/devices/bind", json={"code": DEMO_BINDING_CODE, "device_id": DEMO_DEVICE_ID}, timeout=TIMEOUT)
     new_token = BindResponse.model_validate(response.json()).token
     assert new_token != DEMO_DEVICE_TOKEN

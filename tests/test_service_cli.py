@@ -38,7 +38,9 @@ def start(*args: str) -> tuple[subprocess.Popen, str]:
 def test_service_command_serves_and_stops_on_a_signal(tmp_path, sig):
     token_file = tmp_path / "admin-token"
     token_file.write_text("sat_from-a-file\n")
-    proc, url = start("--db", str(tmp_path / "s.db"), "--seed", "demo", "--admin-token-file", str(token_file), "--latency", "0.2")
+    token_file.chmod(0o600)
+    proc, url = start("--db", str(tmp_path / "s.db"), "--seed", "demo", "--admin-token-file", str(token_file), "--latency", "0.2",
+                      "--allow-fault-injection")  # fmt: skip
     try:
         assert requests.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
         admin = requests.get(f"{url}/admin/faults", headers={"Authorization": "Bearer sat_from-a-file"}, timeout=5)
@@ -54,12 +56,15 @@ def test_service_command_serves_and_stops_on_a_signal(tmp_path, sig):
     assert DEMO_DEVICE_TOKEN not in out + err
 
 
-def test_generated_admin_token_is_printed_once(tmp_path):
+def test_generated_admin_token_is_written_to_a_private_file(tmp_path):
     proc, url = start("--db", str(tmp_path / "s.db"))
     try:
         line = proc.stdout.readline()
-        assert line.startswith("admin token (shown once): sat_")
-        token = line.split(": ", 1)[1].strip()
+        path = tmp_path / "s.db.admin-token"
+        assert line.startswith(f"admin token written to {path}")
+        assert path.stat().st_mode & 0o777 == 0o600
+        token = path.read_text().strip()
+        assert token.startswith("sat_") and token not in line
         ok = requests.get(f"{url}/admin/faults", headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert ok.status_code == 200
     finally:

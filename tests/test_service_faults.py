@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sentinel.contract import ApiError
 from sentinel.demo_data import demo_person
 from sentinel.health import HealthStatus
-from sentinel.service.faults import DEFAULT_OVERSIZED_BYTES, FAULT_HEADER, Faults, FaultSpecError, parse_spec
+from sentinel.service.faults import DEFAULT_OVERSIZED_BYTES, FAULT_HEADER, FAULT_TOKEN_HEADER, Faults, FaultSpecError, parse_spec
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.service.server import ReferenceServer
 
@@ -27,19 +27,19 @@ GREEN = demo_person("green").token
 
 @pytest.fixture
 def srv(tmp_path):
-    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN, rng=random.Random(1234)) as server:
+    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN, rng=random.Random(1234), fault_injection=True) as server:
         yield server
 
 
 def verify(srv, fault: str | None = None, timeout: float = TIMEOUT):
-    headers = {"Authorization": f"Bearer {DEMO_DEVICE_TOKEN}", **({FAULT_HEADER: fault} if fault is not None else {})}
+    headers = {"Authorization": f"Bearer {DEMO_DEVICE_TOKEN}", **({FAULT_HEADER: fault, FAULT_TOKEN_HEADER: ADMIN} if fault is not None else {})}
     body = {"device_id": DEMO_DEVICE_ID, "site_id": DEMO_SITE.id, "credential": {"kind": "health_code", "value": GREEN},
             "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
     return requests.post(f"{srv.url}/v1/verify", json=body, headers=headers, timeout=timeout)
 
 
 def upload(srv, records, fault: str | None = None):
-    headers = {"Authorization": f"Bearer {DEMO_DEVICE_TOKEN}", **({FAULT_HEADER: fault} if fault is not None else {})}
+    headers = {"Authorization": f"Bearer {DEMO_DEVICE_TOKEN}", **({FAULT_HEADER: fault, FAULT_TOKEN_HEADER: ADMIN} if fault is not None else {})}
     return requests.post(f"{srv.url}/v1/records", json={"records": records}, headers=headers, timeout=TIMEOUT)
 
 
@@ -218,6 +218,6 @@ def test_bad_server_faults_are_refused(srv):
 
 
 def test_faults_given_at_start(tmp_path):
-    with ReferenceServer(tmp_path / "s.db", seed="demo", admin_token=ADMIN, faults=Faults(status=500)) as server:
+    with ReferenceServer(tmp_path / "s.db", seed="demo", admin_token=ADMIN, faults=Faults(status=500), fault_injection=True) as server:
         assert verify(server).status_code == 500
         assert requests.get(f"{server.url}/healthz", timeout=TIMEOUT).status_code == 200

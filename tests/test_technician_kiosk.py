@@ -287,6 +287,12 @@ def test_wrong_pins_and_a_lockout_reach_the_outbox(tmp_path, relay, srv):
         assert "2468" not in repr(events) and "1111" not in repr(events)
     finally:
         kiosk.close()
+    # pulling the plug is no way around the lockout: the kiosk as `sentinel run` builds it again
+    again = build_kiosk(load_config(write_config(tmp_path, srv.url)))
+    try:
+        assert again.display.menu.pin_gate.attempt(PIN).reason == "locked"
+    finally:
+        again.close()
 
 
 def open_menu_with_f2(d) -> None:

@@ -34,7 +34,7 @@ from ui.sound import SoundPlayer  # noqa: E402
 from ui.technician import MenuState, TechnicianActions  # noqa: E402
 from tests.helpers import FakeClock, wait_until  # noqa: E402
 
-PIN = "2468"
+PIN = "246800"
 PIN_HASH = hash_pin(PIN, iterations=2000)
 
 

@@ -153,7 +153,7 @@ def test_pin_hash_round_trip_and_config_accepts_it():
     assert stored.startswith("pbkdf2_sha256$1000$")
     assert verify_pin("246810", stored) and not verify_pin("246811", stored)
     assert not verify_pin("246810", "garbage") and not verify_pin("1", "md5$1$x$y")
-    assert parse_config({"display": {"type": "pygame", "technician_pin_hash": hash_pin("1234")}}).display.type == "pygame"
+    assert parse_config({"display": {"type": "pygame", "technician_pin_hash": hash_pin("123456")}}).display.type == "pygame"
     with pytest.raises(ValueError):
         hash_pin("12ab")
 
@@ -166,13 +166,13 @@ def test_config_rejects_a_plain_pin():
 
 def test_wrong_pins_lock_out_and_the_lockout_doubles():
     clock = FakeClock()
-    gate = PinGate(hash_pin("2468", iterations=1000), clock=clock)
+    gate = PinGate(hash_pin("246800", iterations=1000), clock=clock)
     assert [gate.attempt("1111").reason for _ in range(2)] == ["wrong", "wrong"]
     third = gate.attempt("1111")
     assert third.reason == "locked" and third.locked_for_s == 30
-    assert gate.attempt("2468").reason == "locked"  # even the right PIN, while locked
+    assert gate.attempt("246800").reason == "locked"  # even the right PIN, while locked
     clock.advance(30)
-    assert gate.attempt("2468").ok  # right PIN after the wait
+    assert gate.attempt("246800").ok  # right PIN after the wait
     for _ in range(3):
         gate.attempt("0000")
     clock.advance(30)
@@ -180,9 +180,9 @@ def test_wrong_pins_lock_out_and_the_lockout_doubles():
         result = gate.attempt("0000")
     assert result.locked_for_s == 60  # the second lockout in a row is twice as long
     clock.advance(59)
-    assert gate.attempt("2468").reason == "locked"
+    assert gate.attempt("246800").reason == "locked"
     clock.advance(1)
-    assert gate.attempt("2468").ok
+    assert gate.attempt("246800").ok
 
 
 def test_no_hash_no_entry():
@@ -194,7 +194,7 @@ def test_no_hash_no_entry():
 
 def make_menu(clock=None, **actions):
     clock = clock or FakeClock()
-    gate = PinGate(hash_pin("2468", iterations=1000), clock=clock)
+    gate = PinGate(hash_pin("246800", iterations=1000), clock=clock)
     return TechnicianMenu(gate, TechnicianActions(**actions), inline, language="en", clock=clock), clock
 
 
@@ -210,7 +210,7 @@ def test_right_pin_opens_the_menu_and_actions_show_their_rows():
     menu, _ = make_menu(gate_test=lambda: calls.append("pulse") or [("Gate", "pulsed 1.0 s")])
     menu.open()
     assert menu.state == MenuState.PIN
-    type_pin(menu, "2468")
+    type_pin(menu, "246800")
     assert menu.state == MenuState.MENU
     view = menu.view()
     assert [b.id for b in view.buttons] == ["device", "network", "gate", "sound", "preview", "outbox", "reload", "close"]
@@ -229,7 +229,7 @@ def test_right_pin_opens_the_menu_and_actions_show_their_rows():
 def test_an_action_that_raises_is_shown_not_fatal():
     menu, _ = make_menu(reload_config=lambda: 1 / 0)
     menu.open()
-    type_pin(menu, "2468")
+    type_pin(menu, "246800")
     menu.press("reload")
     menu.poll()
     assert "ZeroDivisionError" in menu.view().info[0][1]
@@ -243,20 +243,20 @@ def test_wrong_pins_say_how_many_tries_are_left_then_lock():
     type_pin(menu, "1111")
     type_pin(menu, "1111")
     assert menu.view().message == "Too many wrong PINs: wait 30 s"
-    type_pin(menu, "2468")
+    type_pin(menu, "246800")
     assert menu.state == MenuState.PIN  # locked: the right PIN does not count yet
     clock.advance(10)
     menu.poll()
     assert menu.view().message == "Too many wrong PINs: wait 20 s"
     clock.advance(20)
-    type_pin(menu, "2468")
+    type_pin(menu, "246800")
     assert menu.state == MenuState.MENU
 
 
 def test_menu_closes_by_itself_when_left_alone():
     menu, clock = make_menu()
     menu.open()
-    type_pin(menu, "2468")
+    type_pin(menu, "246800")
     clock.advance(121)
     menu.poll()
     assert menu.state == MenuState.CLOSED

@@ -208,7 +208,7 @@ def test_sentinel_screens_hash_pin_from_stdin():
     assert verify_pin("135790", line.split('"')[1])
     bad = subprocess.run([sys.executable, "-m", "sentinel", "screens", "--hash-pin"], input="12\n",
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "4 to 8 digits" in bad.stderr
+    assert bad.returncode == 2 and "6 to 8 digits" in bad.stderr
 
 
 def test_docs_screenshots_are_small():

@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -153,6 +154,7 @@ class PygameDisplay:
         actions: TechnicianActions | None = None,
         on_quit: Callable[[], None] | None = None,
         on_menu: Callable[[bool], None] | None = None,
+        pin_state_file: Path | None = None,
         fonts: FontSet | None = None,
         clock: Callable[[], float] = time.monotonic,
         start: bool = True,
@@ -182,7 +184,7 @@ class PygameDisplay:
         if actions is not None and actions.on_menu is not None:
             self.on_menu = actions.on_menu
         self.menu = TechnicianMenu(
-            PinGate(self.config.technician_pin_hash, clock=clock),
+            PinGate(self.config.technician_pin_hash, clock=clock, state_file=pin_state_file),
             self._menu_actions(actions or TechnicianActions()),
             self._executor.submit,
             language=language,

@@ -64,7 +64,7 @@ def technician_views(language: str) -> dict[str, MenuView]:
         outbox_status=lambda: [],
         reload_config=lambda: [],
     )
-    gate = PinGate(hash_pin("2468", iterations=1000, salt=b"sample-salt-0000"))
+    gate = PinGate(hash_pin("246800", iterations=1000, salt=b"sample-salt-0000"))
     menu = TechnicianMenu(gate, actions, lambda fn, *a: _done(fn(*a)), language=language, sound_test=lambda: [])
     menu.open()
     for key in ("digit:1", "digit:2", "digit:3", "digit:4", "ok"):

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sentinel.textsafe import printable
+
     try:
         from sentinel.binding import BindError, bind_device
     except ImportError as e:
@@ -59,17 +61,19 @@ def run(args: argparse.Namespace) -> int:
             confirm_waiting=_confirm(args.yes),
         )
     except BindError as e:
-        print(f"sentinel bind: {e}", file=sys.stderr)
+        print(f"sentinel bind: {printable(str(e), 2000)}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - a technician gets one line, never a traceback
         log.debug("bind failed", exc_info=True)
         print(f"sentinel bind: unexpected failure ({type(e).__name__}); run with -vv for details", file=sys.stderr)
         return 1
 
+    # the service chose some of these strings: printed without escapes or line breaks (printable)
     for warning in result.warnings:
-        print(f"sentinel bind: warning: {warning}", file=sys.stderr)
+        print(f"sentinel bind: warning: {printable(warning, 2000)}", file=sys.stderr)
     site = result.site
-    where = f"{site.name}, {site.address}" if site.address else site.name
+    name = printable(site.name, 200)
+    where = f"{name}, {printable(site.address, 200)}" if site.address else name
     print(f"bound device {result.device_id} to site {site.id}: {where}")
     print(f"  service: {result.server}")
     print(f"  config:  {result.config_path} ({'created' if result.config_created else 'updated'})")

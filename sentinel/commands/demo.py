@@ -81,7 +81,7 @@ def demo_config(args: argparse.Namespace, state_dir: Path, service_url: str, tok
 
 
 #: the technician menu's PIN in the demo (hold the top-left corner for 3 s, or press F2)
-DEMO_PIN = "1234"
+DEMO_PIN = "123456"
 
 
 def _display(args: argparse.Namespace) -> DisplayConfig:

@@ -70,14 +70,14 @@ def _hash_pin() -> int:
     from ui.pin import PIN_PATTERN, hash_pin
 
     if sys.stdin.isatty():
-        pin = getpass.getpass("technician PIN (4-8 digits): ")
+        pin = getpass.getpass("technician PIN (6-8 digits): ")
         if getpass.getpass("again: ") != pin:
             print("sentinel screens: the two PINs differ", file=sys.stderr)
             return 2
     else:
         pin = sys.stdin.readline().strip()
     if not PIN_PATTERN.match(pin):
-        print("sentinel screens: a technician PIN is 4 to 8 digits", file=sys.stderr)
+        print("sentinel screens: a technician PIN is 6 to 8 digits", file=sys.stderr)
         return 2
     print("# in the [display] section of the config file:")
     print(f'technician_pin_hash = "{hash_pin(pin)}"')

@@ -1,15 +1,23 @@
 """`sentinel service`: the reference health-status service in the foreground, for development, the
 demo and a technician bench-testing a device (point the device at this URL, then change people,
 revoke tokens or inject faults through the admin API; see docs/api.md).
+
+Safe by default for a small site running it as it is: plain HTTP only on loopback (else
+`--certfile/--keyfile` or `--behind-tls-proxy`), no fault injection without
+`--allow-fault-injection`, the admin token never printed (an owner-only file), records purged after
+`--retention-days`. See "Running the reference service safely" in docs/api.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 NAME = "service"
@@ -26,8 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admin-token-file",
         type=Path,
-        help="file whose first line is the admin token; without it a token is generated and printed once",
+        help="file (owner-only, mode 0600) whose first line is the admin token; without it a token is generated and "
+        "written to <db>.admin-token (0600), and only that path is printed",
     )
+    parser.add_argument("--retention-days", type=float, default=28.0, metavar="D",
+                        help="purge records received more than D days ago, on start and hourly (default 28; 0 keeps them)")  # fmt: skip
+    parser.add_argument("--certfile", type=Path, help="TLS certificate (PEM): serve HTTPS")
+    parser.add_argument("--keyfile", type=Path, help="TLS private key (PEM) for --certfile")
+    parser.add_argument("--behind-tls-proxy", action="store_true",
+                        help="allow plain HTTP on a non-loopback address because a TLS proxy in front terminates TLS")  # fmt: skip
+    parser.add_argument("--allow-fault-injection", action="store_true",
+                        help="obey --latency/--error-rate/--fault, PUT /admin/faults and the X-Sentinel-Fault header (with the admin "
+                        "token); off by default")  # fmt: skip
     parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="delay every /v1 answer by S seconds")
     parser.add_argument("--error-rate", type=float, default=0.0, metavar="R", help="answer this fraction (0..1) of /v1 requests with 500")
     parser.add_argument(
@@ -38,11 +56,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_admin_token(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ValueError(f"{path} is readable by group or others (mode {mode & 0o777:o}); chmod 600 it")
     lines = path.read_text(encoding="utf-8").splitlines()
     token = lines[0].strip() if lines else ""
     if not token:
         raise ValueError(f"admin token file {path} is empty")
     return token
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, owner-only from the first byte."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +107,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"sentinel service: bad fault options: {exc}", file=sys.stderr)
         return 2
 
-    server = ReferenceServer(args.db, seed=args.seed, host=args.host, port=args.port, admin_token=token, faults=faults)
+    if faults.active and not args.allow_fault_injection:
+        print("sentinel service: --latency/--error-rate/--fault need --allow-fault-injection", file=sys.stderr)
+        return 2
+    if (args.certfile is None) != (args.keyfile is None):
+        print("sentinel service: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    if args.certfile is None and not args.behind_tls_proxy and not _is_loopback(args.host):
+        print(f"sentinel service: refusing plain HTTP on {args.host}: tokens and personal data would cross the network in clear; "
+              "give --certfile/--keyfile, or --behind-tls-proxy when a TLS proxy is in front", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.retention_days < 0:
+        print("sentinel service: --retention-days must be 0 or more", file=sys.stderr)
+        return 2
+    retention = timedelta(days=args.retention_days) if args.retention_days else None
+    server = ReferenceServer(args.db, seed=args.seed, host=args.host, port=args.port, admin_token=token, faults=faults,
+                             fault_injection=args.allow_fault_injection, retention=retention,
+                             certfile=args.certfile, keyfile=args.keyfile)  # fmt: skip
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -75,8 +133,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"sentinel service: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
         if token is None:
-            # stdout, not the log: shown once to the person who started the server, never journaled
-            print(f"admin token (shown once): {server.admin_token}", flush=True)
+            # never printed (stdout is the journal under systemd): written owner-only, the path shown
+            token_path = Path(str(args.db) + ".admin-token")
+            try:
+                _write_private(token_path, server.admin_token + "\n")
+            except OSError as exc:
+                print(f"sentinel service: cannot write the admin token file: {exc}", file=sys.stderr)
+                return 1
+            print(f"admin token written to {token_path} (mode 0600)", flush=True)
         log.info("listening on %s (API docs at %s/docs)", url, url)
         if faults.active:
             log.warning("injecting faults into every /v1 request: %s", faults.model_dump(exclude_defaults=True))

@@ -10,6 +10,13 @@ Run with sudo, it reads the config as root, then does everything else as the kio
 user where one exists (sentinel/state_files.py `as_state_owner`), and never follows a symbolic
 link in the state directory: a link where a file belongs is removed, a link where a directory
 belongs is refused in one line and the command exits 1 (sentinel/wipe.py).
+
+The device token (the config's `verifier.token_file`, root's file) goes too: a wiped device must
+not keep a working credential. Once the wipe is confirmed, wipe asks the service to revoke the
+token (`POST /v1/devices/{id}/revoke`, a 5 s deadline), then overwrites and deletes the file
+either way, and says which: "token revoked at the service and destroyed", or "service
+unreachable: token destroyed here only; revoke it at the service: ..." (then the token still
+works at the service until an operator revokes the device there).
 """
 
 from __future__ import annotations
@@ -44,13 +51,107 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from sentinel.state_files import as_state_owner
 
+    token = _Token.read(config)  # as root, before dropping to the kiosk's user
     with as_state_owner() as owner:
-        return _wipe(args, config, owner)
+        code = _wipe(args, config, owner, token)
+    if token.go:
+        code = max(code, token.retire(config))
+    return code
 
 
-def _wipe(args: argparse.Namespace, config, owner) -> int:
+#: how long wipe waits for the service to revoke the token
+REVOKE_TIMEOUT_S = 5.0
+
+
+class _Token:
+    """The device token file, read as root before the wipe drops privileges; `go` once the wipe
+    was confirmed (not a dry run, not refused)."""
+
+    def __init__(self, path: Path | None, value: str | None, problem: str = ""):
+        self.path = path
+        self.value = value
+        self.problem = problem
+        self.go = False
+
+    @classmethod
+    def read(cls, config) -> _Token:
+        from sentinel.client import ClientError, read_token
+
+        configured = getattr(config.verifier, "token_file", None)
+        if configured is None:
+            return cls(None, None)
+        path = Path(configured)
+        if not (path.exists() or path.is_symlink()):
+            return cls(None, None)
+        try:
+            return cls(path, read_token(path))
+        except ClientError as e:
+            return cls(path, None, str(e))
+
+    def retire(self, config) -> int:
+        """Revoke at the service when it can be reached, destroy the file either way; say which."""
+        from sentinel.wipe import shred
+
+        assert self.path is not None
+        url = getattr(config.verifier, "url", "")
+        revoked, why = False, self.problem or "no token to revoke"
+        if self.value and url:
+            revoked, why = _revoke(config, url, self.value)
+        elif self.value:
+            why = "no service URL in the config"
+        try:
+            shred(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            print(f"sentinel wipe: could not destroy the device token {self.path}: {e.strerror or type(e).__name__}", file=sys.stderr)
+            return 1
+        if revoked:
+            print(f"device token {self.path}: token revoked at the service and destroyed")
+            return 0
+        how = f"on {url}: POST /admin/devices/{config.device.id}/revoke" if url else f"for device {config.device.id}"
+        print(
+            f"sentinel wipe: device token {self.path}: service unreachable ({why}): token destroyed here only; "
+            f"revoke it at the service: {how} (or ask its operator to revoke device {config.device.id})",
+            file=sys.stderr,
+        )
+        return 0
+
+
+def _revoke(config, url: str, token: str) -> tuple[bool, str]:
+    """(True, "") once the service revoked the token; (False, why) otherwise. Never raises."""
+    from sentinel.client import ClientError, ServiceClient
+
+    try:
+        client = ServiceClient(
+            url, token, device_id=config.device.id, site_id=config.device.site_id,
+            ca_bundle=getattr(config.verifier, "ca_bundle", None), connect_timeout_s=REVOKE_TIMEOUT_S,
+        )
+    except Exception as e:  # noqa: BLE001 - a bad CA path and the like: the token is destroyed anyway
+        return False, type(e).__name__
+    try:
+        client.revoke(timeout_s=REVOKE_TIMEOUT_S)
+        return True, ""
+    except ClientError as e:
+        if e.http_status == 401:  # unknown or already revoked: the token works nowhere
+            return True, ""
+        return False, e.code
+    except Exception as e:  # noqa: BLE001
+        return False, type(e).__name__
+    finally:
+        client.close()
+
+
+def _wipe(args: argparse.Namespace, config, owner, token: _Token | None = None) -> int:
     from sentinel.outbox import inspect
-    from sentinel.wipe import WEAR_LEVELLING_NOTE, StateLock, StateLockHeld, personal_data, refused, wipe
+    from sentinel.wipe import (
+        WEAR_LEVELLING_NOTE,
+        StateLock,
+        StateLockHeld,
+        personal_data,
+        refused,
+        wipe,
+    )
 
     state_dir = config.device.state_dir
     outbox_path = config.outbox_path
@@ -70,17 +171,21 @@ def _wipe(args: argparse.Namespace, config, owner) -> int:
         refusals = refused(state_dir, outbox_path)
         for line in refusals:
             print(f"sentinel wipe: {line}", file=sys.stderr)
+        has_token = token is not None and token.path is not None
         if not files:
             if refusals:
                 return 1
             print(f"nothing to wipe in {state_dir}")
-            return 0
+            if not has_token:
+                return 0
         seen = inspect(outbox_path)
         waiting = seen.health.depth if seen.health else None
         copies = seen.health.corrupt_copies if seen.health else ()
         print(f"device {config.device.id}: these files will be overwritten and deleted:")
         for f in files:
             print(f"  {f} ({_size(f)})")
+        if has_token:
+            print(f"  {token.path} (the device token: revoked at the service first when it can be reached)")
         if waiting is None:
             print(f"the outbox cannot be read ({seen.error}): it may hold records not yet delivered")
         elif waiting:
@@ -100,6 +205,8 @@ def _wipe(args: argparse.Namespace, config, owner) -> int:
         if not args.yes and not _confirmed(config.device.id):
             print("sentinel wipe: not confirmed; nothing destroyed", file=sys.stderr)
             return 1
+        if has_token:
+            token.go = True
         report = wipe(state_dir, outbox_path, as_root=owner.as_root if owner.user else None)
         print(f"wiped {len(report.files)} files ({report.bytes_overwritten:,} bytes overwritten with zeros, then deleted)")
         for link in report.links_removed:

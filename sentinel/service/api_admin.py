@@ -86,6 +86,13 @@ class DeviceOut(_Model):
     bound_at: datetime = Field(title="Bound at", description="When it last bound (service clock)")
     last_heartbeat_at: datetime | None = Field(title="Last heartbeat at", description="When the last heartbeat arrived (service clock); null when none")
     last_heartbeat: Heartbeat | None = Field(title="Last heartbeat", description="The last heartbeat as the device sent it; null when none")
+    rebind_site_id: str | None = Field(
+        None, title="Re-binding allowed into", description="An admin allowed binding this id again with a code of this site; null: not allowed"
+    )
+
+
+class RebindRequest(_Model):
+    site_id: str | None = Field(None, pattern=ID_PATTERN, title="Site id", description="Site whose code may re-bind the device; default its own")
 
 
 def _store(request: Request) -> Store:
@@ -122,7 +129,7 @@ def get_device(device_id: str, request: Request) -> DeviceOut:
     device = _store(request).get_device(device_id)
     if device is None:
         raise ApiException(404, "unknown_device", f"no device {device_id}")
-    return DeviceOut(**vars(device))
+    return DeviceOut(**{k: v for k, v in vars(device).items() if k != "binding_id"})
 
 
 @router.get("/devices/{device_id}/events", response_model=EventsPage, summary="A device's audit events")
@@ -146,6 +153,23 @@ def device_events(
 def revoke_device(device_id: str, request: Request) -> DeviceOut:
     if not _store(request).revoke_device(device_id):
         raise ApiException(404, "unknown_device", f"no device {device_id}")
+    return get_device(device_id, request)
+
+
+@router.post(
+    "/devices/{device_id}/rebind-allowed",
+    response_model=DeviceOut,
+    summary="Allow the next binding of an existing device id (replaced SD card, revoked device back in service, move)",
+)
+def allow_rebind(device_id: str, request: Request, body: RebindRequest | None = None) -> DeviceOut:
+    store = _store(request)
+    device = store.get_device(device_id)
+    if device is None:
+        raise ApiException(404, "unknown_device", f"no device {device_id}")
+    site_id = (body.site_id if body else None) or device.site_id
+    if store.get_site(site_id) is None:
+        raise ApiException(404, "unknown_site", f"no site {site_id}")
+    store.allow_rebind(device_id, site_id)
     return get_device(device_id, request)
 
 
@@ -188,5 +212,7 @@ def get_faults(request: Request) -> Faults:
 
 @router.put("/faults", response_model=Faults, summary="Set the faults injected into every /v1 request")
 def set_faults(body: Faults, request: Request) -> Faults:
+    if not request.app.state.fault_injection:
+        raise ApiException(403, "faults_disabled", "fault injection is off; start the service with --allow-fault-injection")
     request.app.state.faults.set(body)
     return body

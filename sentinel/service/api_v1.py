@@ -2,6 +2,11 @@
 
 Endpoints are plain `def`: FastAPI runs them in its thread pool, so SQLite calls never block the
 event loop that keeps injected latency and other requests going.
+
+Guessing is limited (`limits.py`: binding codes per address, not_found ID-number and face lookups
+per token), a face id answers only within the device's site gallery, uploads must carry masked
+identity only, and a token lists only the records of its own binding. Failures are logged with the
+device id or address and the error, never a secret or a credential.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ import logging
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from sentinel.contract import (
     ID_PATTERN,
     RECORD_ID_PATTERN,
+    AmendmentsPage,
     ApiError,
     BindRequest,
     BindResponse,
@@ -26,14 +33,21 @@ from sentinel.contract import (
     RecordsAccepted,
     RecordsPage,
     RecordsUpload,
-    AmendmentsPage,
     VehicleSessionsPage,
     VerifyRequest,
 )
 from sentinel.health import HealthStatus, Nat, Person, Status, Vaccination
-from sentinel.service.auth import Caller, caller, check_device, device_caller
+from sentinel.service.auth import (
+    Caller,
+    caller,
+    check_device,
+    client_address,
+    device_caller,
+    device_caller_even_revoked,
+)
 from sentinel.service.errors import ApiException
-from sentinel.service.masking import mask_id, mask_name
+from sentinel.service.limits import retry_after
+from sentinel.service.masking import is_masked_id, is_masked_name, mask_id, mask_name
 from sentinel.service.store import BindError, DeviceRow, PersonRow, Store
 from sentinel.service.tokens import new_device_token
 
@@ -78,13 +92,51 @@ def health_status_of(person: PersonRow, kind: CredentialKind, now: datetime) -> 
 def verify(body: VerifyRequest, request: Request, device: DeviceRow = Depends(device_caller)) -> HealthStatus:
     check_device(device, body.device_id, body.site_id)
     now = _now(request)
-    person = _store(request).find_person(body.credential.kind, body.credential.value)
+    limits = request.app.state.limits
+    key = device.binding_id or device.id  # one binding = one token
+    kind = body.credential.kind
+    wait = limits.verify.take(key)
+    guessable = kind in (CredentialKind.ID_NUMBER, CredentialKind.FACE)  # an ID number or face id can be guessed; a token cannot
+    if not wait and guessable:
+        wait = limits.not_found.wait_s(key)
+    if wait:
+        log.warning("verify rate limited device=%s kind=%s", device.id, kind.value)
+        raise ApiException(429, "rate_limited", "too many lookups from this device; wait", retry_after(wait))
+    # a face id answers only within the device's own site gallery
+    person = _store(request).find_person(kind, body.credential.value, face_site_id=device.site_id)
+    if person is None and guessable:
+        limits.not_found.charge(key)
+        log.warning("verify not_found device=%s kind=%s", device.id, kind.value)
     if person is None:
         answer = HealthStatus(status=Status.NOT_FOUND, checked_at=now, detail="no person for this credential")
     else:
         answer = health_status_of(person, body.credential.kind, now)
     log.info("verify device=%s kind=%s -> %s", device.id, body.credential.kind.value, answer.status.value)
     return answer
+
+
+def _unmasked(record) -> bool:
+    person = getattr(record, "person", None)
+    return person is not None and not (is_masked_name(person.name_masked) and is_masked_id(person.id_masked))
+
+
+def purge_expired(app, now: datetime) -> int:
+    """Purge records past the app's retention period; returns how many went."""
+    if app.state.retention is None:
+        return 0
+    app.state.last_purge = now
+    gone = app.state.store.purge_records(now - app.state.retention)
+    if gone:
+        log.info("purged %d records older than %s", gone, app.state.retention)
+    return gone
+
+
+def _maybe_purge(request: Request) -> None:
+    from sentinel.service.app import PURGE_EVERY
+
+    last, now = request.app.state.last_purge, _now(request)
+    if request.app.state.retention is not None and (last is None or now - last >= PURGE_EVERY):
+        purge_expired(request.app, now)
 
 
 @router.post("/records", response_model=RecordsAccepted, responses=_AUTH_ERRORS, summary="Upload records: checks, vehicle sessions, amendments, events (idempotent)")
@@ -95,9 +147,12 @@ def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = De
             rejected.append(RecordRejected(id=record.id, error="wrong_device", message=f"record is from device {record.device_id}"))
         elif record.site_id != device.site_id:
             rejected.append(RecordRejected(id=record.id, error="wrong_site", message=f"device is bound to site {device.site_id}"))
+        elif _unmasked(record):
+            rejected.append(RecordRejected(id=record.id, error="not_masked", message="person name and ID must be masked as the service returned them"))
         else:
             acceptable.append(record)
-    stored = _store(request).add_records(acceptable, _now(request))
+    _maybe_purge(request)
+    stored = _store(request).add_records(acceptable, _now(request), binding_id=device.binding_id)
     accepted, seen = [], set()
     for record in acceptable:
         if record.id in seen:
@@ -112,6 +167,11 @@ def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = De
             rejected.append(RecordRejected(id=record.id, error="id_conflict", message="another device stored a record with this id"))
     log.info("records device=%s accepted=%d rejected=%d", device.id, len(accepted), len(rejected))
     return RecordsAccepted(accepted=accepted, rejected=rejected)
+
+
+def _own(who: Caller) -> dict:
+    """A device token lists only what was uploaded under its own binding."""
+    return {} if who.device is None else {"binding_id": who.device.binding_id, "own_binding": True}
 
 
 @router.get("/records", response_model=RecordsPage, responses=_AUTH_ERRORS, summary="Read stored records (audits, tests)")
@@ -129,7 +189,7 @@ def list_records(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    records = _store(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    records = _store(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     next_after = records[-1].id if len(records) == limit else None
     return RecordsPage(records=records, next_after=next_after)
 
@@ -154,7 +214,7 @@ def list_vehicle_sessions(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    sessions = _store(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    sessions = _store(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     return VehicleSessionsPage(sessions=sessions, next_after=sessions[-1].id if len(sessions) == limit else None)
 
 
@@ -178,7 +238,7 @@ def list_amendments(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    found = _store(request).list_amendments(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit)
+    found = _store(request).list_amendments(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     return AmendmentsPage(amendments=found, next_after=found[-1].id if len(found) == limit else None)
 
 
@@ -193,11 +253,19 @@ def list_amendments(
     },
 )
 def bind(body: BindRequest, request: Request) -> BindResponse:
+    limits, address = request.app.state.limits, client_address(request)
+    wait = limits.bind_failures.wait_s(address) or limits.bind.take(address)
+    if wait:
+        log.warning("bind rate limited from %s", address)
+        raise ApiException(429, "rate_limited", "too many binding attempts from this address; wait", retry_after(wait))
     token = new_device_token()
     try:
         site = _store(request).redeem_binding_code(body.code, body.device_id, token, _now(request))
     except BindError as exc:
-        raise ApiException(400 if exc.error == "code_unknown" else 410, exc.error, str(exc)) from None
+        limits.bind_failures.fail(address)
+        log.warning("bind failed from %s device=%s: %s", address, body.device_id, exc.error)
+        status = {"code_unknown": 400, "device_exists": 409, "wrong_site": 403}.get(exc.error, 410)
+        raise ApiException(status, exc.error, str(exc)) from None
     log.info("bound device=%s to site=%s", body.device_id, site.id)
     return BindResponse(device_id=body.device_id, site=site, token=token)
 
@@ -208,6 +276,25 @@ def heartbeat(device_id: str, body: Heartbeat, request: Request, device: DeviceR
     now = _now(request)
     _store(request).record_heartbeat(device.id, body.model_dump(mode="json"), now)
     return HeartbeatAck(received_at=now)
+
+
+class RevokeAck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revoked: bool = Field(True, title="Revoked", description="Always true: the calling token no longer works")
+
+
+@router.post(
+    "/devices/{device_id}/revoke",
+    response_model=RevokeAck,
+    responses=_AUTH_ERRORS,
+    summary="A device revokes its own token (when it is wiped); idempotent",
+)
+def revoke_self(device_id: str, request: Request, device: DeviceRow = Depends(device_caller_even_revoked)) -> RevokeAck:
+    check_device(device, device_id)
+    _store(request).revoke_device(device.id)
+    log.info("device=%s revoked its own token", device.id)
+    return RevokeAck(revoked=True)
 
 
 @router.get("/faces", response_model=FaceGallery, responses=_AUTH_ERRORS, summary="Face gallery of a site")

@@ -1,14 +1,17 @@
 """Assembles the reference health-status service: routers, error shape, faults, body limit.
 
-Everything stateful (store, faults, admin token, clock) comes in as arguments, so tests, the demo
-and the CLI each build the same app around their own database.
+Everything stateful (store, faults, admin token, clock, limits, retention) comes in as arguments,
+so tests, the demo and the CLI each build the same app around their own database. Fault injection
+is off unless asked for (`fault_injection=True`), and then only for the admin token; the body
+limit counts streamed bytes too, so a chunked body cannot get past it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
@@ -16,7 +19,13 @@ from sentinel import __version__
 from sentinel.service import api_admin, api_v1
 from sentinel.service.errors import install_error_handlers
 from sentinel.service.faults import FaultMiddleware, FaultState
+from sentinel.service.limits import Limits
 from sentinel.service.store import Store
+
+log = logging.getLogger("sentinel.service")
+
+#: how often an app purges records past the retention period (on the next upload after this)
+PURGE_EVERY = timedelta(hours=1)
 
 #: 500 records of at most a few KB each fit easily; anything bigger is a bug or an attack
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -28,23 +37,59 @@ The contract is docs/api.md; `/admin` and the `X-Sentinel-Fault` header exist on
 
 
 class _BodyLimit:
-    """Refuses declared oversize bodies before reading them (a reference server on a bench LAN
-    still should not buffer a gigabyte because a client said so)."""
+    """Refuses oversize bodies: declared ones before reading them, and streamed ones (chunked, or
+    longer than declared) as soon as the bytes received pass the limit, so no body over the limit
+    is ever buffered (a reference server on a bench LAN still should not hold a gigabyte because
+    a client sent one)."""
 
     def __init__(self, app, limit: int) -> None:
         self.app = app
         self.limit = limit
 
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"error": "too_large", "message": f"request body over {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            length = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
-            if length.isdigit() and int(length) > self.limit:
-                body = json.dumps({"error": "too_large", "message": f"request body over {self.limit} bytes"}).encode()
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+        if length.isdigit() and int(length) > self.limit:
+            await self._refuse(send)
+            return
+        received, over, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    over = True  # the app sees the client gone and stops reading
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # whatever the app answers to a cut-off body is replaced by the 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            log.warning("refused a streamed request body over %d bytes from %s", self.limit, (scope.get("client") or ("?",))[0])
+            await self._refuse(send)
 
 
 def utc_now() -> datetime:
@@ -57,7 +102,13 @@ def create_app(
     admin_token: str,
     *,
     clock: Callable[[], datetime] = utc_now,
+    fault_injection: bool = False,
+    limits: Limits | None = None,
+    retention: timedelta | None = None,
 ) -> FastAPI:
+    """`fault_injection`: obey server-wide faults and the `X-Sentinel-Fault` header (with the
+    admin token); off, faults are never applied and `PUT /admin/faults` is refused.
+    `retention`: records received longer ago than this are purged (None: kept)."""
     if not admin_token:
         raise ValueError("an admin token is required")
     app = FastAPI(title="Digital sentinel health-status service (reference)", version=__version__, description=DESCRIPTION)
@@ -65,6 +116,10 @@ def create_app(
     app.state.faults = faults or FaultState()
     app.state.admin_token = admin_token
     app.state.clock = clock
+    app.state.fault_injection = fault_injection
+    app.state.limits = limits or Limits()
+    app.state.retention = retention
+    app.state.last_purge = None
     install_error_handlers(app)
     app.include_router(api_v1.router)
     app.include_router(api_admin.router)
@@ -75,5 +130,5 @@ def create_app(
 
     # Added last = outermost: an injected fault happens before anything else, like a real proxy.
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
-    app.add_middleware(FaultMiddleware, state=app.state.faults)
+    app.add_middleware(FaultMiddleware, state=app.state.faults, enabled=fault_injection, admin_token=admin_token)
     return app

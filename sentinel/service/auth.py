@@ -8,17 +8,25 @@ second means this box was retired or reported stolen and must stop checking peop
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sentinel.service.errors import ApiException
+from sentinel.service.limits import retry_after
 from sentinel.service.store import DeviceRow, Store
 from sentinel.service.tokens import same_secret
 
 _bearer = HTTPBearer(auto_error=False, description="Device token from POST /v1/devices/bind, or the admin token")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+log = logging.getLogger("sentinel.service")
+
+
+def client_address(request: Request) -> str:
+    """The TCP peer (a proxy in front makes every client its own address; see docs/api.md)."""
+    return request.client.host if request.client else "unknown"
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,8 @@ def _unauthorized(message: str) -> ApiException:
     return ApiException(401, "unauthorized", message, _CHALLENGE)
 
 
-def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """The caller behind the bearer token, revoked or not."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
     token = credentials.credentials
@@ -43,10 +52,30 @@ def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = 
     store: Store = request.app.state.store
     device = store.device_for_token(token)
     if device is None:
+        address = client_address(request)
+        wait = request.app.state.limits.bad_token.take(address)
+        log.warning("unknown bearer token from %s on %s%s", address, request.url.path, " (rate limited)" if wait else "")
+        if wait:
+            raise ApiException(429, "rate_limited", "too many unknown tokens from this address; wait", retry_after(wait))
         raise _unauthorized("unknown token")
-    if device.revoked:
-        raise ApiException(401, "token_revoked", f"device {device.id} has been revoked; bind it again with a new code", _CHALLENGE)
     return Caller(device=device)
+
+
+def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+    who = _resolve(request, credentials)
+    device = who.device
+    if device is not None and device.revoked:
+        raise ApiException(401, "token_revoked", f"device {device.id} has been revoked; bind it again with a new code", _CHALLENGE)
+    return who
+
+
+def device_caller_even_revoked(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> DeviceRow:
+    """A device token, accepted even once revoked: only for the device's own revocation, which is
+    idempotent (a wipe that is retried must not fail because the first attempt got through)."""
+    who = _resolve(request, credentials)
+    if who.device is None:
+        raise ApiException(403, "device_only", "this endpoint is for devices; use a device token")
+    return who.device
 
 
 def device_caller(who: Caller = Depends(caller)) -> DeviceRow:

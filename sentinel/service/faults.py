@@ -8,6 +8,9 @@ every request (server setting: CLI flags or `PUT /admin/faults`) or for one requ
 `none` in the header switches the server's faults off for that request.
 
 Faults touch `/v1/` only: `/admin` and `/healthz` must keep working so a test can turn faults off.
+Nothing here happens unless the service was started with fault injection enabled
+(`--allow-fault-injection`, `ReferenceServer(fault_injection=True)`), and the header counts only next
+to the admin token (`X-Sentinel-Fault-Token`, or as the bearer token): a device cannot inject faults.
 
 Two families, on purpose:
 - `status` and `error_rate` refuse the request before it is handled (nothing is stored);
@@ -27,7 +30,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+log = logging.getLogger("sentinel.service")
+
 FAULT_HEADER = "X-Sentinel-Fault"
+#: the admin token, which the fault header needs next to it (a device token cannot inject faults)
+FAULT_TOKEN_HEADER = "X-Sentinel-Fault-Token"
 DEFAULT_OVERSIZED_BYTES = 4 * 1024 * 1024
 #: what a captive portal or a confused proxy answers, with a JSON content type to make it worse
 GARBAGE_BODY = b"<html><head><title>Login</title></head><body>Please log in to use the Wi-Fi\x00\xff</body></html>"
@@ -139,15 +146,35 @@ class FaultMiddleware:
     """Pure ASGI (not Starlette's BaseHTTPMiddleware): dropping a connection mid-answer needs the
     raw `send`, and sleeping must stay a coroutine so other requests go on meanwhile."""
 
-    def __init__(self, app, state: FaultState) -> None:
+    def __init__(self, app, state: FaultState, enabled: bool = False, admin_token: str = "") -> None:
         self.app = app
         self.state = state
+        self.enabled = enabled
+        self.admin_token = admin_token
+
+    def _from_admin(self, headers) -> bool:
+        """The fault header counts only next to the admin token: as `X-Sentinel-Fault-Token` or as
+        the bearer token of the request."""
+        import hmac
+
+        for k, v in headers:
+            given = None
+            if k == FAULT_TOKEN_HEADER.lower().encode():
+                given = v.strip()
+            elif k == b"authorization" and v[:7].lower() == b"bearer ":
+                given = v[7:].strip()
+            if given and self.admin_token and hmac.compare_digest(given, self.admin_token.encode()):
+                return True
+        return False
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if not self.enabled or scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == FAULT_HEADER.lower().encode()), None)
+        if header is not None and not self._from_admin(scope["headers"]):
+            log.warning("ignored an X-Sentinel-Fault header without the admin token")
+            header = None
         try:
             faults = self.state.for_request(header)
         except FaultSpecError as exc:

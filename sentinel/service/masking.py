@@ -27,3 +27,12 @@ def mask_id(id_number: str) -> str:
     if n > 2:
         return "*" * (n - 2) + id_number[-2:]
     return "*" * n
+
+
+def is_masked_name(name: str) -> bool:
+    """Already masked (what a device may upload): masking it again changes nothing."""
+    return mask_name(name) == name
+
+
+def is_masked_id(id_number: str) -> bool:
+    return mask_id(id_number) == id_number

@@ -62,6 +62,7 @@ def _row(person: DemoPerson, now: datetime, code_expires_at: datetime | None = N
         token=person.token,
         id_number=person.id_number,
         face_id=demo_face_id(person),
+        face_site_id=DEMO_SITE.id,  # face lookups answer only within the asking device's site
         code_expires_at=code_expires_at,
         nat_result=person.nat_result,
         nat_sampled_at=None if person.nat_hours_ago is None else now - timedelta(hours=person.nat_hours_ago),

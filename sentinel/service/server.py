@@ -3,7 +3,9 @@ socket, so tests, the demo and a technician's bench exercise the same network pa
 (timeouts, dropped connections, oversized answers), which an in-process test client cannot.
 
 The listening socket is bound here, before uvicorn starts, so `port=0` yields the real port at
-once and there is no window where two servers race for a "free" port.
+once and there is no window where two servers race for a "free" port. With `certfile`/`keyfile` it
+serves HTTPS; fault injection is off unless `fault_injection=True`; records past `retention` are
+purged when it starts (and hourly by the app).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import uvicorn
 
+from sentinel.service.api_v1 import purge_expired
 from sentinel.service.app import create_app, utc_now
 from sentinel.service.faults import Faults, FaultState, hide_dropped_connections
+from sentinel.service.limits import Limits
 from sentinel.service.seed import SEEDS
 from sentinel.service.store import Store
 from sentinel.service.tokens import new_admin_token
@@ -44,7 +48,17 @@ class ReferenceServer:
         faults: Faults | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = utc_now,
+        fault_injection: bool = False,
+        limits: Limits | None = None,
+        retention: timedelta | None = None,
+        certfile: str | Path | None = None,
+        keyfile: str | Path | None = None,
     ) -> None:
+        """`fault_injection`: honour `faults`, `PUT /admin/faults` and the fault header (with the
+        admin token); off by default, so tests that inject faults say so. `certfile`/`keyfile`:
+        serve HTTPS. `retention`: purge records older than this on start and hourly."""
+        if faults is not None and faults.active and not fault_injection:
+            raise ValueError("faults given but fault_injection is off")
         if seed is not None and seed not in SEEDS:
             raise ValueError(f"unknown seed {seed!r}; known: {', '.join(SEEDS)}")
         self.db_path = db_path
@@ -54,6 +68,10 @@ class ReferenceServer:
         self.admin_token = admin_token or new_admin_token()
         self.fault_state = FaultState(faults, rng)
         self.clock = clock
+        self.fault_injection = fault_injection
+        self.limits = limits
+        self.retention = retention
+        self.certfile, self.keyfile = certfile, keyfile
         self.store: Store | None = None
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
@@ -62,7 +80,7 @@ class ReferenceServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.certfile else 'http'}://{host}:{self.port}"
 
     def start(self) -> str:
         """Open the database, seed it, listen, and return the base URL once requests are served."""
@@ -74,7 +92,9 @@ class ReferenceServer:
                 SEEDS[self.seed](self.store, self.clock())
             self._socket = _listen(self.host, self.port)
             self.port = self._socket.getsockname()[1]
-            app = create_app(self.store, self.fault_state, self.admin_token, clock=self.clock)
+            app = create_app(self.store, self.fault_state, self.admin_token, clock=self.clock,
+                             fault_injection=self.fault_injection, limits=self.limits, retention=self.retention)  # fmt: skip
+            purge_expired(app, self.clock())
             config = uvicorn.Config(
                 app,
                 log_config=None,  # keep the host's logging (the journal on a Pi, pytest's capture in tests)
@@ -84,6 +104,8 @@ class ReferenceServer:
                 ws="none",
                 server_header=False,
                 timeout_graceful_shutdown=2,
+                ssl_certfile=None if self.certfile is None else str(self.certfile),
+                ssl_keyfile=None if self.keyfile is None else str(self.keyfile),
             )
             self._server = uvicorn.Server(config)
             hide_dropped_connections(logging.getLogger("uvicorn.error"))

@@ -6,13 +6,21 @@ parameter: credential values come straight from QR codes and must never become S
 put into SQL text are column names from the fixed `_PERSON_COLUMNS` list.
 
 Times are stored as fixed-width UTC ISO text, so comparing the strings compares the times.
+
+The file holds personal data (records, people) and token hashes: it and its -wal/-shm files are
+made 0600, and records older than the retention period are purged (`purge_records`). Every record
+carries the binding (`binding_id`) of the device token that uploaded it; a device token lists only
+its own binding's records, so a device id bound again (by an admin's leave) does not inherit what
+the previous holder of that id recorded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -49,7 +57,9 @@ CREATE TABLE IF NOT EXISTS devices (
     revoked INTEGER NOT NULL DEFAULT 0,
     bound_at TEXT NOT NULL,
     last_heartbeat_at TEXT,
-    last_heartbeat TEXT
+    last_heartbeat TEXT,
+    binding_id TEXT,
+    rebind_site_id TEXT
 );
 CREATE TABLE IF NOT EXISTS binding_codes (
     code_hash TEXT PRIMARY KEY,
@@ -80,7 +90,8 @@ CREATE TABLE IF NOT EXISTS records (
     site_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    binding_id TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_device ON records (device_id, id);
 CREATE INDEX IF NOT EXISTS records_by_site ON records (site_id, id);
@@ -92,7 +103,8 @@ CREATE TABLE IF NOT EXISTS vehicle_sessions (
     site_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    binding_id TEXT
 );
 CREATE INDEX IF NOT EXISTS vehicle_sessions_by_device ON vehicle_sessions (device_id, id);
 CREATE INDEX IF NOT EXISTS vehicle_sessions_by_site ON vehicle_sessions (site_id, id);
@@ -105,7 +117,8 @@ CREATE TABLE IF NOT EXISTS amendments (
     record_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    binding_id TEXT
 );
 CREATE INDEX IF NOT EXISTS amendments_by_record ON amendments (record_id, device_id, created_at);
 CREATE INDEX IF NOT EXISTS amendments_by_device ON amendments (device_id, id);
@@ -117,11 +130,22 @@ CREATE TABLE IF NOT EXISTS events (
     site_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    binding_id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_device ON events (device_id, id);
 CREATE INDEX IF NOT EXISTS events_by_site ON events (site_id, id);
 """
+
+#: columns added after the first release: (table, column, type); added to older files on open
+_ADDED_COLUMNS = (
+    ("devices", "binding_id", "TEXT"),
+    ("devices", "rebind_site_id", "TEXT"),
+    ("records", "binding_id", "TEXT"),
+    ("vehicle_sessions", "binding_id", "TEXT"),
+    ("amendments", "binding_id", "TEXT"),
+    ("events", "binding_id", "TEXT"),
+)
 
 #: record kind (`contract.record_kind`) → its table; check records first and amendments last, so
 #: that an amendment finds the check it amends when both come in one batch
@@ -147,7 +171,7 @@ class Conflict(StoreError):
 class BindError(StoreError):
     def __init__(self, error: str, message: str) -> None:
         super().__init__(message)
-        self.error = error  # code_unknown | code_expired | code_used | unknown_site
+        self.error = error  # code_unknown | code_expired | code_used | unknown_site | device_exists | wrong_site
 
 
 @dataclass
@@ -169,6 +193,8 @@ class DeviceRow:
     bound_at: datetime
     last_heartbeat_at: datetime | None
     last_heartbeat: dict[str, Any] | None
+    binding_id: str | None = None
+    rebind_site_id: str | None = None  # an admin allowed this id to be bound again, into this site
 
 
 @dataclass(frozen=True)
@@ -219,10 +245,18 @@ def normalise_id_number(value: str) -> str:
     return value.strip().upper()
 
 
+#: what SQLite may create next to the database file
+_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        if self.path != ":memory:":
+            # created owner-only before SQLite opens it: SQLite gives -wal/-shm the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._restrict()
         # isolation_level=None: transactions are explicit (_tx), so a multi-statement change such
         # as redeeming a binding code is one BEGIN IMMEDIATE ... COMMIT even across processes.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
@@ -232,6 +266,21 @@ class Store:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._restrict()
+
+    def _restrict(self) -> None:
+        """The database and SQLite's side files are the owner's only (0600)."""
+        if self.path == ":memory:":
+            return
+        for suffix in _SIDE_FILES:
+            try:
+                os.chmod(self.path + suffix, 0o600)
+            except FileNotFoundError:
+                pass
 
     def close(self) -> None:
         with self._lock:
@@ -275,16 +324,21 @@ class Store:
 
     @staticmethod
     def _set_device(conn: sqlite3.Connection, device_id: str, site_id: str, token: str, now: datetime) -> None:
+        """A new token is a new binding (its own `binding_id`); the same token again (re-seeding
+        the demo) keeps its binding, so the device still sees what it recorded."""
         conn.execute(
-            "INSERT INTO devices (id, site_id, token_hash, revoked, bound_at) VALUES (?, ?, ?, 0, ?) "
-            "ON CONFLICT (id) DO UPDATE SET site_id = excluded.site_id, token_hash = excluded.token_hash, "
-            "revoked = 0, bound_at = excluded.bound_at",
-            (device_id, site_id, hash_secret(token), utc_text(now)),
+            "INSERT INTO devices (id, site_id, token_hash, revoked, bound_at, binding_id, rebind_site_id) VALUES (?, ?, ?, 0, ?, ?, NULL) "
+            "ON CONFLICT (id) DO UPDATE SET site_id = excluded.site_id, "
+            "binding_id = CASE WHEN devices.token_hash = excluded.token_hash THEN devices.binding_id ELSE excluded.binding_id END, "
+            "token_hash = excluded.token_hash, revoked = 0, bound_at = excluded.bound_at, rebind_site_id = NULL",
+            (device_id, site_id, hash_secret(token), utc_text(now), uuid.uuid4().hex),
         )
 
     def _device(self, where: str, param: str) -> DeviceRow | None:
         row = self._one(
-            "SELECT id, site_id, revoked, bound_at, last_heartbeat_at, last_heartbeat FROM devices WHERE " + where, (param,)
+            "SELECT id, site_id, revoked, bound_at, last_heartbeat_at, last_heartbeat, binding_id, rebind_site_id FROM devices WHERE "
+            + where,
+            (param,),
         )
         if row is None:
             return None
@@ -295,6 +349,8 @@ class Store:
             bound_at=_parse(row["bound_at"]),
             last_heartbeat_at=_parse(row["last_heartbeat_at"]),
             last_heartbeat=None if row["last_heartbeat"] is None else json.loads(row["last_heartbeat"]),
+            binding_id=row["binding_id"],
+            rebind_site_id=row["rebind_site_id"],
         )
 
     def device_for_token(self, token: str) -> DeviceRow | None:
@@ -306,6 +362,12 @@ class Store:
     def revoke_device(self, device_id: str) -> bool:
         with self._tx() as conn:
             return conn.execute("UPDATE devices SET revoked = 1 WHERE id = ?", (device_id,)).rowcount == 1
+
+    def allow_rebind(self, device_id: str, site_id: str) -> bool:
+        """Let the next binding of `device_id` (with a code of `site_id`) replace it: an admin's
+        decision, since a binding also lifts a revocation."""
+        with self._tx() as conn:
+            return conn.execute("UPDATE devices SET rebind_site_id = ? WHERE id = ?", (site_id, device_id)).rowcount == 1
 
     def record_heartbeat(self, device_id: str, heartbeat: dict[str, Any], now: datetime) -> None:
         with self._tx() as conn:
@@ -340,6 +402,13 @@ class Store:
                 raise BindError("code_used", "this binding code was already used; ask for a new one")
             if _parse(row["expires_at"]) <= now:
                 raise BindError("code_expired", "this binding code has expired; ask for a new one")
+            existing = conn.execute("SELECT site_id, rebind_site_id FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if existing is not None:
+                # raising rolls the transaction back: the code stays unused
+                if existing["rebind_site_id"] is None:
+                    raise BindError("device_exists", f"device {device_id} is already bound; an admin must allow binding it again")
+                if existing["rebind_site_id"] != row["site_id"]:
+                    raise BindError("wrong_site", f"device {device_id} may be bound again only with a code of site {existing['rebind_site_id']}")
             conn.execute(
                 "UPDATE binding_codes SET used = 1, used_by = ? WHERE code_hash = ?",
                 (device_id, hash_secret(normalise_code(code))),
@@ -383,13 +452,19 @@ class Store:
         row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE person_id = ?", (person_id,))
         return None if row is None else _person_from_sql(row)
 
-    def find_person(self, kind: CredentialKind, value: str) -> PersonRow | None:
+    def find_person(self, kind: CredentialKind, value: str, *, face_site_id: str | None = None) -> PersonRow | None:
+        """The person a credential names. A face id is looked up only in the gallery of
+        `face_site_id` (the asking device's site) when it is given: a face id is a name, not a
+        secret, and a device must not learn people enrolled elsewhere by guessing them."""
         column, value = {
             CredentialKind.HEALTH_CODE: ("token", value),
             CredentialKind.ID_NUMBER: ("id_number", normalise_id_number(value)),
             CredentialKind.FACE: ("face_id", value),
         }[kind]
-        row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE {column} = ?", (value,))
+        if kind is CredentialKind.FACE and face_site_id is not None:
+            row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE face_id = ? AND face_site_id = ?", (value, face_site_id))
+        else:
+            row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE {column} = ?", (value,))
         return None if row is None else _person_from_sql(row)
 
     def faces(self, site_id: str, since: datetime | None) -> list[PersonRow]:
@@ -404,7 +479,9 @@ class Store:
 
     # records -----------------------------------------------------------------------------------
 
-    def add_records(self, records: list[RecordIn | VehicleSessionIn | AmendmentIn | EventIn], now: datetime) -> StoredBatch:
+    def add_records(
+        self, records: list[RecordIn | VehicleSessionIn | AmendmentIn | EventIn], now: datetime, binding_id: str | None = None
+    ) -> StoredBatch:
         """Store what is new and ignore what is known, in one transaction, each kind in its table.
         `owners` maps every stored id of the batch to the device that stored it, whichever attempt
         that was. An id is stored once across all kinds: one already used by another kind is
@@ -441,14 +518,16 @@ class Store:
                     continue
                 if kind == "amendment":
                     conn.executemany(
-                        "INSERT OR IGNORE INTO amendments (id, device_id, site_id, record_id, created_at, received_at, body) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(r.id, r.device_id, r.site_id, r.record_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in rows],
+                        "INSERT OR IGNORE INTO amendments (id, device_id, site_id, record_id, created_at, received_at, body, binding_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(r.id, r.device_id, r.site_id, r.record_id, utc_text(r.created_at), utc_text(now), r.model_dump_json(), binding_id)
+                         for r in rows],
                     )
                 else:
                     conn.executemany(
-                        f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json()) for r in rows],
+                        f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body, binding_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json(), binding_id) for r in rows],
                     )
                 stored = sorted({r.id for r in rows})
                 found = conn.execute(
@@ -514,8 +593,14 @@ class Store:
         since: datetime | None = None,
         after: str | None = None,
         limit: int = 100,
+        binding_id: str | None = None,
+        own_binding: bool = False,
     ) -> list[tuple[str, str, Any]]:
+        """`own_binding`: only rows uploaded under `binding_id` (a device token's view)."""
         conditions, params = ["1 = 1"], []
+        if own_binding:
+            conditions.append("binding_id IS ?")
+            params.append(binding_id)
         for sql, value in (
             ("device_id = ?", device_id),
             ("site_id = ?", site_id),
@@ -531,3 +616,16 @@ class Store:
                 (*params, limit),
             ).fetchall()
         return [(row[0], row[1], row[2]) for row in rows]
+
+    # retention ---------------------------------------------------------------------------------
+
+    def purge_records(self, before: datetime) -> int:
+        """Delete every record, vehicle session, amendment and event the service received before
+        `before`, and binding codes that expired before it; returns how many rows went."""
+        cutoff = utc_text(before)
+        gone = 0
+        with self._tx() as conn:
+            for table in _KIND_TABLES.values():
+                gone += conn.execute(f"DELETE FROM {table} WHERE received_at < ?", (cutoff,)).rowcount
+            conn.execute("DELETE FROM binding_codes WHERE expires_at < ?", (cutoff,))
+        return gone
