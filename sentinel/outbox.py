@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -66,6 +67,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from sentinel.contract import AnyRecordIn
 from sentinel.records import AnyRecord
+from sentinel.state_files import FILE_MODE
 from sentinel.textsafe import printable
 
 log = logging.getLogger("sentinel.outbox")
@@ -430,6 +432,7 @@ class Outbox:
     # --- opening, and what to do with a damaged file -----------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        _create_owner_only(self.path)  # before SQLite, which would take the umask (0644 under sudo)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -1294,3 +1297,14 @@ def _valid(body: str) -> bool:
 
 
 _ANY_RECORD: TypeAdapter = TypeAdapter(AnyRecordIn)
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the outbox file 0600 if it does not exist yet, whatever the umask (a technician's
+    `sudo sentinel outbox flush` would otherwise leave it 0644); SQLite gives its -wal and -shm the
+    main file's mode. Never through a symlink. An existing file is left as it is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)

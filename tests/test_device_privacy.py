@@ -5,6 +5,8 @@ holds (capped, persisted, 6+ digits), service text cannot forge terminal output 
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -354,3 +356,17 @@ def test_a_pin_of_fewer_than_6_digits_is_refused():
     bad = subprocess.run([sys.executable, "-m", "sentinel", "screens", "--hash-pin"], input="2468\n",
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "6 to 8 digits" in bad.stderr and "technician_pin_hash" not in bad.stdout
+
+
+def test_an_outbox_made_under_a_loose_umask_is_owner_only(tmp_path):
+    """`sudo sentinel outbox flush` (umask 022) on a device whose outbox does not exist yet."""
+    from sentinel.outbox import Outbox
+
+    old = os.umask(0o022)
+    try:
+        ob = Outbox(tmp_path / "outbox.sqlite3")
+        ob.close()
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes and all(mode == 0o600 for mode in modes.values()), modes
