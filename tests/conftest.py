@@ -16,3 +16,29 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data not present: expected at {SHARED_DATA.resolve()}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def mock_pins():
+    """The shared gpiozero MockFactory that `pin_factory = "mock"` configs use (as `sentinel run`
+    builds them); every GPIO gate made meanwhile is released and the factory reset afterwards, so
+    the next test finds every pin free and low."""
+    from hardware.gate import GpioGate, make_pin_factory
+
+    made: list[GpioGate] = []
+    real_init = GpioGate.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    GpioGate.__init__ = tracking_init
+    factory = make_pin_factory("mock")
+    factory.reset()
+    try:
+        yield factory
+    finally:
+        GpioGate.__init__ = real_init
+        for gate in made:
+            gate.release()
+        factory.reset()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from hardware.gate import GpioGate, make_pin_factory
 from sentinel.config import ASSETS, load_config
 from sentinel.kiosk import build_kiosk
 from sentinel.records import load_or_create_key
@@ -68,24 +67,9 @@ def replay(path: Path) -> str:
 
 
 @pytest.fixture
-def relay():
-    """The relay pin on the shared mock pin factory; every gpio gate is released afterwards."""
-    made: list[GpioGate] = []
-    real_init = GpioGate.__init__
-
-    def tracking_init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        made.append(self)
-
-    GpioGate.__init__ = tracking_init
-    factory = make_pin_factory("mock")
-    try:
-        yield factory.pin(RELAY_PIN)
-    finally:
-        GpioGate.__init__ = real_init
-        for gate in made:
-            gate.release()
-        factory.reset()
+def relay(mock_pins):
+    """The relay pin on the shared mock pin factory (tests/conftest.py)."""
+    return mock_pins.pin(RELAY_PIN)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest  # noqa: E402
 
 pygame = pytest.importorskip("pygame", reason="pygame is a dev dependency (apt python3-pygame on the Pi)")
 
-from hardware.gate import GpioGate, make_pin_factory  # noqa: E402
 from sentinel.config import ASSETS, DisplayConfig, load_config  # noqa: E402
 from sentinel.health import HealthStatus, Person, Status  # noqa: E402
 from sentinel.kiosk import build_kiosk  # noqa: E402
@@ -153,24 +152,9 @@ def test_pins_and_the_lockout_are_audited_without_the_pin(display, clock):
 
 
 @pytest.fixture
-def relay():
-    """The relay pin on the shared mock pin factory; every gpio gate is released afterwards."""
-    made: list[GpioGate] = []
-    real_init = GpioGate.__init__
-
-    def tracking_init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        made.append(self)
-
-    GpioGate.__init__ = tracking_init
-    factory = make_pin_factory("mock")
-    try:
-        yield factory.pin(RELAY_PIN)
-    finally:
-        GpioGate.__init__ = real_init
-        for gate in made:
-            gate.release()
-        factory.reset()
+def relay(mock_pins):
+    """The relay pin on the shared mock pin factory (tests/conftest.py)."""
+    return mock_pins.pin(RELAY_PIN)
 
 
 @pytest.fixture
