@@ -100,8 +100,9 @@ class StrictSession(requests.Session):
 
 
 def watched_session(ca_bundle: Path | str | None = None) -> StrictSession:
-    """A StrictSession whose connections the deadline watchdog can cut (`overall_deadline`): for
-    calls that do not go through ServiceClient (`sentinel bind`, which has no token yet)."""
+    """A StrictSession whose connections the deadline watchdog can cut, trusting the CA bundle or
+    the default store: ServiceClient's, and `sentinel bind`'s (which has no token yet and bounds
+    its call with `overall_deadline`)."""
     session = StrictSession()
     adapter = WatchedAdapter()
     session.mount("http://", adapter)
@@ -186,16 +187,12 @@ class ServiceClient(Verifier):
         self.site_id = site_id
         self.connect_timeout_s = connect_timeout_s
         self._clock = clock
-        self._session = StrictSession()
-        adapter = WatchedAdapter()
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        # TLS is verified by default; a CA bundle pins a private CA, never `verify=False`; the
+        # environment never changes either (StrictSession).
+        self._session = watched_session(ca_bundle)
         self._session.headers.update(
             {"Authorization": f"Bearer {token}", "User-Agent": f"digital-sentinel/{__version__}", "Accept": "application/json"}
         )
-        # TLS is verified by default; a CA bundle pins a private CA, never `verify=False`; the
-        # environment never changes either (StrictSession).
-        self._session.verify = str(ca_bundle) if ca_bundle else True
 
     # --- calls ----------------------------------------------------------------------------
 

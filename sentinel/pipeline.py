@@ -107,9 +107,17 @@ class FaceMatcherLike(Protocol):
     def observe(self, frame: Frame, qr_in_view: bool = False) -> FaceObservation | None: ...
 
 
+class PassWatchLike(Protocol):
+    turned: bool | None
+
+    def add_callback(self, callback: Callable[["PassWatchLike"], None]) -> None:
+        """Called once with this watch when the door sensor has answered (turned or not)."""
+
+
 class Gate(Protocol):
-    def pulse(self) -> None:
-        """Open for the configured time, without blocking; closes by itself."""
+    def pulse(self) -> PassWatchLike | None:
+        """Open for the configured time, without blocking; closes by itself. A gate with a door
+        sensor returns the watch of this pass (hardware.inputs.PassWatch), others None."""
 
     def close(self) -> None:
         """Close now (every exit path calls this)."""
@@ -710,7 +718,7 @@ class Pipeline:
             log.warning("a pass settled while checks are paused (%s): no gate pulse, recorded as not passed", paused)
             self._amend(record_id, "gate_paused")
             return screen
-        if watch is not None and callable(getattr(watch, "add_callback", None)) and record_id is not None:
+        if watch is not None and record_id is not None:  # a gate with a door sensor (hardware.inputs.PassWatch)
             # answered on the sensor's thread (a turn) or its timer (the window passed), never here
             watch.add_callback(lambda w, rid=record_id: self._after_pass(rid, w))
         return screen
@@ -725,12 +733,8 @@ class Pipeline:
         """Record that a pass did not let the person through (module docstring). Does not raise."""
         if record_id is None:
             return
-        make = getattr(self._records, "amendment", None)
-        if make is None:
-            log.error("cannot amend record %s (%s): this RecordMaker makes no amendments", record_id, reason)
-            return
         try:
-            amendment = make(record_id, passed=False, reason=reason, at=self._wall())
+            amendment = self._records.amendment(record_id, passed=False, reason=reason, at=self._wall())
         except Exception:
             log.exception("could not make the amendment of %s (%s)", record_id, reason)
             return

@@ -23,7 +23,6 @@ from PIL import Image
 
 from sentinel.frames import Frame
 
-
 # Polls give up after this long: far past anything a healthy run needs, so a loaded machine does not
 # turn a slow pass into a failure, while a real hang still fails the test.
 PATIENCE_S = 15.0
@@ -120,6 +119,42 @@ class LineReader:
         while (line := self.next_line(timeout)) is not None:
             out.append(line)
         return out
+
+
+class RunningKiosk:
+    """`kiosk.run()` on a thread, as `sentinel run` runs it; `close()` stops it, joins it, and fails
+    the test if it did not stop or ended with an error."""
+
+    def __init__(self, kiosk):
+        self.kiosk = kiosk
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.kiosk.run(stop=self.stop)
+        except BaseException as e:  # noqa: BLE001 - reported by close()
+            self.error = e
+
+    def screen(self):
+        """The screen shown last (a ConsoleDisplay keeps them in `shown`)."""
+        shown = self.kiosk.display.shown
+        return shown[-1] if shown else None
+
+    def showing(self, kind, part: str | None = None) -> bool:
+        s = self.screen()
+        return s is not None and s.kind == kind and (part is None or s.failed_part == part)
+
+    def kinds(self) -> set[str]:
+        return {str(s.kind) for s in self.kiosk.display.shown}
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the kiosk did not stop"
+        assert self.error is None, repr(self.error)
 
 
 def run_reading(args: list[str], **popen) -> tuple[subprocess.Popen, LineReader, LineReader]:

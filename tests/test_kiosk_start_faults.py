@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from sentinel.records import load_or_create_key
 from sentinel.screens import ScreenKind
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.wipe import StateLock
+from tests.helpers import RunningKiosk
 
 ROOT = Path(__file__).resolve().parents[1]
 RELAY_PIN = 17
@@ -95,36 +95,6 @@ def systemd(tmp_path, monkeypatch):
     sock.close()
 
 
-class Running:
-    """kiosk.run() on a thread, stopped and joined at the end."""
-
-    def __init__(self, kiosk):
-        self.kiosk = kiosk
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.kiosk.run(stop=self.stop)
-        except BaseException as e:
-            self.error = e
-
-    def screen(self):
-        shown = self.kiosk.display.shown
-        return shown[-1] if shown else None
-
-    def showing(self, kind, part: str | None = None) -> bool:
-        s = self.screen()
-        return s is not None and s.kind == kind and (part is None or s.failed_part == part)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the kiosk did not stop"
-        assert self.error is None, repr(self.error)
-
 
 # --- a camera missing at start ---------------------------------------------------------------------
 
@@ -133,7 +103,7 @@ class Running:
 def test_a_camera_missing_at_start_shows_the_fault_with_the_relay_closed_then_recovers(tmp_path, relay, systemd):
     scenes = tmp_path / "camera"
     kiosk = build_kiosk(load_config(write_config(tmp_path, state_dir=tmp_path / "state", camera=replay(scenes))))
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         wait_until(lambda: running.showing(ScreenKind.FAULT, "camera"), what="the camera fault screen")
         assert relay.state == 0
@@ -156,7 +126,7 @@ def test_no_video_device_at_start_is_a_camera_fault_not_an_exit(tmp_path, relay)
     pytest.importorskip("cv2")
     config = load_config(write_config(tmp_path, state_dir=tmp_path / "state", camera='type = "opencv"\ndevice = "/dev/video99"\n'))
     kiosk = build_kiosk(config)
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         wait_until(lambda: running.showing(ScreenKind.FAULT, "camera"), what="the camera fault screen")
         assert relay.state == 0
@@ -271,7 +241,7 @@ def test_pillar_profile_on_a_full_disk_starts_with_alarms_and_checks(tmp_path, r
     config = load_config(write_config(tmp_path, state_dir=disk.state, camera=replay(ASSETS / "scenes"), offline="cached"))
     assert config.policy.offline == "cached"
     kiosk = build_kiosk(config)
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         assert kiosk.status_cache.problem and kiosk.pipeline is not None
         alarms = kiosk.alarm_messages("en") + kiosk.outbox.health().messages("en")
@@ -295,7 +265,7 @@ def test_no_record_key_and_no_room_for_one_pauses_checks_until_it_can_be_written
     else:
         disk.read_only()
     kiosk = build_kiosk(load_config(write_config(tmp_path, state_dir=disk.state, camera=replay(ASSETS / "scenes"))))
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         assert kiosk.pipeline is None
         wait_until(lambda: running.showing(ScreenKind.FAULT, "storage"), what="the storage fault screen")
@@ -322,7 +292,7 @@ def test_a_read_only_state_directory_starts_and_checks_with_the_alarm(tmp_path, 
     _earlier_start(tmp_path, disk.state)
     disk.read_only()
     kiosk = build_kiosk(load_config(write_config(tmp_path, state_dir=disk.state, camera=replay(ASSETS / "scenes"))))
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         assert kiosk.pipeline is not None  # the key from the earlier start is read
         wait_until(lambda: kiosk.pipeline.frames_seen > 20, what="frames being checked")

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import tomllib
 import typing
 from pathlib import Path
@@ -30,7 +29,7 @@ from sentinel.config import ASSETS, SentinelConfig, parse_config
 from sentinel.kiosk import build_kiosk
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.service.server import ReferenceServer
-from tests.helpers import wait_until
+from tests.helpers import RunningKiosk, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "sat_wiring-admin-token"
@@ -85,29 +84,6 @@ def shipped(name: str, tmp_path: Path, url: str, *, optional: bool = False) -> S
     return parse_config(data, name)
 
 
-class Running:
-    def __init__(self, kiosk):
-        self.kiosk = kiosk
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.kiosk.run(stop=self.stop)
-        except BaseException as e:  # noqa: BLE001
-            self.error = e
-
-    def kinds(self) -> set[str]:
-        return {str(s.kind) for s in self.kiosk.display.shown}
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the kiosk did not stop"
-        assert self.error is None, repr(self.error)
-
 
 def device_records(srv) -> list[dict]:
     r = requests.get(f"{srv.url}/v1/records", params={"device_id": DEMO_DEVICE_ID, "limit": 1000},
@@ -153,7 +129,7 @@ def test_default_toml_checks_records_and_sends_heartbeats(tmp_path, service):
     before = {r["id"] for r in device_records(service)}
     beat_before = heartbeat_at(service)["last_heartbeat_at"]
     kiosk = build_kiosk(config)
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         beat = next_heartbeat(service, beat_before)
         assert beat["camera"] in ("ok", "fault") and beat["gate"] in ("closed", "open") and beat["door"] is None
@@ -171,7 +147,7 @@ def test_pillar_toml_pulses_the_relay_for_a_green_pass(tmp_path, service, pins):
     beat_before = heartbeat_at(service)["last_heartbeat_at"]
     kiosk = build_kiosk(config)
     assert relay.state == 0
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         wait_until(lambda: went_high(relay), PATIENCE, "the relay pulsed")
         wait_until(lambda: green_passes(service, before), PATIENCE, "the pass at the service")
@@ -190,7 +166,7 @@ def test_pillar_with_sensor_leds_and_buzzer_amends_a_pass_whose_gate_did_not_tur
     green, red, amber, buzzer = (pins.pin(p) for p in (inputs.led_green_pin, inputs.led_red_pin, inputs.led_amber_pin, inputs.buzzer_pin))
     before = {r["id"] for r in device_records(service)}
     kiosk = build_kiosk(config)
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         # the first pass: the person walks through (the sensor closes to ground and opens again)
         wait_until(lambda: went_high(relay), PATIENCE, "the relay pulsed")
@@ -224,7 +200,7 @@ def test_handheld_toml_starts_a_vehicle_on_the_trigger_pin(tmp_path, service, pi
     buzzer = pins.pin(config.inputs.buzzer_pin) if optional else None
     beat_before = heartbeat_at(service)["last_heartbeat_at"]
     kiosk = build_kiosk(config)
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         assert kiosk.handheld.trigger is kiosk.inputs.trigger
         wait_until(lambda: "vehicle_idle" in running.kinds(), PATIENCE, "the vehicle start screen")

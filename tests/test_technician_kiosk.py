@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -26,7 +25,7 @@ from sentinel.policy import Verdict, VerdictKind  # noqa: E402
 from sentinel.screens import Screen  # noqa: E402
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE  # noqa: E402
 from sentinel.service.server import ReferenceServer  # noqa: E402
-from tests.helpers import FakeClock, wait_until  # noqa: E402
+from tests.helpers import FakeClock, RunningKiosk, wait_until  # noqa: E402
 from tests.test_ui_display import PIN, PIN_HASH, enter_pin, finger, tap  # noqa: E402
 from ui.pygame_display import PygameDisplay  # noqa: E402
 from ui.technician import MenuState, TechnicianActions  # noqa: E402
@@ -183,20 +182,6 @@ def write_config(tmp_path: Path, url: str, *, policy: str = "", device: str = ""
     return path
 
 
-class Running:
-    """kiosk.run() on a thread, stopped and joined at the end."""
-
-    def __init__(self, kiosk):
-        self.kiosk = kiosk
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=kiosk.run, kwargs={"stop": self.stop}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the kiosk did not stop"
-
 
 def key(k: int, unicode: str = "") -> None:
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=k, unicode=unicode, mod=0, scancode=0))
@@ -220,7 +205,7 @@ def went_high(pin) -> bool:
 def test_checks_pause_behind_the_menu_and_the_relay_stays_closed_with_a_green_code_in_view(tmp_path, relay, srv):
     kiosk = build_kiosk(load_config(write_config(tmp_path, srv.url)))
     d = kiosk.display
-    running = Running(kiosk)
+    running = RunningKiosk(kiosk)
     try:
         # the green code in front of the camera passes again and again (debounce 1 s)
         wait_until(lambda: went_high(relay), timeout=30, what="a first pass: the relay pulsed")
