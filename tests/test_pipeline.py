@@ -45,12 +45,13 @@ ANSWERS = {
 class Kiosk:
     """A pipeline with real decoder, rules, outbox and records, and test-controlled time."""
 
-    def __init__(self, tmp_path, *, verifier=None, policy=None, clock=None, executor="inline", outbox=None, **kw):
+    def __init__(self, tmp_path, *, verifier=None, policy=None, clock=None, executor="inline", outbox=None, gate=None, **kw):
+        """`gate(kiosk)` makes the gate once clock, display and outbox exist (default: a FakeGate)."""
         self.clock = clock or FakeClock()
         self.verifier = verifier or TableVerifier(ANSWERS)
-        self.gate = FakeGate(pulse_s=1.0, clock=self.clock)
         self.display = ConsoleDisplay()
         self.outbox = outbox or Outbox(tmp_path / "outbox.sqlite3", wall=lambda: WALL)
+        self.gate = gate(self) if gate else FakeGate(pulse_s=1.0, clock=self.clock)
         self.outcomes = []
         self.seq = 0
         self.pipeline = Pipeline(
@@ -79,6 +80,9 @@ class Kiosk:
     @property
     def verdicts(self):
         return [(o.verdict.kind.value, o.verdict.reason) for o in self.outcomes]
+
+    def records(self):
+        return [(r["verdict"], r["reason"], r["status"]) for r in self.outbox.pending()]
 
 
 def test_a_queue_of_people_gets_the_right_verdicts(tmp_path):

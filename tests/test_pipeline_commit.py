@@ -24,7 +24,8 @@ from sentinel.policy import VerdictKind
 from sentinel.records import RecordMaker
 from sentinel.screens import ScreenKind
 from sentinel.verifier import TableVerifier
-from tests.helpers import FakeClock, InlineExecutor, qr_frame
+from tests.helpers import qr_frame
+from tests.test_pipeline import Kiosk as PipelineKiosk
 from ui.console import ConsoleDisplay
 
 WALL = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -65,45 +66,15 @@ class RecordingGate(FakeGate):
         super().pulse()
 
 
-class Kiosk:
-    """One `step` at a time, inline executor: everything happens synchronously."""
+class Kiosk(PipelineKiosk):
+    """One `step` at a time, inline executor: everything happens synchronously; the gate notes
+    what was committed and shown at each pulse."""
 
     def __init__(self, tmp_path, answers, *, policy=None):
-        self.clock = FakeClock()
-        self.display = ConsoleDisplay()
-        self.outbox = Outbox(tmp_path / "outbox.sqlite3", wall=lambda: WALL)
-        self.gate = RecordingGate(self.outbox, self.display, self.clock)
-        self.outcomes = []
-        self.seq = 0
-        self.pipeline = Pipeline(
-            decoder=make_decoder(["zxing-cpp", "pyzbar"]),
-            rules=CredentialRules(CredentialConfig()),
-            verifier=TableVerifier(answers),
-            policy=policy or PolicyConfig(),
-            records=RecordMaker("dev-1", "site-1", b"k" * 32),
-            outbox=self.outbox,
-            gate=self.gate,
-            display=self.display,
-            language="en",
-            clock=self.clock,
-            wall=lambda: WALL,
-            executor=InlineExecutor(),
-            on_outcome=self.outcomes.append,
-            result_s=1.0,
+        super().__init__(
+            tmp_path, verifier=TableVerifier(answers), policy=policy, result_s=1.0,
+            gate=lambda k: RecordingGate(k.outbox, k.display, k.clock),
         )
-
-    def show(self, payload, frames=1, dt=0.1):
-        for _ in range(frames):
-            self.seq += 1
-            self.pipeline.step(qr_frame(payload, self.seq))
-            self.clock.advance(dt)
-
-    @property
-    def verdicts(self):
-        return [(o.verdict.kind.value, o.verdict.reason) for o in self.outcomes]
-
-    def records(self):
-        return [(r["verdict"], r["reason"], r["status"]) for r in self.outbox.pending()]
 
 
 # --- item 1: record and gate never disagree ------------------------------------------------------
