@@ -4,6 +4,7 @@ test is an audit event in the outbox, and "Reload config" applies a valid file l
 cannot (real pygame on the dummy SDL driver, a kiosk from build_kiosk with a replay camera, the
 relay on gpiozero's MockFactory and the reference service)."""
 
+# ruff: noqa: F811 - the clock and display fixtures come from tests/test_ui_display.py
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ import pytest  # noqa: E402
 
 pygame = pytest.importorskip("pygame", reason="pygame is a dev dependency (apt python3-pygame on the Pi)")
 
-from sentinel.config import ASSETS, DisplayConfig, load_config  # noqa: E402
+from sentinel.config import ASSETS, load_config  # noqa: E402
 from sentinel.health import HealthStatus, Person, Status  # noqa: E402
 from sentinel.kiosk import build_kiosk  # noqa: E402
 from sentinel.policy import Verdict, VerdictKind  # noqa: E402
@@ -26,7 +27,7 @@ from sentinel.screens import Screen  # noqa: E402
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE  # noqa: E402
 from sentinel.service.server import ReferenceServer  # noqa: E402
 from tests.helpers import FakeClock, RunningKiosk, wait_until  # noqa: E402
-from tests.test_ui_display import PIN, PIN_HASH, enter_pin, finger, tap  # noqa: E402
+from tests.test_ui_display import PIN, PIN_HASH, clock, display, enter_pin, finger, tap  # noqa: E402, F401 - clock, display: fixtures
 from ui.pygame_display import PygameDisplay  # noqa: E402
 from ui.technician import MenuState, TechnicianActions  # noqa: E402
 
@@ -34,26 +35,6 @@ RELAY_PIN = 17
 
 
 # --- the display's side: the hook, the hold, the audit -------------------------------------------------
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(5000.0)
-
-
-@pytest.fixture
-def display(clock):
-    made = []
-
-    def make(**kw):
-        config = kw.pop("config", None) or DisplayConfig(type="pygame", technician_pin_hash=PIN_HASH, result_s=3.0)
-        d = PygameDisplay(config, clock=clock, **kw)
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.close()
 
 
 def long_press(d: PygameDisplay, clock: FakeClock) -> None:
