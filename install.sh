@@ -4,12 +4,16 @@
 #   ./install.sh --dev       developer or CI machine (Debian/Ubuntu): apt packages, ./.venv, the
 #                            project installed editable with its dev extras.
 #   sudo ./install.sh        Raspberry Pi OS (Bookworm/Trixie): apt packages, a venv in /opt/sentinel
-#                            (--system-site-packages), config in /etc/sentinel, the systemd unit.
+#                            (--system-site-packages) from the hash-pinned pi-requirements.lock,
+#                            config in /etc/sentinel, the systemd unit.
 #        [--profile pillar|handheld]  config to start from (default pillar; kept if present)
 #        [--uninstall] [--dry-run: print, change nothing] [--root DIR: install into a fake root]
+#        [--pi-requirements: print what pip takes on the Pi, the input of tools/lock-pi-requirements]
 #
 # A second run checks what is there and changes nothing (a stamp in .venv records what was
-# installed). A failure leaves no half-made venv behind.
+# installed). A failure leaves no half-made venv behind and names the step and package that failed.
+# Nothing is compiled: pip takes wheels only on the Pi; on a developer machine the one package
+# without wheels (evdev, for USB barcode scanners) is optional and skipped with a message.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +28,17 @@ say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# A failed pip or apt step: the step, the log's ERROR lines (they name the package), the log.
+step_failed() {
+    local step="$1" log="$2" hint=""
+    grep -E '^(ERROR|E):' "$log" 2>/dev/null | tail -n 5 >&2 || true
+    if grep -qE 'Failed to establish a new connection|Temporary failure in name resolution|Could not fetch URL|Network is unreachable|Connection timed out|Could not resolve' "$log" 2>/dev/null; then
+        hint=" (the log shows network errors: is the package index reachable?)"
+    fi
+    printf 'install.sh: error: step failed: %s%s. Full log: %s\n' "$step" "$hint" "$log" >&2
 }
 
 mode=pi
@@ -37,6 +51,7 @@ while [ $# -gt 0 ]; do
     arg="$1"; shift
     case "$arg" in
         --dev) mode=dev ;;
+        --pi-requirements) action=pi-requirements ;;
         --skip-apt) skip_apt=1 ;;
         --uninstall) action=uninstall ;;
         --dry-run) dry_run=1 ;;
@@ -52,6 +67,13 @@ done
 # --- developer / CI machine ------------------------------------------------------------------
 
 install_apt_packages() {
+    # A minimal image has no python3 (or no venv module): take Debian's when PYTHON is not set.
+    if ! command -v "$python" >/dev/null 2>&1; then
+        [ "$python" = python3 ] || die "PYTHON=$python not found"
+        apt_packages+=(python3 python3-venv)
+    elif ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_packages+=(python3-venv)
+    fi
     [ "$skip_apt" = 1 ] && { say "skipping apt (--skip-apt): make sure ${apt_packages[*]} are installed"; return; }
     local missing=()
     if command -v dpkg-query >/dev/null 2>&1; then
@@ -69,12 +91,14 @@ install_apt_packages() {
         command -v sudo >/dev/null 2>&1 || die "need root to apt-get install ${missing[*]}; run as root or install sudo"
         sudo=(sudo)
     fi
-    say "installing apt packages: ${missing[*]}"
-    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/sentinel-apt.log 2>&1; then
+    local log=/tmp/sentinel-apt.log
+    say "installing apt packages: ${missing[*]} (log: $log)"
+    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
         say "apt-get install failed; refreshing the package lists and trying once more"
-        "${sudo[@]}" apt-get update >>/tmp/sentinel-apt.log 2>&1 \
-            && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/sentinel-apt.log 2>&1 \
-            || die "could not install ${missing[*]} with apt-get (no network, or no such package?). See /tmp/sentinel-apt.log"
+        if ! { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; } >>"$log" 2>&1; then
+            step_failed "apt-get install ${missing[*]}" "$log"
+            exit 1
+        fi
     fi
 }
 
@@ -82,6 +106,10 @@ want_stamp() {
     # What the venv must match: the python, the dependency list and this script.
     { "$python" -c 'import sys; print(sys.version)'; cat "$here/pyproject.toml" "$here/install.sh"; } | sha256sum | cut -d' ' -f1
 }
+
+# Optional on a developer machine: evdev (USB barcode scanners in keyboard mode) has no wheels and
+# builds from source, which needs a C compiler and the kernel headers. Without them its tests skip.
+optional_dev_packages=("evdev>=1.6")
 
 make_venv() {
     local want; want="$(want_stamp)"
@@ -96,15 +124,30 @@ make_venv() {
         fresh=1
         "$python" -m venv "$venv" || { rm -rf "$venv"; die "could not create a venv (on Debian: apt-get install python3-venv)"; }
     fi
-    say "installing the project and its dev extras into $venv (pip log: /tmp/sentinel-pip.log)"
-    if ! { "$venv/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
-           && "$venv/bin/python" -m pip install --disable-pip-version-check -e "$here[dev]" \
-           && "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps "face_recognition==1.3.0"; } >/tmp/sentinel-pip.log 2>&1; then
-        tail -n 5 /tmp/sentinel-pip.log >&2 || true
+    local log=/tmp/sentinel-pip.log
+    : >"$log"
+    local pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+    say "installing the project and its dev extras into $venv (pip log: $log)"
+    dev_step() {
+        local label="$1"; shift
+        { echo "### $label"; "${pip[@]}" "$@"; } >>"$log" 2>&1 && return 0
+        step_failed "$label" "$log"
         [ "$fresh" = 1 ] && rm -rf "$venv"
         rm -f "$stamp"
-        die "pip could not install the project (no network to the package index?). Nothing half-made is left: fix and run ./install.sh --dev again"
-    fi
+        die "nothing half-made is left: fix and run ./install.sh --dev again"
+    }
+    dev_step "upgrade pip" install -q --upgrade pip
+    dev_step "install digital-sentinel[dev] (the project and its dev extras)" install -e "$here[dev]"
+    dev_step "install face_recognition 1.3.0 without its dependencies" install --no-deps "face_recognition==1.3.0"
+    local optional
+    for optional in "${optional_dev_packages[@]}"; do
+        if { echo "### optional: $optional"; "${pip[@]}" install "$optional"; } >>"$log" 2>&1; then
+            continue
+        fi
+        say "warning: skipped $optional: no wheel for this platform and it could not be built here"
+        say "         (needs a C compiler and kernel headers: apt-get install gcc linux-libc-dev python3-dev; see $log)."
+        say "         USB barcode scanners in keyboard mode are unavailable in this venv and their tests skip."
+    done
     echo "$want" >"$stamp"
     say "ready: $venv/bin/sentinel"
 }
@@ -131,6 +174,7 @@ bin_link=/usr/local/bin/sentinel
 state_dir=/var/lib/sentinel
 pi_stamp="$venv_dir/.sentinel-install-stamp"
 constraints_file="$prefix/constraints.txt"
+lock_file="$here/pi-requirements.lock"  # hash-pinned: tools/lock-pi-requirements writes it
 boot_begin="# >>> sentinel: GPIO levels from power-on (written by install.sh; do not edit by hand)"
 boot_end="# <<< sentinel"
 
@@ -197,7 +241,7 @@ pi_apt_packages() {
         *) if command -v apt-cache >/dev/null 2>&1 && apt-cache show libzbar0t64 >/dev/null 2>&1; then zbar=libzbar0t64; else zbar=libzbar0; fi ;;
     esac
     local pkgs=(
-        python3 python3-venv
+        python3 python3-venv systemd
         python3-numpy python3-pil python3-requests python3-pyzbar "$zbar"
         python3-picamera2 python3-opencv python3-pygame
         python3-gpiozero python3-lgpio
@@ -222,6 +266,23 @@ pkg_installed() {
     dpkg-query "${admin[@]}" -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"
 }
 
+# Raspberry Pi OS-only packages (the Raspberry Pi archive; Debian has none of them) and what is
+# missing without them. On plain Debian (or an emulated arm64 root) they are reported, not fatal.
+pi_only_disables() {
+    case "$1" in
+        python3-picamera2) echo "the Raspberry Pi camera (camera type \"picamera2\"); a USB camera (type \"opencv\") still works" ;;
+        python3-lgpio) echo "GPIO through lgpio (relay, LEDs, trigger; the only GPIO library on a Pi 5)" ;;
+        python3-rpi-lgpio) echo "RPi.GPIO on top of lgpio" ;;
+        *) return 1 ;;
+    esac
+}
+
+apt_candidate() {
+    local candidate
+    candidate="$(apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
+    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
+}
+
 pi_install_apt() {
     local pkgs missing=()
     mapfile -t pkgs < <(pi_apt_packages)
@@ -234,25 +295,52 @@ pi_install_apt() {
         say "apt packages present: ${pkgs[*]}"
         return
     fi
-    say "installing apt packages: ${missing[*]} (log: /var/log/sentinel-install-apt.log)"
     if [ "$dry_commands" = 1 ]; then
+        say "installing apt packages: ${missing[*]}"
         run apt-get update
         run apt-get install -y --no-install-recommends "${missing[@]}"
         return
     fi
+    local log=/var/log/sentinel-install-apt.log
     # the image's package lists are usually months old: refresh first
-    { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; } >>/var/log/sentinel-install-apt.log 2>&1 \
-        || die "apt-get could not install ${missing[*]} (no network? not Raspberry Pi OS? python3-picamera2 and python3-lgpio come from the Raspberry Pi archive). See /var/log/sentinel-install-apt.log"
+    say "refreshing the package lists (apt-get update; log: $log)"
+    if ! apt-get update >>"$log" 2>&1; then
+        step_failed "apt-get update (refreshing the package lists)" "$log"
+        exit 1
+    fi
+    local take=() absent=() p
+    for p in "${missing[@]}"; do
+        if apt_candidate "$p"; then
+            take+=("$p")
+        elif pi_only_disables "$p" >/dev/null; then
+            absent+=("$p")
+        else
+            die "the apt package $p is not in this system's archive (step: apt packages). See $log"
+        fi
+    done
+    if [ ${#take[@]} -gt 0 ]; then
+        say "installing apt packages: ${take[*]} (log: $log)"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${take[@]}" >>"$log" 2>&1; then
+            step_failed "apt-get install ${take[*]}" "$log"
+            exit 1
+        fi
+    fi
+    for p in "${absent[@]}"; do
+        say "warning: $p is not available here (it comes from the Raspberry Pi OS archive): without it, no $(pi_only_disables "$p")."
+    done
+    [ ${#absent[@]} -eq 0 ] || say "         Everything else works; on Raspberry Pi OS these install with the rest."
 }
 
 pi_pip_requirements() {
-    # The project's dependencies (and its `pi` extra) minus what apt provides.
+    # What pip takes on the Pi: the project's dependencies, its `pi` extra and the reference
+    # service (for `sentinel demo` on site), minus what apt provides. The input of the lock.
     "$python" - "$here/pyproject.toml" "${apt_python[@]}" <<'PY'
 import re, sys, tomllib
 with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
+extras = project.get("optional-dependencies", {})
 from_apt = {name.lower() for name in sys.argv[2:]}
-for requirement in project["dependencies"] + project.get("optional-dependencies", {}).get("pi", []):
+for requirement in project["dependencies"] + extras.get("pi", []) + extras.get("service", []):
     name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
     if name not in from_apt:
         print(requirement)
@@ -260,11 +348,12 @@ PY
 }
 
 # Pins what apt installed so that pip can never replace it, and forbids the pip builds of what
-# only apt may provide: numpy 2 or opencv-python from pip break picamera2 (DESIGN.md).
+# only apt may provide: numpy 2 or opencv-python from pip break picamera2 (DESIGN.md). gpiozero is
+# pure Python and may come from the lock (Debian's 1.6 is older than the project needs).
 write_constraints_py='
 import importlib.metadata as md, sys
 lines = ["# written by install.sh: apt owns these; pip must not replace them"]
-for dist in ("numpy", "pillow", "picamera2", "simplejpeg", "pygame", "gpiozero", "lgpio"):
+for dist in ("numpy", "pillow", "picamera2", "simplejpeg", "pygame", "lgpio"):
     try:
         lines.append(f"{dist}=={md.version(dist)}")
     except md.PackageNotFoundError:
@@ -303,7 +392,7 @@ sys.exit(1 if problems else 0)
 
 source_stamp() {
     { "$python" -c 'import sys; print(sys.version)'
-      cat "$here/pyproject.toml" "$here/install.sh"
+      cat "$here/pyproject.toml" "$here/install.sh" "$lock_file"
       (cd "$here" && find sentinel hardware ui -type f ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum)
     } | sha256sum | cut -d' ' -f1
 }
@@ -315,7 +404,7 @@ pi_make_venv() {
         say "venv up to date: $venv_dir"
         return
     fi
-    local requirements; mapfile -t requirements < <(pi_pip_requirements)
+    [ -f "$lock_file" ] || die "$lock_file is missing from this checkout (tools/lock-pi-requirements writes it)"
     local log=/var/log/sentinel-install-pip.log
     local fresh=0
     if [ ! -x "$vpy" ]; then
@@ -325,28 +414,33 @@ pi_make_venv() {
     fi
     local pip=("$venv_dir/bin/python" -m pip --disable-pip-version-check)
     [ -n "$root" ] && pip=("$(R "$venv_dir")/bin/python" -m pip --disable-pip-version-check)
-    say "installing the project into $venv_dir: pip takes ${requirements[*]}; numpy, Pillow, OpenCV, picamera2 stay apt's (log: $log)"
+    # Wheels only, each checked against its hash in the lock; the project itself is built with the
+    # setuptools the lock installed (no build isolation: nothing unpinned is downloaded).
+    local locked=(install --require-hashes --only-binary=:all: --constraint "$(R "$constraints_file")" -r "$lock_file")
+    local project=(install --no-deps --no-build-isolation --force-reinstall "$here")
+    say "installing the project into $venv_dir from $(basename "$lock_file") (hash-pinned wheels); numpy, Pillow, OpenCV, picamera2 stay apt's (log: $log)"
     if [ "$dry_commands" = 1 ]; then
         run "${pip[0]}" -c "<pin apt's numpy, Pillow, picamera2; forbid opencv-python>" "$(R "$constraints_file")"
-        run "${pip[@]}" install --constraint "$(R "$constraints_file")" "${requirements[@]}"
-        run "${pip[@]}" install --no-deps --force-reinstall "$here"
+        run "${pip[@]}" "${locked[@]}"
+        run "${pip[@]}" "${project[@]}"
         run "${pip[0]}" -c "<every requirement of digital-sentinel satisfied; numpy is apt's>"
         # a fake root records what it would have installed, so that a second run can be checked
         [ "$dry_run" = 1 ] || { mkdir -p "$(dirname "$(R "$pi_stamp")")" && echo "$want" >"$(R "$pi_stamp")"; }
         changed=1
         return
     fi
-    if ! {
-        "${pip[0]}" -c "$write_constraints_py" "$constraints_file" \
-        && "${pip[@]}" install --constraint "$constraints_file" "${requirements[@]}" \
-        && "${pip[@]}" install --no-deps --force-reinstall "$here" \
-        && "${pip[0]}" -c "$check_requirements_py"
-    } >>"$log" 2>&1; then
-        tail -n 5 "$log" >&2 || true
+    pi_step() {
+        local label="$1"; shift
+        { echo "### $label"; "$@"; } >>"$log" 2>&1 && return 0
+        step_failed "$label" "$log"
         [ "$fresh" = 1 ] && rm -rf "$venv_dir"
         rm -f "$pi_stamp"
-        die "pip could not install the project (no network? see $log). Nothing half-made is left: fix and run sudo ./install.sh again"
-    fi
+        die "nothing half-made is left: fix and run sudo ./install.sh again"
+    }
+    pi_step "write the constraints that keep apt's numpy, Pillow and OpenCV" "${pip[0]}" -c "$write_constraints_py" "$constraints_file"
+    pi_step "install the hash-pinned packages of $(basename "$lock_file")" "${pip[@]}" "${locked[@]}"
+    pi_step "install digital-sentinel from $here" "${pip[@]}" "${project[@]}"
+    pi_step "check that every requirement is met and numpy is apt's" "${pip[0]}" -c "$check_requirements_py"
     echo "$want" >"$pi_stamp"
     changed=1
     say "venv ready: $venv_dir"
@@ -478,9 +572,9 @@ pi_install() {
         *) say "warning: $codename is not Bookworm or Trixie, the releases this is tested for: going on" ;;
     esac
     [ -n "$model" ] || say "warning: not a Raspberry Pi (no device-tree model): GPIO and camera packages may be missing"
+    pi_install_apt  # first: a minimal image has no python3 yet
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || die "Python 3.11 or newer is needed; $("$python" --version 2>&1) found"
-    pi_install_apt
     pi_install_files
     pi_make_venv
     pi_boot_config
@@ -516,7 +610,9 @@ pi_uninstall() {
     say "  or remove $etc_dir and $state_dir by hand. The system user 'sentinel' is kept (its id may own files)."
 }
 
-if [ "$action" = uninstall ]; then
+if [ "$action" = pi-requirements ]; then
+    pi_pip_requirements
+elif [ "$action" = uninstall ]; then
     pi_uninstall
 else
     pi_install

@@ -78,7 +78,8 @@ def test_apt_packages_for_bookworm_on_a_pi5(tmp_path):
     apt = command(out, "apt-get", "install")
     assert apt[:4] == ["apt-get", "install", "-y", "--no-install-recommends"]
     for package in ("python3-picamera2", "python3-opencv", "python3-pygame", "python3-gpiozero", "python3-lgpio",
-                    "python3-numpy", "python3-pil", "python3-evdev", "python3-serial", "python3-venv", "libzbar0", "fonts-noto-cjk"):
+                    "python3-numpy", "python3-pil", "python3-evdev", "python3-serial", "python3-venv", "libzbar0", "fonts-noto-cjk",
+                    "systemd"):  # a minimal image has no systemd
         assert package in apt, package
     assert "python3-rpi.gpio" not in apt  # RPi.GPIO cannot drive a Pi 5
     assert command(out, "apt-get", "update")  # the image's lists are old
@@ -97,27 +98,35 @@ def test_skip_apt(tmp_path):
     assert "skipping apt (--skip-apt)" in out
 
 
-def test_venv_sees_apts_packages_and_pip_never_takes_numpy_or_opencv(tmp_path):
+def test_venv_sees_apts_packages_and_pip_takes_only_hash_pinned_wheels(tmp_path):
     root = make_root(tmp_path)
     out = install(root).stdout
     venv = command(out, "-m", "venv")
     assert venv[-2:] == ["--system-site-packages", str(root / "opt/sentinel/venv")]
-    requirements = command(out, "-m", "pip", "--disable-pip-version-check", "install", "--constraint")
-    constraints = requirements[requirements.index("--constraint") + 1]
-    assert constraints == str(root / "opt/sentinel/constraints.txt")
-    asked = requirements[requirements.index("--constraint") + 2 :]
-    names = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in asked}
-    assert not names & {"numpy", "pillow", "opencv-python", "opencv-python-headless", "picamera2", "pygame"}
-    # exactly the project's dependencies (and its `pi` extra) that apt does not provide
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["pi"]
-    from_apt = {"numpy", "pillow", "requests", "pyzbar"}
-    assert asked == [r for r in wanted if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() not in from_apt]
+    locked = command(out, "-m", "pip", "--disable-pip-version-check", "install", "--require-hashes")
+    assert "--only-binary=:all:" in locked  # nothing compiled on the Pi
+    assert locked[locked.index("--constraint") + 1] == str(root / "opt/sentinel/constraints.txt")
+    assert locked[locked.index("-r") + 1] == str(ROOT / "pi-requirements.lock")
     project_install = command(out, "-m", "pip", "--disable-pip-version-check", "install", "--no-deps")
     assert project_install[-1] == str(ROOT) and "--force-reinstall" in project_install
+    assert "--no-build-isolation" in project_install  # no unpinned setuptools fetched to build it
     # the constraints are written before pip runs, the project comes last
     order = [" ".join(argv) for argv in would_run(out)]
-    assert order.index(" ".join(requirements)) < order.index(" ".join(project_install))
+    assert order.index(" ".join(locked)) < order.index(" ".join(project_install))
+
+
+def test_pi_requirements_are_the_projects_minus_what_apt_provides():
+    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--pi-requirements"], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHON=sys.executable))
+    assert result.returncode == 0, result.stderr
+    asked = result.stdout.split()
+    names = {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in asked}
+    assert not names & {"numpy", "pillow", "opencv-python", "opencv-python-headless", "picamera2", "pygame"}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["pi"] + extras["service"]  # the service: `sentinel demo` on site
+    from_apt = {"numpy", "pillow", "requests", "pyzbar"}
+    assert asked == [r for r in wanted if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() not in from_apt]
 
 
 def test_files_are_installed(tmp_path):
