@@ -34,7 +34,7 @@ usage() {
 # A failed pip or apt step: the step, the log's ERROR lines (they name the package), the log.
 step_failed() {
     local step="$1" log="$2" hint=""
-    grep -E '^(ERROR|E):' "$log" 2>/dev/null | tail -n 5 >&2 || true
+    grep -E '^[[:space:]]*(ERROR|E):' "$log" 2>/dev/null | sed 's/^[[:space:]]*/  /' | tail -n 5 >&2 || true
     if grep -qE 'Failed to establish a new connection|Temporary failure in name resolution|Could not fetch URL|Network is unreachable|Connection timed out|Could not resolve' "$log" 2>/dev/null; then
         hint=" (the log shows network errors: is the package index reachable?)"
     fi
@@ -91,7 +91,7 @@ install_apt_packages() {
         command -v sudo >/dev/null 2>&1 || die "need root to apt-get install ${missing[*]}; run as root or install sudo"
         sudo=(sudo)
     fi
-    local log=/tmp/sentinel-apt.log
+    local log="${TMPDIR:-/tmp}/sentinel-apt.log"
     say "installing apt packages: ${missing[*]} (log: $log)"
     if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
         say "apt-get install failed; refreshing the package lists and trying once more"
@@ -124,7 +124,7 @@ make_venv() {
         fresh=1
         "$python" -m venv "$venv" || { rm -rf "$venv"; die "could not create a venv (on Debian: apt-get install python3-venv)"; }
     fi
-    local log=/tmp/sentinel-pip.log
+    local log="${TMPDIR:-/tmp}/sentinel-pip.log"
     : >"$log"
     local pip=("$venv/bin/python" -m pip --disable-pip-version-check)
     say "installing the project and its dev extras into $venv (pip log: $log)"
