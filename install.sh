@@ -270,9 +270,9 @@ pkg_installed() {
 # missing without them. On plain Debian (or an emulated arm64 root) they are reported, not fatal.
 pi_only_disables() {
     case "$1" in
-        python3-picamera2) echo "the Raspberry Pi camera (camera type \"picamera2\"); a USB camera (type \"opencv\") still works" ;;
-        python3-lgpio) echo "GPIO through lgpio (relay, LEDs, trigger; the only GPIO library on a Pi 5)" ;;
-        python3-rpi-lgpio) echo "RPi.GPIO on top of lgpio" ;;
+        python3-picamera2) echo "the Raspberry Pi camera (camera type \"picamera2\") will not work; a USB camera (type \"opencv\") does" ;;
+        python3-lgpio) echo "no GPIO through lgpio (relay, LEDs, trigger): a Pi 5 has no other way; older Pis fall back to RPi.GPIO" ;;
+        python3-rpi-lgpio) echo "no RPi.GPIO on top of lgpio" ;;
         *) return 1 ;;
     esac
 }
@@ -326,7 +326,7 @@ pi_install_apt() {
         fi
     fi
     for p in "${absent[@]}"; do
-        say "warning: $p is not available here (it comes from the Raspberry Pi OS archive): without it, no $(pi_only_disables "$p")."
+        say "warning: $p is not available here (only the Raspberry Pi OS archive has it): $(pi_only_disables "$p")."
     done
     [ ${#absent[@]} -eq 0 ] || say "         Everything else works; on Raspberry Pi OS these install with the rest."
 }
@@ -533,11 +533,22 @@ replace_boot_block() {
     mv "$tmp" "$file"
 }
 
+systemd_running() {
+    # sd_booted(3): systemd is PID 1 here. Not so in a chroot or a container (tools/pi-emulated.sh).
+    [ "$dry_commands" = 1 ] || [ -d /run/systemd/system ]
+}
+
 pi_enable_service() {
-    [ "$changed" = 1 ] && run systemctl daemon-reload
     # The kiosk owns tty1 (KMSDRM); the login prompt there would fight it for the VT.
     run systemctl disable getty@tty1.service
     run systemctl enable sentinel.service
+    if ! systemd_running; then
+        local what="sentinel.service enabled"
+        [ "$changed" = 1 ] || what="nothing changed; $what"
+        say "$what; systemd is not running here (a chroot or a container): the kiosk starts at the next boot"
+        return
+    fi
+    [ "$changed" = 1 ] && run systemctl daemon-reload
     if [ -z "$root" ] && systemctl is-enabled --quiet display-manager.service 2>/dev/null; then
         say "warning: a desktop (display-manager.service) is enabled: it holds the screen, and the kiosk's KMSDRM display cannot start."
         say "         Use Raspberry Pi OS Lite, or: sudo systemctl set-default multi-user.target && sudo systemctl disable display-manager"
