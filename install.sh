@@ -37,6 +37,10 @@ step_failed() {
     grep -E '^[[:space:]]*(ERROR|E):' "$log" 2>/dev/null | sed 's/^[[:space:]]*/  /' | tail -n 5 >&2 || true
     if grep -qE 'Failed to establish a new connection|Temporary failure in name resolution|Could not fetch URL|Network is unreachable|Connection timed out|Could not resolve' "$log" 2>/dev/null; then
         hint=" (the log shows network errors: is the package index reachable?)"
+    elif grep -q 'from versions: none' "$log" 2>/dev/null; then
+        hint=" (pip saw no release of it at all: is the package index reachable, and does it have a wheel for this platform?)"
+    elif grep -qE 'Failed building wheel|Failed to build' "$log" 2>/dev/null; then
+        hint=" (a package without a wheel for this platform had to be compiled here, and that failed)"
     fi
     printf 'install.sh: error: step failed: %s%s. Full log: %s\n' "$step" "$hint" "$log" >&2
 }
@@ -138,7 +142,6 @@ make_venv() {
     }
     dev_step "upgrade pip" install -q --upgrade pip
     dev_step "install digital-sentinel[dev] (the project and its dev extras)" install -e "$here[dev]"
-    dev_step "install face_recognition 1.3.0 without its dependencies" install --no-deps "face_recognition==1.3.0"
     local optional
     for optional in "${optional_dev_packages[@]}"; do
         if { echo "### optional: $optional"; "${pip[@]}" install "$optional"; } >>"$log" 2>&1; then

@@ -16,7 +16,10 @@ with face matching on, and the distances the default tolerance rests on.
    photos of different people (obama, biden, the demo's astronaut) to each other; and the
    detector scores that set [faces].min_score.
 
-Needs the face extra (dlib, face_recognition) and ../shared/data/faces.
+4. Face in view -> match: a person steps into an empty view (30 fps, real time); the matcher
+   looking on a change in view, and with the fixed `detect_every_s` clock of before.
+
+Needs the face extra (dlib, face-recognition-models) and ../shared/data/faces.
 """
 
 from __future__ import annotations
@@ -130,6 +133,53 @@ def loop_fps(engine: FaceEngine, frames: list[np.ndarray], seconds: float, refer
     return results
 
 
+def arrival(engine: FaceEngine, reference: np.ndarray, empty: np.ndarray, face: np.ndarray, arrivals: int, fixed_clock: bool) -> dict:
+    """Face in view -> its match: the loop paced at 30 frames per second in real time, an empty
+    view for a random 0.6-1.6 s, then the enrolled person; `FaceMatcher.observe` on every frame,
+    as the kiosk loop calls it ([faces] defaults, liveness off: the match is the observation that
+    starts a check). Timed from the hand-over of the first frame with the face to the return of the
+    observation that matched it (detection and encoding included). `fixed_clock`: changes in view
+    are ignored, i.e. the fixed `detect_every_s` clock of before (issue 18)."""
+    import random
+
+    import sentinel.faces.matcher as matcher_module
+
+    rng = random.Random(18)
+    period = 1 / 30
+    real_changed = matcher_module.view_changed
+    if fixed_clock:
+        matcher_module.view_changed = lambda before, now: False
+    waits: list[float] = []
+    try:
+        empty_grey, face_grey = grey_of(empty), grey_of(face)
+        with Gallery(None) as gallery:
+            gallery.enrol("p-obama", "x", [reference])
+            for _ in range(arrivals):
+                matcher = FaceMatcher(gallery, FacesConfig(enabled=True, liveness="off"), engine=engine)
+                n = 0
+                next_at = time.perf_counter()
+                arrive_at = next_at + rng.uniform(0.6, 1.6)
+                first_in_view: float | None = None
+                while True:
+                    handed = time.perf_counter()
+                    in_view = handed >= arrive_at
+                    if in_view and first_in_view is None:
+                        first_in_view = handed
+                    frame = Frame(grey=face_grey if in_view else empty_grey, timestamp=handed, sequence=n,
+                                  colour=face if in_view else empty)
+                    seen = matcher.observe(frame)
+                    if first_in_view is not None and seen is not None and seen.kind.value == "match":
+                        waits.append(time.perf_counter() - first_in_view)
+                        break
+                    n += 1
+                    next_at += period
+                    time.sleep(max(0.0, next_at - time.perf_counter()))
+    finally:
+        matcher_module.view_changed = real_changed
+    ms = sorted(w * 1000 for w in waits)
+    return {"arrivals": len(ms), "p50_ms": round(statistics.median(ms), 1), "max_ms": round(ms[-1], 1), "min_ms": round(ms[0], 1)}
+
+
 def distances(engine: FaceEngine) -> list[dict]:
     _, _, obama = read_enrolment_image(engine, FACES / "obama.jpg")
     _, _, biden = read_enrolment_image(engine, FACES / "biden.jpg")
@@ -176,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per frame; the fastest counts (default 5)")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each loop variant runs (default 10)")
+    parser.add_argument("--arrivals", type=int, default=15, help="people stepping up, for face in view -> match (default 15)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not FACES.is_dir():
@@ -195,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     _, _, reference = read_enrolment_image(engine, FACES / "obama.jpg")
     stream = [camera_rgb(FACES / n, (640, 480)) for n in ("obama2.jpg", "obama3.jpg", "obama-480p.jpg")]
     report["loop"] = loop_fps(engine, stream, args.seconds, reference)
+    empty = camera_rgb(FACE_SCENES / "11_empty.png", (640, 480))
+    report["arrival"] = {
+        label: arrival(engine, reference, empty, stream[0], args.arrivals, fixed)
+        for label, fixed in (("on a change in view (now)", False), ("fixed detect_every_s clock (before)", True))
+    }
     report["distances"] = distances(engine)
     report["between_people"] = between_people(engine)
     report["scores"] = scores(engine)
@@ -210,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nloop, 640x480 frames with a person in view:")
     for r in report["loop"]:
         print(f"  {r['loop']:34} {r['fps']:7.1f} fps  longest frame {r['longest_frame_ms']:6.1f} ms  ({r['detections']} detections)")
+    print("\nface in view -> match (30 fps, liveness off, the matcher on every frame):")
+    for label, r in report["arrival"].items():
+        print(f"  {label:38} p50 {r['p50_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms  min {r['min_ms']:6.1f} ms  ({r['arrivals']} arrivals)")
     print("\ndistances to obama.jpg enrolled (frame_grey, frame_colour, still_colour) and the still to biden.jpg enrolled:")
     for r in report["distances"]:
         vals = "  ".join("   -  " if r[k] is None else f"{r[k]:.3f}" for k in ("frame_grey", "frame_colour", "still_colour", "to_biden_still"))

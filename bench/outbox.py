@@ -1,22 +1,31 @@
-"""The outbox's three figures: durable commits per second, drain rate to a loopback service, and
-resident memory while a 100,000-record backlog drains (it must stay flat).
+"""The outbox's figures: what a check pays to commit its record with the uploader live, durable
+commits per second, drain rate to a loopback service (as the service confirms it), and the
+kiosk's resident memory while a 100,000-record backlog drains (it must stay flat).
 
     .venv/bin/python bench/outbox.py [--commits 3000] [--drain 20000] [--backlog 100000]
                                      [--dir DIR] [--json]
 
-1. **Commits**: `Outbox.add` of ready-made check records, one at a time, each returning only once
-   durable (WAL, synchronous=FULL: one fsync of the -wal per record), in a file under `--dir`
-   (default: a temporary folder on the filesystem of the repository; on a Pi, the SD card). Records
-   are made beforehand: this times the durable write, not pydantic.
-2. **Drain**: `--drain` records already in the outbox, uploaded by `Uploader.drain` (batches of
-   500, the contract maximum, through `ServiceClient`) to the reference service running as a
-   separate process (`sentinel service --seed demo` on a free loopback port); records per second
-   from the first upload to an empty outbox, acknowledgement and deletion included.
-3. **Memory**: a `--backlog` of records is written by a child process (so that the drain's
-   process starts without them in its heap), then drained as in 2 while a thread samples this
-   process's resident set size (/proc/self/statm) every 0.25 s. Reported: RSS before the drain,
-   its minimum, maximum and last value during the drain; flat means max − min stays in the
-   single-digit MB, independent of the backlog's size.
+The reference service runs as a separate process (`sentinel service --seed demo` on a free
+loopback port) for all of them.
+
+1. **Checks** (what a check pays): per check, the record made (`RecordMaker.make`: pydantic,
+   HMAC, uuid7) and committed the pipeline's way (`Outbox.add(record, wake=False)`, durable, then
+   `Outbox.wake(record_id, latency_ms=…)` once the relay has moved), while the kiosk's `Uploader`
+   thread runs against the service and acknowledges (deletes) what it delivered, competing for the
+   outbox's lock and the disk. Afterwards the service is asked which of the records it stores.
+2. **Commits**: `Outbox.add` of ready-made check records, one at a time, nobody uploading: the
+   durable write alone (WAL, synchronous=FULL: one fsync of the -wal per record), in a file under
+   `--dir` (default: a temporary folder on the filesystem of the repository; on a Pi, the SD card).
+3. **Drain**: `--drain` records already in the outbox, uploaded by `Uploader.drain` (batches of
+   500, the contract maximum, through `ServiceClient`); records per second from the first upload
+   to an empty outbox, acknowledgement and deletion included. Delivered counts only the records
+   the service lists afterwards (`GET /v1/records`); set-aside records are reported apart.
+4. **Memory**: a `--backlog` of records is written by a child process into the outbox of a whole
+   kiosk (`build_kiosk`, bench/e2e.py's config: replay camera showing an empty view, HTTP verifier,
+   mock relay, no display) run in its own process; its uploader drains the backlog while a thread
+   of the kiosk samples the **kiosk's** resident set size (/proc/self/statm) every 0.25 s. Reported:
+   RSS before the drain, its minimum, maximum and last value during the drain; flat means max − min
+   stays in the single-digit MB, independent of the backlog's size.
 """
 
 from __future__ import annotations
@@ -127,6 +136,48 @@ def service(tmp: Path):
                 proc.kill()
 
 
+def confirmed(transport: ServiceClient, ids: set[str], since: datetime) -> int:
+    """How many of `ids` the service lists as stored for this device (records made since `since`)."""
+    listed = transport.list_records(since=since.isoformat(), limit=1000, timeout_s=120)
+    return len(ids & {r["id"] for r in listed})
+
+
+def bench_checks(folder: Path, n: int, url: str) -> dict:
+    """Record made + durable commit + uploader woken, the uploader thread live (module docstring, 1)."""
+    outbox = Outbox(folder / "checks.sqlite3")
+    transport = ServiceClient(url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id)
+    uploader = Uploader(outbox, transport, batch_size=500, timeout_s=60)
+    since = datetime.now(UTC)
+    uploader.start()
+    ids: set[str] = set()
+    try:
+        for i in range(50):  # warm up: file, pages, the uploader's connection
+            r = make_record(i)
+            outbox.add(r, wake=False)
+            outbox.wake(r.id, latency_ms=5.0)
+            ids.add(r.id)
+        started = time.perf_counter()
+        for i in range(50, n):
+            r = make_record(i)
+            outbox.add(r, wake=False)
+            outbox.wake(r.id, latency_ms=5.0)
+            ids.add(r.id)
+        elapsed = time.perf_counter() - started
+        deadline = time.monotonic() + 120
+        while outbox.health().depth and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        uploader.stop()
+    left = outbox.health().depth
+    outbox.close()
+    stored = confirmed(transport, ids, since)
+    transport.close()
+    count = n - 50
+    return {"records": count, "seconds": round(elapsed, 3), "per_second": round(count / elapsed, 1),
+            "ms_each": round(elapsed / count * 1000, 3), "uploaded_during_run": uploader.delivered,
+            "service_stores": stored, "made": len(ids), "left_in_outbox": left, "set_aside": uploader.set_aside}
+
+
 def bench_commits(folder: Path, n: int) -> dict:
     records = [make_record(i) for i in range(n)]
     ob = Outbox(folder / "commits.sqlite3")
@@ -142,6 +193,12 @@ def bench_commits(folder: Path, n: int) -> dict:
 
 
 def drain(path: Path, url: str, sample: bool) -> dict:
+    """Module docstring, 3 (and, with `sample`, this process's RSS: the old figure, kept for
+    comparison with the kiosk's in `kiosk_drain`)."""
+    db = sqlite3.connect(path)
+    ids = {row[0] for row in db.execute("SELECT id FROM records")}
+    since = datetime.fromisoformat(db.execute("SELECT MIN(created_at) FROM records").fetchone()[0])
+    db.close()
     outbox = Outbox(path)
     depth = outbox.health().depth
     transport = ServiceClient(url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id)
@@ -166,10 +223,12 @@ def drain(path: Path, url: str, sample: bool) -> dict:
     if sample:
         thread.join()
     outbox.close()
+    stored = confirmed(transport, ids, since)
     transport.close()
     if not result.complete:
         raise RuntimeError(f"drain stopped with {result.remaining} records left: {result.last_error}")
-    out = {"records": depth, "seconds": round(elapsed, 2), "per_second": round(depth / elapsed, 1)}
+    out = {"records": depth, "seconds": round(elapsed, 2), "per_second": round(stored / elapsed, 1),
+           "service_stores": stored, "set_aside": result.set_aside}
     if sample:
         mb = [s / 2**20 for _, s in samples]
         out["rss_mb"] = {
@@ -185,6 +244,69 @@ def drain(path: Path, url: str, sample: bool) -> dict:
     return out
 
 
+def kiosk_drain(backlog: Path, url: str, tmp: Path) -> dict:
+    """Module docstring, 4: a whole kiosk in its own process drains `backlog`; its RSS sampled from here."""
+    from PIL import Image
+
+    from sentinel.config import OUTBOX_NAME
+
+    state = tmp / "kiosk"
+    (state / "state").mkdir(parents=True)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{backlog}{suffix}").exists():
+            os.replace(f"{backlog}{suffix}", state / "state" / f"{OUTBOX_NAME}{suffix}")
+    (state / "pictures").mkdir()
+    Image.new("L", (640, 480), 190).save(state / "pictures" / "empty.png")
+    token = state / "device-token"
+    fd = os.open(token, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(DEMO_DEVICE_TOKEN)
+    spec = {"state": str(state), "url": url, "token": str(token)}
+    (state / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run([sys.executable, __file__, "--kiosk-drain", str(state / "spec.json")], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the kiosk failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    mb = [s / 2**20 for s in result["rss"]]
+    return {
+        "records": result["depth"], "seconds": result["seconds"], "per_second": round(result["depth"] / result["seconds"], 1),
+        "rss_mb": {"before": round(result["rss_before"] / 2**20, 1), "min": round(min(mb), 1), "max": round(max(mb), 1),
+                   "last": round(mb[-1], 1), "spread": round(max(mb) - min(mb), 1), "samples": len(mb),
+                   "by_tenth": [round(mb[min(len(mb) - 1, int(len(mb) * k / 10))], 1) for k in range(11)]},
+    }
+
+
+def kiosk_drain_child(spec_path: Path) -> None:
+    """The kiosk side of `kiosk_drain`: run until the outbox is empty, print what it saw."""
+    from bench.e2e import kiosk_config
+    from sentinel.kiosk import build_kiosk
+
+    spec = json.loads(spec_path.read_text())
+    state = Path(spec["state"])
+    config = kiosk_config(state, state / "pictures", 10, spec["url"], Path(spec["token"]), faces=False, loop=True)
+    k = build_kiosk(config)
+    depth = k.outbox.health().depth
+    stop = threading.Event()
+    times: dict[str, float] = {}
+
+    rss: list[int] = []
+
+    def watch():  # the kiosk's own RSS, every 0.25 s, from the start of its run to an empty outbox
+        times["started"] = time.perf_counter()
+        while k.outbox.health().depth and not stop.is_set():
+            rss.append(rss_bytes())
+            stop.wait(0.25)
+        times["ended"] = time.perf_counter()
+        rss.append(rss_bytes())
+        stop.set()
+
+    rss_before = rss_bytes()
+    threading.Thread(target=watch, daemon=True).start()
+    k.run(stop=stop)
+    print(json.dumps({"depth": depth, "seconds": round(times["ended"] - times["started"], 2), "rss_before": rss_before, "rss": rss}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=3000)
@@ -194,9 +316,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--fill-only", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--kiosk-drain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill_only:
         fill(args.db, args.fill_only)
+        return 0
+    if args.kiosk_drain:
+        kiosk_drain_child(args.kiosk_drain)
         return 0
 
     base = args.dir or REPO
@@ -208,20 +334,25 @@ def main() -> int:
             "commits": bench_commits(tmp, args.commits),
         }
         with service(tmp) as url:
+            results["checks"] = bench_checks(tmp, args.commits, url)
             fill_in_child(tmp / "drain.sqlite3", args.drain)
             results["drain"] = drain(tmp / "drain.sqlite3", url, sample=False)
             fill_in_child(tmp / "backlog.sqlite3", args.backlog)
-            results["backlog"] = drain(tmp / "backlog.sqlite3", url, sample=True)
+            results["backlog"] = kiosk_drain(tmp / "backlog.sqlite3", url, tmp)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     m, c, d, b = results["machine"], results["commits"], results["drain"], results["backlog"]
     print(f"machine: nproc {m['nproc']}, Python {m['python']}, SQLite {m['sqlite']}, {m['platform']}, files in {m['dir']}")
-    print(f"durable commits:  {c['per_second']:>9,.0f} records/s  ({c['ms_each']} ms each, {c['records']:,} records)")
-    print(f"drain (loopback): {d['per_second']:>9,.0f} records/s  ({d['records']:,} records in {d['seconds']} s, batches of 500)")
+    k = results["checks"]
+    print(f"checks (made + committed + uploader live): {k['per_second']:>9,.0f} /s  ({k['ms_each']} ms each, {k['records']:,} records; "
+          f"service stores {k['service_stores']:,} of {k['made']:,}, {k['left_in_outbox']} left, {k['set_aside']} set aside)")
+    print(f"durable commits alone (premade):           {c['per_second']:>9,.0f} /s  ({c['ms_each']} ms each, {c['records']:,} records)")
+    print(f"drain (loopback, confirmed by the service): {d['per_second']:>9,.0f} records/s  ({d['service_stores']:,} of {d['records']:,} "
+          f"in {d['seconds']} s, {d['set_aside']} set aside)")
     r = b["rss_mb"]
-    print(f"backlog drain:    {b['per_second']:>9,.0f} records/s  ({b['records']:,} records in {b['seconds']} s)")
-    print(f"  RSS MB: before {r['before']}, during min {r['min']} max {r['max']} last {r['last']} (spread {r['spread']}, "
+    print(f"backlog drain by a whole kiosk: {b['per_second']:>9,.0f} records/s  ({b['records']:,} records in {b['seconds']} s)")
+    print(f"  kiosk RSS MB: before {r['before']}, during min {r['min']} max {r['max']} last {r['last']} (spread {r['spread']}, "
           f"{r['samples']} samples)")
     print(f"  RSS MB by tenth of the drain: {r['by_tenth']}")
     return 0

@@ -7,8 +7,8 @@ video driver (no screen: what is timed is pygame's drawing into memory, which is
 the Pi, minus the final copy to the panel):
 
 1. Draw time of one frame, by screen: the idle screen with a new 640×480 camera frame each time
-   (converted, cropped, scaled and mirrored: the worst case), the same with colour frames and
-   smooth scaling, a verdict screen, and the idle screen on a panel turned 90°. The budget at
+   (converted, cropped, scaled and mirrored), the same with colour frames, with smooth scaling, and
+   with both (one variable changed at a time against the first: the worst case last), a verdict screen, and the idle screen on a panel turned 90°. The budget at
    30 fps is 33 ms; "max fps" is 1000 / median.
 2. The real thing: a PygameDisplay (its own render thread, capped at 30 fps) fed by a fake camera
    at 30 frames per second for --seconds, as the kiosk loop would: frames drawn per second, and
@@ -88,6 +88,9 @@ def draw_times(count: int) -> list[dict]:
     for layout, size in LAYOUTS.items():
         cases = [
             ("idle, grey camera frame", idle, Preview(), grey_feed, 0),
+            # one variable at a time: colour alone, then smooth scaling alone, then both
+            ("idle, colour frame", idle, Preview(), colour_feed, 0),
+            ("idle, grey frame, smooth scaling", idle, Preview(smooth=True), grey_feed, 0),
             ("idle, colour frame, smooth scaling", idle, Preview(smooth=True), colour_feed, 0),
             ("pass (verdict) screen", result, Preview(), None, 0),
             ("idle, grey frame, panel turned 90°", idle, Preview(), grey_feed, 90),

@@ -137,38 +137,40 @@ def make_client(url: str) -> ServiceClient:
 
 
 def round_trips(url: str, n: int) -> dict[str, dict]:
-    """n sequential checks on one warm Session: through ServiceClient, and as a bare POST."""
-    out = {}
+    """n sequential checks through ServiceClient and n as a bare POST, each on its own warm
+    Session, interleaved one for one (client, bare, client, ...), so that both see the same
+    moments of a shared machine rather than one block after the other."""
     client = make_client(url)
-    for _ in range(WARMUP):
-        client.verify(CREDENTIAL, TIMEOUT_S)
-    times, errors = [], 0
-    for _ in range(n):
-        t0 = time.perf_counter()
-        status = client.verify(CREDENTIAL, TIMEOUT_S)
-        times.append(time.perf_counter() - t0)
-        errors += status.status != Status.GREEN
-    client.close()
-    out["ServiceClient.verify"] = {**summary(times), "errors": errors}
-
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {DEMO_DEVICE_TOKEN}"
     body = {"device_id": DEMO_DEVICE_ID, "site_id": DEMO_SITE.id,
             "credential": {"kind": CREDENTIAL.kind.value, "value": CREDENTIAL.value}, "scanned_at": ""}  # fmt: skip
-    for _ in range(WARMUP):
-        body["scanned_at"] = datetime.now(UTC).isoformat()
-        session.post(f"{url}/v1/verify", json=body, timeout=TIMEOUT_S).json()
-    times, errors = [], 0
-    for _ in range(n):
-        t0 = time.perf_counter()
+
+    def via_client() -> bool:
+        return client.verify(CREDENTIAL, TIMEOUT_S).status == Status.GREEN
+
+    def bare() -> bool:
         body["scanned_at"] = datetime.now(UTC).isoformat()
         response = session.post(f"{url}/v1/verify", json=body, timeout=TIMEOUT_S)
         answer = response.json()
-        times.append(time.perf_counter() - t0)
-        errors += response.status_code != 200 or answer.get("status") != "green"
+        return response.status_code == 200 and answer.get("status") == "green"
+
+    ways = {"ServiceClient.verify": via_client, "requests.Session.post (bare)": bare}
+    for _ in range(WARMUP):
+        for way in ways.values():
+            way()
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    errors = dict.fromkeys(ways, 0)
+    for i in range(n):
+        # alternate which goes first, so neither always follows the other
+        for name in (list(ways) if i % 2 == 0 else list(ways)[::-1]):
+            t0 = time.perf_counter()
+            ok = ways[name]()
+            times[name].append(time.perf_counter() - t0)
+            errors[name] += not ok
+    client.close()
     session.close()
-    out["requests.Session.post (bare)"] = {**summary(times), "errors": errors}
-    return out
+    return {name: {**summary(times[name]), "errors": errors[name]} for name in ways}
 
 
 def _device(url: str, duration_s: float, max_checks: int, barrier, results) -> None:

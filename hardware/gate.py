@@ -25,6 +25,16 @@ first of lgpio, RPi.GPIO, pigpio that loads; on a Pi 5 that is lgpio, as RPi.GPI
 its RP1 chip). lgpio writes a notification pipe into its working directory, which under the
 unit's read-only file system fails ("can not open gpiochip"): it is pointed at a writable
 directory first (`LG_WD`).
+
+**Timing a pulse.** `pulse()` energises the relay on the calling thread (the kiosk's frame loop),
+so the relay moves the moment the verdict is acted on, and returns at once; the pulse's end is
+timed by one long-lived `PulseTimer` thread per gate, started at its first pulse and stopped
+by `release`. gpiozero's own `blink(background=True)`, used before, joins the previous blink
+thread and starts a new one for every pulse, and writes the pin only once that thread runs: part
+of the 0.9 ms the relay step cost over the raw floor (issue 18, with the uploader's wake-up). A
+second pulse while open restarts the time without a drop; `close` drops the relay at once and
+cancels the pending end, so an old end never cuts a later pulse short. If the timer thread were dead, `pulse` starts a new one (logged): the relay must
+never stay energised because its end was not timed.
 """
 
 from __future__ import annotations
@@ -80,32 +90,109 @@ class FakeGate:
         self.pulse_s = pulse_s
         self.pulses: list[float] = []
         self._clock = clock
-        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._timer = PulseTimer(self._end_pulse, name="fake-gate-pulse")
         self.is_open = False
 
     def pulse(self) -> None:
         with self._lock:
             self.pulses.append(self._clock())
             self.is_open = True
-            if self._timer:
-                self._timer.cancel()
-            self._timer = threading.Timer(self.pulse_s, self.close)
-            self._timer.daemon = True
-            self._timer.start()
-        log.info("gate open for %.1f s", self.pulse_s)
+            token = self._timer.schedule(self.pulse_s)
+        log.debug("gate open for %.1f s (pulse %d)", self.pulse_s, token)
+
+    def _end_pulse(self, token: int) -> None:
+        with self._lock:
+            if not self._timer.is_current(token):
+                return
+            was_open, self.is_open = self.is_open, False
+        if was_open:
+            log.debug("gate closed")
 
     def close(self) -> None:
         with self._lock:
-            if self._timer:
-                self._timer.cancel()
-                self._timer = None
+            self._timer.cancel()
             was_open, self.is_open = self.is_open, False
         if was_open:
-            log.info("gate closed")
+            log.debug("gate closed")
 
     def release(self) -> None:
         self.close()
+        self._timer.stop()
+
+
+class PulseTimer:
+    """One long-lived thread that calls `on_end(token)` when the latest scheduled pulse is due.
+
+    `schedule(seconds)` (re)starts the time and returns the new pulse's token; `cancel()` forgets
+    the pending end; `is_current(token)` tells the callback whether its pulse is still the latest
+    (the caller checks it under its own lock, so a pulse made while the end was being delivered
+    wins). The callback runs on the timer thread without the timer's lock held, so it may take the
+    caller's lock. A timer whose thread died is restarted by the next `schedule`.
+    """
+
+    def __init__(self, on_end: Callable[[int], None], *, name: str = "gate-pulse", clock: Callable[[], float] = time.monotonic):
+        self._on_end = on_end
+        self._name = name
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._due: float | None = None
+        self._token = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, seconds: float) -> int:
+        with self._cond:
+            self._token += 1
+            self._due = self._clock() + seconds
+            if self._thread is None or not self._thread.is_alive():
+                if self._thread is not None:
+                    log.error("the gate's pulse timer thread had died: started again")
+                self._stopped = False
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+            return self._token
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._token += 1
+            self._due = None
+            self._cond.notify()
+
+    def is_current(self, token: int) -> bool:
+        return token == self._token
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        with self._cond:
+            self._stopped = True
+            self._due = None
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopped:
+                        return
+                    if self._due is None:
+                        self._cond.wait()
+                        continue
+                    remaining = self._due - self._clock()
+                    if remaining > 0:
+                        self._cond.wait(remaining)
+                        continue
+                    self._due = None
+                    token = self._token
+                    break
+            try:
+                self._on_end(token)
+            except Exception:  # noqa: BLE001 - the timer must outlive a failing callback
+                log.exception("ending the gate pulse failed")
 
 
 # --- gpio --------------------------------------------------------------------------------------
@@ -114,8 +201,9 @@ class FakeGate:
 class GpioGate:
     """A relay on a GPIO pin through gpiozero, optionally with a door or turnstile sensor.
 
-    `pulse()` opens for `pulse_s` without blocking (gpiozero times it on its own thread) and
-    returns the sensor's `PassWatch` when there is a sensor. `watch(callback)` hands the latest
+    `pulse()` energises the relay on the calling thread and returns at once; the pulse's end is
+    timed by the gate's one `PulseTimer` thread (module docstring). It returns the sensor's
+    `PassWatch` when there is a sensor. `watch(callback)` hands the latest
     pulse's answer to `callback(turned)`: True once the sensor saw the gate turn within
     `pass_window_s`, False when it did not (or when the next pulse came first).
     """
@@ -144,6 +232,7 @@ class GpioGate:
         self.stuck_s = max(stuck_s, config.pass_window_s)
         self._pulse_error: str | None = None
         self._pulsed_at: float | None = None
+        self._timer = PulseTimer(self._end_pulse, name=f"gate-pulse-{config.pin}")
         try:
             if config.sensor_pin is not None:
                 from hardware.inputs import GateMonitor
@@ -213,9 +302,12 @@ class GpioGate:
             if self._relay.closed:
                 log.error("gate pulse after release: ignored")
                 return None
-            # gpiozero times the pulse on its own thread and leaves the relay off afterwards.
+            # Energised here, on the caller's thread; the end is timed by the gate's one timer
+            # thread (module docstring). The end is scheduled first: a write that raises half-way
+            # still gets its end, and an energised relay always has one.
+            self._timer.schedule(self.pulse_s)
             try:
-                self._relay.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
+                self._relay.on()
             except Exception as e:
                 self._pulse_error = f"{type(e).__name__}: {e}"[:200]
                 raise
@@ -233,9 +325,16 @@ class GpioGate:
             return
         watch.add_callback(lambda w: on_result(bool(w.turned)))
 
-    def close(self) -> None:
-        # off() also stops a pulse in progress (gpiozero cancels its blink thread).
+    def _end_pulse(self, token: int) -> None:
+        """The timer thread: the latest pulse is over (an older one's end is ignored)."""
         with self._lock:
+            if self._timer.is_current(token) and not self._relay.closed:
+                self._relay.off()
+
+    def close(self) -> None:
+        # drops the relay now and forgets the pending end of a pulse in progress
+        with self._lock:
+            self._timer.cancel()
             if not self._relay.closed:
                 self._relay.off()
 
@@ -247,6 +346,7 @@ class GpioGate:
             if self._monitor is not None:
                 self._monitor.close()
             self._relay.close()
+        self._timer.stop()
         _LIVE.discard(self)
 
 

@@ -80,16 +80,20 @@ CameraConfig = Annotated[
 
 
 class DecoderConfig(_Section):
-    order: list[Literal["zxing-cpp", "pyzbar"]] = _field(
-        ["zxing-cpp", "pyzbar"], "Decoder order", "Decoders tried in turn; zxing-cpp reads phone screens best", min_length=1
+    order: list[Literal["zxing-cpp", "wechat", "pyzbar"]] = _field(
+        ["zxing-cpp", "wechat", "pyzbar"],
+        "Decoder order",
+        "Decoders tried in turn; zxing-cpp reads phone screens best; wechat (OpenCV contrib 4.x and its models) "
+        "runs only where zxing-cpp located a code it could not read; a backend that cannot be loaded is skipped",
+        min_length=1,
     )
     fallback_every: int = _field(
-        5,
+        200,
         "Fallback every N frames",
-        "Later decoders run when the first saw an unreadable code, and on every Nth frame where it saw none "
+        "Later decoders run when the first saw an unreadable code; pyzbar also on every Nth frame where it saw none "
         "(1: every frame; higher saves CPU on an idle kiosk)",
         ge=1,
-        le=100,
+        le=1000,
     )
 
 
@@ -367,7 +371,7 @@ ScannerConfig = Annotated[NoScannerConfig | HidScannerConfig | SerialScannerConf
 class FacesConfig(_Section):
     enabled: bool = _field(
         False, "Face matching",
-        "Match faces against the site's enrolled gallery, for people without a phone (needs the face extra: dlib, face_recognition)",
+        "Match faces against the site's enrolled gallery, for people without a phone (needs the face extra: dlib, face-recognition-models)",
     )
     tolerance: float = _field(
         0.5, "Tolerance",
@@ -386,7 +390,9 @@ class FacesConfig(_Section):
         ge=-1, le=3,
     )
     detect_every_s: float = _field(
-        0.5, "Detection interval", "Look for faces at most this often (seconds), and only while no QR code is in view", gt=0, le=10
+        0.5, "Detection interval",
+        "Look for faces this often (seconds); while nobody is in view, a change in view is looked at at once (at most every 0.1 s). "
+        "Never while a QR code is in view", gt=0, le=10
     )
     downscale_width: int = _field(
         320, "Detection width",

@@ -82,6 +82,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "counts": ("{n}人 · 未通过{f}人", "{n} checked, {f} failed"),
     "counts_all": ("{n}人 · 全部通过", "{n} checked, all passed"),
     "more": ("↑ 还有{n}人", "↑ {n} more"),
+    "newest": ("↓ 回到最新", "↓ back to the newest"),
+    "more_passed": ("另有{n}人通过", "{n} more passed"),  # the summary: who is not listed all passed
+    "more_listed": ("另有{n}人未列出", "{n} more not listed"),
     "chip": ("重扫", "Re-scan"),
     "chip_armed": ("待重扫", "Waiting"),
     "driver_first": ("请驾驶员出示健康码", "Driver first: show the code"),
@@ -284,6 +287,7 @@ class HandheldController:
         self.last: VehicleSession | None = None  # the last finished vehicle
         self.last_verdict: VehicleVerdict | None = None
         self.plate_entry: PlateEntry | None = None
+        self._pages_back = 0  # the open vehicle's list of people, turned back this many pages
         self._pipeline_screen: Screen = Screen.prompt(ScreenKind.IDLE, language)
         self._pending_result: Screen | None = None  # a verdict screen waiting for its outcome
         self._card: Screen | None = None
@@ -409,6 +413,7 @@ class HandheldController:
             add = session.add(check)
             self._last_activity = self._clock()
             self._card = self._result_card(add, check, result_screen)
+            self._pages_back = 0  # a new check: the list shows the newest people again
             cue = ScreenKind.MANUAL_CHECK if add.kind == AddKind.DUPLICATE else (result_screen.kind if result_screen else None)
             log.info("vehicle %s: check %s → %s (seat %s)", session.id[-6:], check.verdict.kind.value, add.kind.value,
                      add.occupant.seat if add.occupant else "-")
@@ -444,13 +449,18 @@ class HandheldController:
                 if self.phase in (Phase.IDLE, Phase.SUMMARY):
                     self.start()
             elif button == "finish":
-                self.finish()
+                if self.session is None or self.session.rescan_seat is None:  # the button is off meanwhile
+                    self.finish()
             elif button == "cancel":
                 self.cancel()
             elif button == "plate":
                 self.open_plate()
             elif button.startswith("key:"):
                 self.plate_key(button[4:])
+            elif button in ("rows:older", "rows:newest"):  # the list of people, paged (ui/vehicle.py)
+                if self.session is not None and self.phase == Phase.OPEN:
+                    self._pages_back = self._pages_back + 1 if button == "rows:older" else 0
+                    self._render()
             elif button.startswith("rescan:"):
                 if self.session is not None and self.phase == Phase.OPEN:
                     try:
@@ -666,7 +676,8 @@ class HandheldController:
         if self.phase == Phase.PLATE and self.session is not None and self.plate_entry is not None:
             return plate_screen(self.plate_entry, lang, has_plate=self.session.plate is not None, cue=cue)
         if self.phase == Phase.OPEN and self.session is not None:
-            return session_screen(self.session, lang, self._card, cue=cue, plate_button=self.settings.plate != "off")
+            return session_screen(self.session, lang, self._card, cue=cue, plate_button=self.settings.plate != "off",
+                                  pages_back=self._pages_back)
         return idle_screen(lang, self.last, self.last_verdict, trigger=self.trigger is not None)
 
     def _prompt_card(self) -> Screen:
@@ -773,13 +784,16 @@ def _plate_hint(session: VehicleSession, lang: str) -> str:
     return "" if session.plate else text("no_plate", lang)
 
 
-def session_screen(session: VehicleSession, lang: str, card: Screen | None, *, cue: ScreenKind | None = None, plate_button: bool = True) -> Screen:
+def session_screen(session: VehicleSession, lang: str, card: Screen | None, *, cue: ScreenKind | None = None, plate_button: bool = True,
+                   pages_back: int = 0) -> Screen:
     title = text("vehicle_plate", lang, plate=session.plate) if session.plate else text("vehicle", lang)
     buttons = []
     if plate_button:
         buttons.append(Button("plate", text("plate", lang)))
     if session.occupants:
-        buttons.append(Button("finish", text("finish", lang), primary=True))
+        # a re-scan is pending: finishing now would judge the car on the failed check (tap the
+        # armed row again to cancel the re-scan, then finish)
+        buttons.append(Button("finish", text("finish", lang), primary=True, enabled=session.rescan_seat is None))
     else:
         buttons.append(Button("cancel", text("cancel", lang)))
     view = VehicleView(
@@ -787,6 +801,8 @@ def session_screen(session: VehicleSession, lang: str, card: Screen | None, *, c
         plate_hint=_plate_hint(session, lang),
         rows=_rows(session, lang),
         more=TEXT["more"][0 if lang == "zh-CN" else 1],
+        newest=TEXT["newest"][0 if lang == "zh-CN" else 1],
+        pages_back=pages_back,
         counts=_counts(session, lang),
         check=card,
         buttons=tuple(buttons),
@@ -835,6 +851,9 @@ def summary_screen(
         plate=session.plate or "",
         plate_hint=_plate_hint(session, lang),
         rows=tuple(replace(r, button="") for r in _rows(session, lang)),
+        # the summary lists who failed first; this says who did not fit ({n} filled in when drawn)
+        more=TEXT["more_listed"][0 if lang == "zh-CN" else 1],
+        more_passed=TEXT["more_passed"][0 if lang == "zh-CN" else 1],
         counts=_counts(session, lang),
         buttons=(Button("next", text("next", lang), primary=True),),
         cue=cue,

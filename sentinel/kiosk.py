@@ -475,7 +475,8 @@ def build_kiosk(
             pipeline = make_pipeline(key) if key is not None else None
             if pipeline is not None:
                 opened(pipeline.close)
-            camera = open_camera(config.camera)
+            # a touchscreen shows the camera's view: in colour, as a person expects to see themselves
+            camera = open_camera(config.camera, colour=config.display.type == "pygame")
             opened(camera.close)  # closing a camera that never started is a no-op; twice is fine
             source = RetryingSource(camera)  # a camera missing at start is retried, not fatal
             opened(source.close)

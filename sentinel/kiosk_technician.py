@@ -63,6 +63,58 @@ SECRET_KEYS = ("display.technician_pin_hash",)
 _DETAIL_CHARS = 200
 
 
+def local_time(when: datetime, *, with_zone: bool = False) -> str:
+    """A time for the technician, in this machine's time zone (records keep UTC; a technician on
+    site reads the wall clock): '2022-04-12 14:03:22', '(UTC+08:00)' added when asked."""
+    local = when.astimezone() if when.tzinfo else when.replace(tzinfo=UTC).astimezone()
+    text = f"{local:%Y-%m-%d %H:%M:%S}"
+    if with_zone:
+        offset = local.strftime("%z")
+        text += f" (UTC{offset[:3]}:{offset[3:]})" if offset else ""
+    return text
+
+
+def camera_text(camera: Any, source: Any, zh: bool) -> str:
+    """'picamera2 · 30 fps' (the configured backend and rate; a picamera2 runs at the sensor's
+    rate), or the fault with its last error."""
+    if not getattr(source, "healthy", True):
+        error = getattr(source, "last_error", "") or "?"
+        return f"{'故障' if zh else 'fault'}: {error}"
+    fps = getattr(camera, "fps", None)
+    return f"{camera.type} · {fps:g} fps" if fps else f"{camera.type}"
+
+
+#: the uploader's states in words (sentinel.uploader.UploaderStatus.state)
+_UPLOADER_STATE = {
+    "idle": ("空闲，无待传记录", "idle, nothing waiting"),
+    "uploading": ("正在上传", "uploading"),
+    "retrying": ("上传失败，稍后重试", "failed, will retry"),
+    "unauthorized": ("服务拒绝本设备（需重新绑定）", "refused by the service (bind again)"),
+    "stopped": ("已停止", "stopped"),
+}
+
+
+def uploader_text(status: Any, zh: bool) -> str:
+    words = _UPLOADER_STATE.get(status.state, (status.state, status.state))[0 if zh else 1]
+    if status.state == "idle" and status.queue_depth:
+        words = f"{status.queue_depth}条待上传" if zh else f"{status.queue_depth} waiting"
+    if status.consecutive_failures:
+        words += f"（连续失败{status.consecutive_failures}次）" if zh else f" ({status.consecutive_failures} failures in a row)"
+    return words
+
+
+def contact_text(contact: Any, zh: bool) -> str:
+    """Reachability from what reached the service lately (heartbeats, uploads, checks): no probe
+    of its own, so it never pretends a blocked network is fine because one ping got through."""
+    ago = max(0, round(contact.since_contact_s))
+    when = (f"{ago}秒前" if ago < 120 else f"{ago // 60}分钟前") if zh else (f"{ago} s ago" if ago < 120 else f"{ago // 60} min ago")
+    if contact.fault():
+        return f"无法连接，上次联系{when}" if zh else f"unreachable, last contact {when}"
+    if contact.failures:
+        return f"不稳定，上次联系{when}，之后失败{contact.failures}次" if zh else f"unsteady: last contact {when}, {contact.failures} failures since"
+    return f"正常，上次联系{when}" if zh else f"reachable, last contact {when}"
+
+
 def technician_actions(kiosk: Any):
     """What the touchscreen's technician menu can do on this kiosk (each runs on a UI worker), and
     the hooks that pause the kiosk behind it and record the audit events (module docstring)."""
@@ -74,22 +126,27 @@ def technician_actions(kiosk: Any):
 
     def device_status() -> InfoLines:
         config = kiosk.config
-        source = kiosk.source
-        camera = "ok" if getattr(source, "healthy", True) else f"fault: {getattr(source, 'last_error', '') or '?'}"
         return [
             ("设备" if zh() else "Device", config.device.id),
             ("场所" if zh() else "Site", f"{config.device.site_name} ({config.device.site_id})"),
             ("版本" if zh() else "Version", __version__),
-            ("摄像头" if zh() else "Camera", camera),
+            ("摄像头" if zh() else "Camera", camera_text(config.camera, kiosk.source, zh())),
+            ("本机时间" if zh() else "Local time", local_time(datetime.now(UTC), with_zone=True)),
         ]
 
     def network_status() -> InfoLines:
         rows = [("服务" if zh() else "Service", kiosk.config.verifier.url)]
+        contact = getattr(kiosk, "contact", None)
+        if contact is not None:
+            rows.append(("连通" if zh() else "Reachable", contact_text(contact, zh())))
         if kiosk.uploader is not None:
             st = kiosk.uploader.status()
-            rows.append(("上传" if zh() else "Uploads", st.state))
+            rows.append(("上传" if zh() else "Uploads", uploader_text(st, zh())))
+            if st.last_success_at:
+                rows.append(("上次上传" if zh() else "Last upload", local_time(st.last_success_at)))
             if st.last_error:
-                rows.append(("上次错误" if zh() else "Last error", st.last_error))
+                when = f"{local_time(st.last_error_at)} " if st.last_error_at else ""
+                rows.append(("上次错误" if zh() else "Last error", f"{when}{st.last_error}"))
         return rows
 
     def gate_test() -> InfoLines:

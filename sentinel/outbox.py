@@ -65,7 +65,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from sentinel.contract import AnyRecordIn
+from sentinel.contract import MAX_EXTRA_BYTES, AnyRecordIn
 from sentinel.records import AnyRecord
 from sentinel.state_files import FILE_MODE
 from sentinel.textsafe import printable
@@ -103,6 +103,8 @@ JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 CHECKPOINT_EVERY_ACKS = 500
 #: how often (seconds) set-aside records past their retention are purged while running
 PURGE_INTERVAL_S = 3600.0
+#: records whose after-commit values (`Outbox.wake`) are kept in memory until they are delivered
+NOTES_MAX = 1000
 
 #: alarm code → (zh-CN, en); the format fields come from `OutboxHealth`
 ALARM_TEXT: dict[str, tuple[str, str]] = {
@@ -401,6 +403,7 @@ class Outbox:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         self._spill: dict[str, AnyRecord] = {}
+        self._notes: dict[str, dict[str, Any]] = {}  # record id -> values for its extra (`wake`)
         self._lost = 0
         self._moved: list[str] = []
         self._salvaged = 0
@@ -554,8 +557,11 @@ class Outbox:
 
     # --- the kiosk's side -------------------------------------------------------------------
 
-    def add(self, record: AnyRecord) -> None:
-        """Returns only once the record is durable on disk; raises OutboxError when it is not."""
+    def add(self, record: AnyRecord, *, wake: bool = True) -> None:
+        """Returns only once the record is durable on disk; raises OutboxError when it is not.
+        `wake=False` leaves the uploader asleep until `wake()`: the pipeline commits a check's
+        record before the gate opens but wakes the uploader only after the relay is energised, so
+        that the uploader's thread does not compete with the relay for the CPU (issue 18)."""
         body = record.model_dump_json()
         row = (record.id, record.created_at.isoformat(), body)
 
@@ -574,7 +580,30 @@ class Outbox:
             if self._spill:
                 self._write_spill()
             self._check_alarms()
+        if wake:
+            self._notify()
+
+    def wake(self, record_id: str | None = None, **extra: Any) -> None:
+        """Wake the uploader (after `add(..., wake=False)`). `extra`: diagnostic values that could
+        only be measured after the record was committed (the pipeline's `latency_ms`: code seen
+        to relay energised), added to that record's `extra` when it is handed to the uploader.
+        They are kept in memory only (at most `NOTES_MAX` records' worth): a record uploaded
+        after a restart, or already taken by an upload in flight, goes without them."""
+        if record_id is not None and extra:
+            with self._lock:
+                self._notes[record_id] = extra
+                while len(self._notes) > NOTES_MAX:
+                    del self._notes[next(iter(self._notes))]
         self._notify()
+
+    def _noted(self, record_id: str, body: str) -> dict[str, Any]:
+        data = json.loads(body)
+        notes = self._notes.get(record_id)
+        if notes and isinstance(data.get("extra"), dict):
+            merged = {**data["extra"], **notes}
+            if len(json.dumps(merged, ensure_ascii=False).encode()) <= MAX_EXTRA_BYTES:
+                data["extra"] = merged
+        return data
 
     def spill(self, record: AnyRecord) -> bool:
         """Keep a record that `add` could not write in memory, to be written or uploaded later.
@@ -635,13 +664,15 @@ class Outbox:
             if self._spill:
                 extra = [(r.id, r.model_dump_json()) for r in self._spill.values()]
                 rows = sorted({i: b for i, b in [*rows, *extra]}.items())[:limit]
-        return [json.loads(body) for _id, body in rows]
+            return [self._noted(i, body) for i, body in rows]
 
     def acknowledge(self, ids: list[str], *, delivered_at: datetime | None = None) -> int:
         """Delete records the service acknowledged; returns how many were deleted. With
         `delivered_at`, the time of this success is kept in the same transaction (no extra write)."""
         with self._lock:
             from_memory = sum(1 for i in ids if self._spill.pop(i, None) is not None)
+            for i in ids:
+                self._notes.pop(i, None)
 
             def delete(db: sqlite3.Connection) -> int:
                 before = db.total_changes

@@ -16,8 +16,20 @@ record and the gate can never disagree:
    recorded like any other check. Never a pass, never a crash of the frame loop.
 2. **Commit** the record to the outbox (an fsync; 200 ms or more on a tired SD card). A commit that
    fails turns a pass into `manual_check` / `record_failed` and the record is kept in memory.
+   The commit does not wake the uploader (`Outbox.add(..., wake=False)`).
 3. **Pulse the gate**, only for a pass whose record is durable, and only then
-4. **show** the verdict and tell `on_outcome`.
+4. **show** the verdict, **wake the uploader** (`Outbox.wake`, with the check's latency) and tell
+   `on_outcome`. The uploader's thread, woken earlier, competed with the relay for the CPU and the
+   outbox's lock (issue 18: with gpiozero's blink thread, the 0.9 ms the relay step cost over the
+   raw floor).
+
+**Latency** (`CheckOutcome.latency_s`, the record's `extra.latency_ms`) is what the person at the
+gate feels: from the frame hand-over (the start of the `step` that saw the code, or the payload
+offered by a scanner) to the relay energised, or to the verdict shown when the gate stays shut
+(not a pass, a pass whose record is not durable, paused, a pulse that raised). The record was
+committed before the relay moved, so this value reaches it through `Outbox.wake` (kept in memory
+and added when the record is handed to the uploader; a record uploaded after a restart goes
+without it). The same value is on the `verdict` log line.
 
 Steps 1 and 2 run on the `writer` executor (one dedicated thread in the kiosk), off the frame loop,
 so frames keep reaching the preview while a record is being committed; the screen still says
@@ -152,7 +164,7 @@ class CheckOutcome:
     status: str | None
     verdict: Verdict
     offline: bool
-    latency_s: float  # from the frame that showed the code to the verdict
+    latency_s: float  # from the frame that showed the code to the relay energised (or the verdict shown): module docstring
     record_id: str | None  # None when no record was made, or it could not even be kept in memory
     person: str = ""
     durable: bool = False  # the record was committed to the outbox (not merely held in memory)
@@ -369,17 +381,21 @@ class Pipeline:
         self._on_payload(text, raw, now)
 
     def wait_for_check(self, timeout: float) -> None:
-        """Wait up to `timeout` for the in-flight check's answer (or its deadline), or for its
-        record's commit, and act on it."""
+        """Wait up to `timeout` (in all) for the in-flight check's answer (or its deadline), then
+        for its record's commit, and act on it. Both in one wait: a commit left for the next
+        call would wait for the next camera frame first (a frame interval, 33 ms at 30 fps, on
+        every check: measured by bench/e2e.py)."""
+        started = time.monotonic()  # the waits are real time, whatever the pipeline's clock
         check = self._inflight
         if check is not None:
             remaining = check.deadline - self._clock()
             futures_wait([check.future], timeout=max(0.0, min(timeout, remaining)))
             self._resolve_check(self._clock())
-            return
+            if self._inflight is not None:
+                return
         committing = self._committing
         if committing is not None:
-            futures_wait([committing.future], timeout=max(0.0, timeout))
+            futures_wait([committing.future], timeout=max(0.0, timeout - (time.monotonic() - started)))
             self._resolve_check(self._clock())
 
     # --- pause (the technician menu), faults, the trigger ---------------------------------------------
@@ -529,7 +545,7 @@ class Pipeline:
         self._on_outcome(CheckOutcome(None, None, verdict, False, self._clock() - now, None))
 
     def _start_check(self, credential: Credential, now: float, staff_check: str | None = None) -> None:
-        log.info("checking %r", credential)
+        log.debug("checking %r", credential)  # the verdict line says the rest, after the relay
         self._disarm_trigger()
         self.state = State.CHECKING
         self._show(Screen.prompt(ScreenKind.CHECKING, self._language))
@@ -649,7 +665,7 @@ class Pipeline:
         record_id: str | None = None
         if record is not None:
             try:
-                self._outbox.add(record)  # durable before the gate moves
+                self._outbox.add(record, wake=False)  # durable before the gate moves; the uploader waits for the relay
                 durable = True
                 record_id = record.id
             except Exception as e:
@@ -678,50 +694,61 @@ class Pipeline:
             screen = self._staff_screen(verdict, status, False, self._wall())
             settled = _Settled(verdict, status, False, screen, None, False, None)
         verdict, status, screen = settled.verdict, settled.status, settled.screen
-        self.last_check_at = self._wall()
+        relay_at: float | None = None
         if verdict.kind == VerdictKind.PASS and settled.durable:
-            screen = self._open_gate(settled.record_id, screen)
+            screen, relay_at = self._open_gate(settled.record_id, screen)
         self._show(screen)
+        felt_s = (relay_at if relay_at is not None else self._clock()) - check.seen_at
+        self.last_check_at = self._wall()
         self._to_result(now)
+        if settled.durable and settled.record_id is not None:
+            try:  # the record is committed; the uploader's turn comes after the relay and the screen
+                self._outbox.wake(settled.record_id, latency_ms=round(felt_s * 1000, 1))
+            except Exception:
+                log.exception("could not wake the uploader")
         person = status.person.name_masked if status.person else ""
         id_masked = status.person.id_masked if status.person else ""
         log.info(
-            "verdict %s (%s) status %s%s", verdict.kind, verdict.reason, status.status, " offline" if settled.offline else ""
+            "verdict %s (%s) status %s%s in %.1f ms",
+            verdict.kind, verdict.reason, status.status, " offline" if settled.offline else "", felt_s * 1000,
         )
         try:
             self._on_outcome(
                 CheckOutcome(
-                    check.credential.kind.value, status.status.value, verdict, settled.offline, now - check.seen_at,
+                    check.credential.kind.value, status.status.value, verdict, settled.offline, felt_s,
                     settled.record_id, person, settled.durable, credential_hash=settled.credential_hash, id_masked=id_masked,
                 )
             )
         except Exception:
             log.exception("outcome listener failed")
 
-    def _open_gate(self, record_id: str | None, screen: Screen) -> Screen:
+    def _open_gate(self, record_id: str | None, screen: Screen) -> tuple[Screen, float | None]:
         """Step 3 for a durable pass: pulse, unless paused; watch the sensor's answer. Returns the
-        screen to show (the gate fault when the pulse raised)."""
+        screen to show (the gate fault when the pulse raised) and when the relay was energised
+        (None when it was not)."""
         watch = None
+        relay_at: float | None = None
         with self._gate_lock:
             paused = self._paused
             if paused is None:
                 try:
                     watch = self._gate.pulse()
+                    relay_at = self._clock()
                     self._gate_failed = False
                 except Exception:  # the person is told to use the staffed lane; the record is amended
                     log.exception("gate pulse failed")
                     self._gate_failed = True
                     self._next_fault_poll = self._clock()  # the gate fault screen once the verdict has gone
                     self._amend(record_id, "gate_fault")
-                    return Screen.fault("gate", self._language)
+                    return Screen.fault("gate", self._language), None
         if paused is not None:
             log.warning("a pass settled while checks are paused (%s): no gate pulse, recorded as not passed", paused)
             self._amend(record_id, "gate_paused")
-            return screen
+            return screen, None
         if watch is not None and record_id is not None:  # a gate with a door sensor (hardware.inputs.PassWatch)
             # answered on the sensor's thread (a turn) or its timer (the window passed), never here
             watch.add_callback(lambda w, rid=record_id: self._after_pass(rid, w))
-        return screen
+        return screen, relay_at
 
     def _after_pass(self, record_id: str, watch) -> None:
         if watch.turned:

@@ -24,29 +24,31 @@ class VerdictKind(StrEnum):
     MANUAL_CHECK = "manual_check"
 
 
-#: reason code → (zh-CN, en); `{h}` is the NAT window in hours, `{n}` the required doses.
+#: reason code → (zh-CN, en), the words under the screen's headline: the headline already says
+#: the verdict (禁止通行, 请人工核验…), so a reason never repeats it, and says what happened in plain
+#: words a person in the queue understands. `{h}` is the NAT window in hours, `{n}` the required doses.
 REASON_TEXT: dict[str, tuple[str, str]] = {
     "ok": ("请通行", "Please pass"),
-    "red_code": ("红码，禁止通行", "Red code: entry refused"),
-    "yellow_code": ("黄码，请人工核验", "Yellow code: staff will check"),
-    "yellow_denied": ("黄码，禁止通行", "Yellow code: entry refused"),
-    "expired_code": ("健康码已过期，请刷新", "Health code expired: refresh it"),
-    "not_found": ("查无此码，请人工核验", "Code not known to the service: staff will check"),
-    "nat_positive": ("核酸结果阳性，禁止通行", "Positive NAT result: entry refused"),
+    "red_code": ("红码", "Red code"),
+    "yellow_code": ("黄码", "Yellow code"),
+    "yellow_denied": ("黄码", "Yellow code"),
+    "expired_code": ("健康码已过期，请刷新", "Code expired: refresh it"),
+    "not_found": ("查不到此健康码", "Health code not found"),
+    "nat_positive": ("核酸结果阳性", "NAT result positive"),
     "nat_missing": ("无{h}小时内核酸记录", "No NAT result within {h} h"),
     "nat_too_old": ("核酸超过{h}小时", "NAT older than {h} h"),
-    "vaccination": ("疫苗接种不足{n}针", "Fewer than {n} vaccination doses"),
-    "unrecognised": ("无法识别的二维码", "Not a health code"),
-    "offline_allowed": ("网络中断，已放行并记录", "Offline: allowed and flagged"),
-    "offline_denied": ("网络中断，请人工核验", "Offline: staff will check"),
-    "offline_no_cache": ("网络中断且无近期记录，请人工核验", "Offline, no recent status: staff will check"),
-    "device_unauthorized": ("设备未授权，请联系技术人员", "Device not authorised: call a technician"),
-    "verify_failed": ("无法核验，请人工核验", "Could not verify: staff will check"),
-    "face_not_live": ("未检测到活体，请人工核验", "Face not confirmed live: staff will check"),
-    "face_staff_check": ("人脸识别，请人工核验", "Face recognised: staff will check"),
-    "record_failed": ("记录保存失败，请人工核验", "Could not save the record: staff will check"),
-    "outbox_full": ("待上传记录已满，请人工核验", "Record store full: staff will check"),
-    "outbox_overdue": ("记录长时间未上传，请人工核验", "Records not delivered for too long: staff will check"),
+    "vaccination": ("疫苗接种不足{n}针", "Fewer than {n} vaccine doses"),
+    "unrecognised": ("这不是健康码", "This is not a health code"),
+    "offline_allowed": ("网络中断，按本场所规定放行", "Network down: let in by site rule"),
+    "offline_denied": ("网络中断，无法查询健康码", "Network down: cannot look up your code"),
+    "offline_no_cache": ("网络中断，无法查询健康码", "Network down: cannot look up your code"),
+    "device_unauthorized": ("本设备未获授权，请联系技术人员", "This device is not authorised: call a technician"),
+    "verify_failed": ("无法查询健康码", "Could not look up your code"),
+    "face_not_live": ("未能确认是本人在场", "Could not confirm a live face"),
+    "face_staff_check": ("刷脸核验，需工作人员确认", "Checked by face: staff confirm"),
+    "record_failed": ("核验记录保存失败", "Could not save the check"),
+    "outbox_full": ("待上传记录已满", "Too many records waiting to upload"),
+    "outbox_overdue": ("记录长时间未能上传", "Records not uploaded for too long"),
 }
 
 

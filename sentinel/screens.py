@@ -11,10 +11,10 @@ Colour is never the only signal: every screen also has an icon kind and a headli
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
-from sentinel.health import HealthStatus, NatResult
+from sentinel.health import HealthStatus, NatResult, Status
 from sentinel.policy import Verdict, VerdictKind
 
 
@@ -80,6 +80,11 @@ _PROMPTS = {
     ScreenKind.CHECKING: ("正在核验…", "Checking..."),
     ScreenKind.ONE_AT_A_TIME: ("请一人一人核验", "One person at a time"),
 }
+#: on the idle screen while people are coming through (a verdict shortly before): the queue's rule
+QUEUE_HINT = ("一人一码，请保持1米距离", "One at a time, keep 1 m apart")
+#: the idle screen's help for a person without a phone (every site has staff; an ID number is
+#: accepted by default, `policy.accept_id_number`)
+NO_PHONE = ("没有手机？请出示身份证或找工作人员", "No phone? Show your ID card or ask staff")
 _PROMPT_HINTS = {
     ScreenKind.CHECKING: ("已读取二维码，请稍候", "Code read, one moment"),
     ScreenKind.ONE_AT_A_TIME: ("镜头前只留一人", "Only one person in front of the camera"),
@@ -95,14 +100,24 @@ _HEADLINES = {
 }
 
 FAULTS: dict[str, tuple[str, str]] = {
-    "camera": ("摄像头无画面，请联系工作人员", "Camera not delivering frames: please call staff"),
+    "camera": ("摄像头故障，请联系工作人员", "Camera not working: please call staff"),
     "network": ("网络中断，无法核验，请联系工作人员", "Network down, cannot check: please call staff"),
     "gate": ("闸机故障，请走人工通道", "Gate fault: please use the staffed lane"),
     # the record key cannot be written (a full or read-only SD card): no checks, sentinel/kiosk.py
-    "storage": ("存储卡无法写入，暂停核验，请联系工作人员", "Storage full or read-only: checks paused, please call staff"),
+    "storage": ("无法保存记录，暂停核验，请联系工作人员", "Cannot save records: checks paused, please call staff"),
 }
 _GENERIC_FAULT = ("设备故障，请联系工作人员", "Device fault: please call staff")
 _FAULT_ICON = {"camera": Icon.CAMERA, "network": Icon.NETWORK, "gate": Icon.GATE}
+
+#: verdicts whose reason is about the device, not the person, are not drawn as a red refusal:
+#: the device could not look the code up (offline) is an amber staff check, a device the service
+#: does not accept is a fault. Only the screen differs: the verdict, the record and the gate
+#: (shut on every non-pass) stay what the policy decided, and the voice follows the screen.
+REASON_SCREEN: dict[str, ScreenKind] = {
+    "offline_denied": ScreenKind.MANUAL_CHECK,
+    "offline_no_cache": ScreenKind.MANUAL_CHECK,
+    "device_unauthorized": ScreenKind.FAULT,
+}
 
 _NAT_RESULT = {
     NatResult.NEGATIVE: ("阴性", "negative"),
@@ -111,8 +126,8 @@ _NAT_RESULT = {
 }
 
 #: the offline banner: on a result decided offline, and on any screen while the network is down
-OFFLINE_DECISION = ("离线判定，记录将在联网后上传", "Decided offline: the record uploads later")
-OFFLINE_MODE = ("网络中断，离线模式", "Network down: offline mode")
+OFFLINE_DECISION = ("离线核验，记录联网后上传", "Checked offline")
+OFFLINE_MODE = ("网络中断，离线模式", "Network down: offline")
 
 
 def _t(pair: tuple[str, str], language: str) -> str:
@@ -123,30 +138,42 @@ def other_language(language: str) -> str:
     return "en" if language == "zh-CN" else "zh-CN"
 
 
-def nat_text(status: HealthStatus, now: datetime, language: str) -> str:
-    """'核酸阴性，20小时前' / 'NAT negative, 20 h ago'; empty for a status without a person."""
+def nat_text(status: HealthStatus, now: datetime, language: str, tz: tzinfo | None = None) -> str:
+    """'核酸阴性，04-11 18:03采样' / 'NAT negative, 04-11 18:03': the sampling time, in
+    `tz` (default: this machine's), which a person can check against the rule; empty for a
+    status without a person. A sample more than a week old also says its age in days."""
     if not status.status.is_colour:
         return ""
     nat = status.nat
     if nat is None:
         return _t(("无核酸记录", "No NAT result"), language)
     result = _t(_NAT_RESULT[nat.result], language)
-    age = _age_text(now - nat.sampled_at, language)
-    return f"核酸{result}，{age}" if language == "zh-CN" else f"NAT {result}, {age}"
+    when = f"{nat.sampled_at.astimezone(tz):%m-%d %H:%M}"
+    days = (now - nat.sampled_at).days
+    if days >= 7:  # the month-day alone is ambiguous across a year
+        when = f"{nat.sampled_at.astimezone(tz):%Y-%m-%d}"
+    return f"核酸{result}，{when}采样" if language == "zh-CN" else f"NAT {result}, {when}"
 
 
-def _age_text(age: timedelta, language: str) -> str:
-    minutes = max(0, int(age.total_seconds() // 60))
-    zh = language == "zh-CN"
-    if minutes < 1:
-        return "刚刚" if zh else "just now"
-    if minutes < 60:
-        return f"{minutes}分钟前" if zh else f"{minutes} min ago"
-    hours = minutes // 60
-    if hours < 7 * 24:  # NAT windows are stated in hours (24/48/72): keep the same unit
-        return f"{hours}小时前" if zh else f"{hours} h ago"
-    days = hours // 24
-    return f"{days}天前" if zh else f"{days} d ago"
+#: the code's colour in words, for the card (colour is never the only signal)
+_CODE_COLOUR = {
+    Status.GREEN: ("绿码", "Green code"),
+    Status.YELLOW: ("黄码", "Yellow code"),
+    Status.RED: ("红码", "Red code"),
+}
+
+
+def code_text(status: HealthStatus, language: str, reason: str = "") -> str:
+    """'绿码 · 已接种3针' / 'Green code · 3 vaccine doses'; the colour is left out when the
+    reason above already says it ("红码"), the doses when the answer has none."""
+    parts = []
+    colour = _CODE_COLOUR.get(status.status)
+    if colour and _t(colour, language) != reason:
+        parts.append(_t(colour, language))
+    if status.status.is_colour and status.vaccination is not None:
+        doses = status.vaccination.doses
+        parts.append(f"已接种{doses}针" if language == "zh-CN" else f"{doses} vaccine dose{'s' if doses != 1 else ''}")
+    return ("，" if language == "zh-CN" else ", ").join(parts)
 
 
 @dataclass(frozen=True)
@@ -194,6 +221,9 @@ class VehicleView:
     plate_hint: str = ""  # "车牌未录入" when none
     rows: tuple[OccupantRow, ...] = ()
     more: str = ""  # "↑ 还有{n}人" / "↑ {n} more": shown (formatted) when not every row fits
+    more_passed: str = ""  # on the summary, when everyone not listed passed: "另有{n}人通过"
+    newest: str = ""  # the open vehicle's list paged back to the oldest rows: "↓ 回到最新" (tap: rows:newest)
+    pages_back: int = 0  # how many pages of rows the open vehicle's list is turned back (tap "↑": rows:older)
     counts: str = ""  # "3人 · 未通过1人"
     check: "Screen | None" = None  # the latest check as a card (the pipeline's screen, or a duplicate notice)
     buttons: tuple[Button, ...] = ()
@@ -207,14 +237,20 @@ class Screen:
     kind: ScreenKind
     message: str  # the main line, in the configured language (the reason, on a verdict)
     person: str = ""  # masked name only
+    person_id: str = ""  # masked ID number (3101**********1234): tells two "张*" apart
+    code: str = ""  # the code's colour and vaccination in words: "绿码，已接种3针"
     nat: str = ""  # e.g. "核酸阴性，20小时前"
     offline: bool = False  # the verdict was decided offline: the banner says so
     title: str = ""  # the headline: "请通行", "禁止通行"…; empty on prompts
     hint: str = ""  # a smaller line: the other language on idle, "please wait" when checking
+    second: str = ""  # a verdict in the other language, headline and reason ("Entry refused: Red code")
     time: str = ""  # when the verdict was made, local HH:MM:SS
     icon: Icon | None = None  # None: the kind's usual icon
     language: str = "zh-CN"
     failed_part: str = ""  # on a fault screen: camera, network, gate…
+    help: str = ""  # on idle: what to do without a phone
+    queue: str = ""  # on idle while the queue is moving: "一人一码，请保持1米距离" (the display sets it)
+    reason: str = ""  # on a verdict: the policy's reason code (the voice prompt says it)
     vehicle: VehicleView | None = None  # the handheld's vehicle screens
 
     @property
@@ -224,7 +260,8 @@ class Screen:
     @property
     def lines(self) -> list[str]:
         """Every non-empty text, in reading order (for the console and for tests)."""
-        return [t for t in (self.title, self.message, self.person, self.nat, self.time, self.hint) if t]
+        return [t for t in (self.title, self.message, self.person, self.person_id, self.code, self.nat, self.time,
+                            self.hint, self.second, self.help, self.queue) if t]
 
     @staticmethod
     def prompt(kind: ScreenKind, language: str, offline: bool = False) -> "Screen":
@@ -233,7 +270,8 @@ class Screen:
             hint = _t(pair, other_language(language))  # the idle prompt is shown in both languages
         else:
             hint = _t(_PROMPT_HINTS[kind], language)
-        return Screen(kind, _t(pair, language), offline=offline, hint=hint, language=language)
+        help_ = _t(NO_PHONE, language) if kind == ScreenKind.IDLE else ""
+        return Screen(kind, _t(pair, language), offline=offline, hint=hint, language=language, help=help_)
 
     @staticmethod
     def result(
@@ -244,22 +282,30 @@ class Screen:
         now: datetime | None = None,
         tz: tzinfo | None = None,
     ) -> "Screen":
-        """A verdict screen. `now` (timezone-aware; default: the current time) dates the NAT and
-        is shown as the check time, in `tz` (default: this machine's local time zone)."""
+        """A verdict screen. `now` (timezone-aware; default: the current time) is shown as the
+        date and time of the check, and the NAT's sampling time, in `tz` (default: this machine's
+        local time zone). The other language's headline and reason go underneath, smaller."""
         now = now or datetime.now(UTC)
-        kind = _VERDICT_SCREEN[verdict.kind]
+        kind = REASON_SCREEN.get(verdict.reason, _VERDICT_SCREEN[verdict.kind])
         person = status.person.name_masked if status.person else ""
+        person_id = status.person.id_masked if status.person else ""
         title = _t(_HEADLINES[kind], language)
         message = verdict.text(language)
+        message = "" if message == title else message
         return Screen(
             kind,
-            "" if message == title else message,
+            message,
             person=person,
-            nat=nat_text(status, now, language),
+            person_id=person_id,
+            code=code_text(status, language, message),
+            nat=nat_text(status, now, language, tz),
             offline=offline,
             title=title,
-            time=f"{now.astimezone(tz):%H:%M:%S}",
+            time=f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S}",
             language=language,
+            second=_second(_HEADLINES[kind], verdict, language),
+            failed_part="device" if kind == ScreenKind.FAULT else "",
+            reason=verdict.reason,
         )
 
     @staticmethod
@@ -270,10 +316,13 @@ class Screen:
             title=_t(_HEADLINES[ScreenKind.UNKNOWN_CODE], language),
             hint=_t(_PROMPTS[ScreenKind.IDLE], language),
             language=language,
+            second=_second(_HEADLINES[ScreenKind.UNKNOWN_CODE], verdict, language),
+            reason=verdict.reason,
         )
 
     @staticmethod
     def fault(fault: str, language: str) -> "Screen":
+        other = other_language(language)
         return Screen(
             ScreenKind.FAULT,
             _t(FAULTS.get(fault, _GENERIC_FAULT), language),
@@ -281,7 +330,25 @@ class Screen:
             icon=_FAULT_ICON.get(fault, Icon.FAULT),
             language=language,
             failed_part=fault,
+            second=_t(FAULTS.get(fault, _GENERIC_FAULT), other),
         )
+
+
+def _second(headline: tuple[str, str], verdict: Verdict, language: str) -> str:
+    """The verdict in the other language: 'Entry refused: Red code' under '禁止通行 / 红码'."""
+    return _headline_and_reason(headline, verdict, other_language(language))
+
+
+def _headline_and_reason(headline: tuple[str, str], verdict: Verdict, language: str) -> str:
+    title, reason = _t(headline, language), verdict.text(language)
+    return title if reason == title else f"{title}：{reason}" if language == "zh-CN" else f"{title}: {reason}"
+
+
+def verdict_line(verdict: Verdict, language: str) -> str:
+    """The verdict as one line, headline and reason, as its screen says it ('禁止通行：红码',
+    'Staff will check: Network down: cannot look up your code'): for logs and the demo's output."""
+    kind = REASON_SCREEN.get(verdict.reason, _VERDICT_SCREEN[verdict.kind])
+    return _headline_and_reason(_HEADLINES[kind], verdict, language)
 
 
 @dataclass(frozen=True)

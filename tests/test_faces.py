@@ -462,7 +462,7 @@ def test_open_faces_is_nothing_when_off_and_logs_why_when_the_engine_is_missing(
     def missing():
         raise EngineUnavailable("dlib not installed")
 
-    monkeypatch.setattr(engine_module, "load", missing)
+    monkeypatch.setattr(engine_module, "_dlib", missing)
     on = SentinelConfig.model_validate({"device": {"state_dir": str(tmp_path)}, "faces": {"enabled": True}})
     with caplog.at_level(logging.ERROR):
         assert open_faces(on, make_client=lambda c: pytest.fail("no client without an engine")) is None
@@ -498,3 +498,59 @@ def test_the_demo_replays_the_qr_scenes_then_the_face_scenes(tmp_path):
     # the face scenes come after the first ten QR scenes (the not-found person plays last)
     assert names[10:13] == faces and qr[-1] == "15_not_found.png"
     assert DEMO_FACES_SEED in SEEDS
+
+
+# --- detection when the view changes (issue 18) ------------------------------------------------
+
+
+def person_frame(seq, noise_seed=None):
+    """The grey background with a darker block where a face would be (and sensor noise)."""
+    f = frame(seq)
+    grey = f.grey.copy()
+    grey[120:260, 250:390] = 60
+    if noise_seed is not None:
+        rng = np.random.default_rng(noise_seed)
+        grey = np.clip(grey.astype(np.int16) + rng.integers(-6, 7, grey.shape), 0, 255).astype(np.uint8)
+    return Frame(grey=grey, timestamp=f.timestamp, sequence=seq)
+
+
+def test_a_change_in_view_is_looked_at_without_waiting_for_the_clock(gallery):
+    clock = FakeClock()
+    m, engine = matcher(gallery, [], clock)
+    assert m.observe(frame(1)).kind is ObservationKind.NO_FACE  # the empty view
+    clock.advance(0.15)
+    assert m.observe(frame(2)) is None  # nothing changed: the clock (0.5 s) decides
+    clock.advance(0.15)
+    assert m.observe(frame(2)) is None
+    engine.faces = [(BIG, A)]
+    assert m.observe(person_frame(4)).kind is ObservationKind.MATCH  # 0.3 s after the last detection
+    clock.advance(0.05)
+    assert m.observe(frame(5)) is None  # changed again, but within CHANGE_GAP_S of the last look
+    clock.advance(0.1)
+    assert m.observe(person_frame(6)) is None  # the person stands still: nothing new to look at
+    assert len(engine.detect_calls) == 2
+
+
+def test_sensor_noise_is_no_change_in_view(gallery):
+    clock = FakeClock()
+    m, engine = matcher(gallery, [(BIG, A)], clock)
+    m.observe(person_frame(1, noise_seed=1))
+    for seq in range(2, 6):
+        clock.advance(0.12)
+        assert m.observe(person_frame(seq, noise_seed=seq)) is None
+    clock.advance(0.5)
+    assert m.observe(person_frame(9, noise_seed=9)) is not None  # the unchanged view's clock still runs
+    assert len(engine.detect_calls) == 2
+
+
+def test_once_a_face_is_in_view_changes_wait_for_the_clock(gallery):
+    """A person moving in front of the camera changes every frame: not an encoding every 0.1 s."""
+    clock = FakeClock()
+    m, engine = matcher(gallery, [(BIG, enc(9))], clock)  # someone not enrolled
+    assert m.observe(frame(1)).kind is ObservationKind.UNKNOWN
+    for seq in range(2, 6):
+        clock.advance(0.12)
+        assert m.observe(person_frame(seq) if seq % 2 else frame(seq)) is None  # changes, but a face is in view
+    clock.advance(0.05)  # 0.53 s since the last look: the clock's turn
+    assert m.observe(frame(7)).kind is ObservationKind.UNKNOWN
+    assert len(engine.encode_calls) == 2

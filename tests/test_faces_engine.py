@@ -1,4 +1,4 @@
-"""The real face engine (dlib through face_recognition) on real photos: ../shared/data/faces
+"""The real face engine (dlib, with face-recognition-models' files) on real photos: ../shared/data/faces
 (obama.jpg enrolled; obama2, obama3 and obama-480p match it, biden does not, two_people asks for
 one person at a time), and the shipped demo portrait and face scenes.
 
@@ -233,3 +233,58 @@ def test_open_faces_loads_the_engine_before_the_first_face(tmp_path):
         assert seen.kind is ObservationKind.UNKNOWN and seen.detail == "gallery_empty"
     finally:
         faces.close()
+
+
+# --- only the models the engine uses (issue 18) ----------------------------------------------------
+
+
+def _loaded_modules(code: str) -> list[str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_the_engine_loads_dlib_models_without_face_recognition():
+    """face_recognition (and pkg_resources, which face_recognition_models imports) load all four
+    models at import, the 89 MB 68-point predictor among them; the engine loads what it uses."""
+    code = (
+        "import sys\n"
+        "from sentinel.faces.engine import FaceEngine\n"
+        "e = FaceEngine()\n"
+        "print(*e.loaded, *(m for m in ('face_recognition', 'pkg_resources', 'face_recognition_models') if m in sys.modules))\n"
+    )
+    assert _loaded_modules(code) == ["five_point", "encoder"]
+
+
+def test_the_68_point_model_is_loaded_where_liveness_reads_landmarks(tmp_path):
+    from sentinel.config import SentinelConfig
+    from sentinel.faces.kiosk import open_faces
+
+    for liveness, expected in (("off", ("five_point", "encoder")), ("blink_or_move", ("five_point", "encoder", "sixty_eight_point"))):
+        config = SentinelConfig.model_validate({"device": {"state_dir": str(tmp_path / liveness)}, "faces": {"enabled": True, "liveness": liveness}})
+        faces = open_faces(config)
+        try:
+            assert faces.matcher.engine.loaded == expected
+        finally:
+            faces.close()
+
+
+def test_a_missing_model_file_is_engine_unavailable_with_the_install_hint(monkeypatch):
+    from sentinel.faces import engine as engine_module
+
+    monkeypatch.setitem(engine_module.MODEL_FILES, "encoder", "no_such_model.dat")
+    with pytest.raises(engine_module.EngineUnavailable, match="no_such_model.dat.*pip install"):
+        engine_module.FaceEngine()
+
+
+def test_landmarks_come_out_as_the_liveness_check_reads_them(engine, faces_dir):
+    from sentinel.faces.liveness import eye_aspect_ratio, inter_ocular
+
+    rgb = load_rgb(faces_dir / "obama.jpg")
+    (box,) = engine.detect(rgb, 1)
+    (points,) = engine.landmarks(rgb, [box])
+    assert points.shape == (72, 2)  # face_recognition's named parts, lips with their repeated corners
+    assert 0.15 < eye_aspect_ratio(points) < 0.45 and inter_ocular(points) > 0.2 * box.width  # open eyes, two of them

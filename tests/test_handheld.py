@@ -686,3 +686,47 @@ def test_vehicle_records_survive_salvage_and_export(tmp_path):
     rig.outbox.close()
     kinds = [json.loads(body).get("kind", "check") for _id, _at, body in iter_file_rows(tmp_path / "outbox.sqlite3")]
     assert sorted(kinds) == ["check", "vehicle_session"]
+
+
+def test_finish_is_off_while_a_re_scan_is_pending(tmp_path):
+    """Staff tapped a failed passenger to re-scan them: 'Finish' would judge the car on the old
+    check, so it is greyed out (and a tap on it does nothing) until the re-scan comes or the row
+    is tapped again to cancel it."""
+    rig = Rig(tmp_path)
+    c = rig.controller
+    c.press("start")
+    rig.show(GREEN.payload)  # driver
+    rig.away()
+    rig.show(RED.payload)  # passenger 1: red
+    rig.away()
+    c.press("rescan:2")
+    finish = next(b for b in rig.display.shown[-1].vehicle.buttons if b.id == "finish")
+    assert not finish.enabled
+    c.press("finish")
+    assert c.session is not None and not rig.vehicle_records  # still open, nothing recorded
+    c.press("rescan:2")  # tapped again: the re-scan is cancelled
+    assert next(b for b in rig.display.shown[-1].vehicle.buttons if b.id == "finish").enabled
+    c.press("finish")
+    assert rig.vehicle_records and rig.vehicle_records[0]["verdict"] == "deny"
+
+
+def test_the_list_of_people_pages_back_to_the_oldest_and_returns(tmp_path):
+    """A minibus: the rows that do not fit are not lost; '↑ n more' turns the list back, and a
+    new check brings it to the newest again."""
+    from sentinel.handheld import session_screen
+
+    rig = Rig(tmp_path)
+    c = rig.controller
+    c.press("start")
+    rig.show(GREEN.payload)
+    rig.away()
+    assert c.screen().vehicle.pages_back == 0
+    c.press("rows:older")
+    assert rig.display.shown[-1].vehicle.pages_back == 1
+    c.press("rows:newest")
+    assert rig.display.shown[-1].vehicle.pages_back == 0
+    c.press("rows:older")
+    rig.show(RED.payload)  # a new person: back to the newest
+    rig.away()
+    assert c.screen().vehicle.pages_back == 0
+    assert session_screen(c.session, "en", None, pages_back=2).vehicle.newest == "↓ back to the newest"

@@ -210,3 +210,36 @@ def test_a_vehicle_screen_sounds_its_cue_once(handheld):
     controller._render()  # the same screen again, without a new verdict: silent
     time.sleep(0.2)
     assert display._sound.played == played
+
+
+@pytest.mark.parametrize("size", [LAYOUTS["landscape"], LAYOUTS["portrait"]], ids=["landscape", "portrait"])
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_a_full_minibus_summary_lists_everyone_who_failed_first(renderer, size, language):
+    """Nine people, six failed: the summary has no room for nine lines, so the people named in
+    the headline are listed (not the first seats), and a line says how many more there are."""
+    sample = next(s for s in vehicle_stress_samples(language) if s.name == "vehicle_long_summary")
+    draw(renderer, sample, size)
+    words = " ".join(d.text for d in renderer.drawn)
+    failed = [row for row in sample.screen.vehicle.rows if row.verdict != "pass"]
+    listed = [row for row in failed if row.label in words]
+    hidden = len(sample.screen.vehicle.rows) - sum(1 for row in sample.screen.vehicle.rows if row.label + " " in words + " ")
+    assert listed and listed[0] == failed[0], [row.label for row in failed]
+    if hidden:
+        assert ("未列出" in words or "通过" in words) if language == "zh-CN" else "more" in words
+    # a passed passenger never takes a line while a failed one is left out
+    shown_pass = [row for row in sample.screen.vehicle.rows if row.verdict == "pass" and f"{row.label} {row.person}" in words]
+    assert not shown_pass or len(listed) == len(failed)
+
+
+def test_a_long_list_turns_back_a_page_and_shows_the_driver(renderer):
+    """Nine people on a 7" handheld: the newest rows show and '↑ n more' is a touch target; turned
+    back, the driver's row shows and the line offers the way back to the newest."""
+    from dataclasses import replace
+
+    sample = next(s for s in vehicle_stress_samples("zh-CN") if s.name == "vehicle_long_open")
+    draw(renderer, sample, LAYOUTS["landscape"])
+    assert "rows:older" in renderer.hits and not any(d.text.startswith("驾驶员") for d in renderer.drawn)
+    older = replace(sample, screen=replace(sample.screen, vehicle=replace(sample.screen.vehicle, pages_back=9)))
+    draw(renderer, older, LAYOUTS["landscape"])
+    assert "rows:newest" in renderer.hits and "rows:older" not in renderer.hits
+    assert any(d.text.startswith("驾驶员") for d in renderer.drawn)

@@ -31,7 +31,8 @@ def test_no_network_gives_a_clear_message_and_no_venv(tmp_path):
                PIP_NO_CACHE_DIR="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull)
     result = subprocess.run(["bash", "install.sh", "--dev", "--skip-apt"], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "no network to the package index?" in result.stderr
+    assert "step failed: install digital-sentinel[dev]" in result.stderr
+    assert "is the package index reachable" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not (copy / ".venv").exists(), "a half-made venv was left behind"
 

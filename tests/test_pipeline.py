@@ -228,7 +228,7 @@ def test_one_person_at_a_time_the_second_code_waits(tmp_path):
 
 
 class BrokenOutbox(Outbox):
-    def add(self, record):
+    def add(self, record, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
 

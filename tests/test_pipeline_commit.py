@@ -157,10 +157,10 @@ class SlowOutbox(Outbox):
         self.delay_s = delay_s
         self.commits: list[tuple[float, float]] = []  # (started, returned), time.monotonic
 
-    def add(self, record) -> None:
+    def add(self, record, **kwargs) -> None:
         started = time.monotonic()
         time.sleep(self.delay_s)
-        super().add(record)
+        super().add(record, **kwargs)
         self.commits.append((started, time.monotonic()))
 
 

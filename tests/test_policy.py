@@ -6,7 +6,7 @@ import pytest
 
 from sentinel.config import PolicyConfig
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
-from sentinel.policy import CachedStatus, Verdict, VerdictKind, decide
+from sentinel.policy import REASON_TEXT, CachedStatus, Verdict, VerdictKind, decide
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -83,7 +83,8 @@ def test_cached_status_still_obeys_the_nat_window_at_the_time_of_the_check():
     [
         (Verdict(VerdictKind.DENY, "nat_too_old", (("h", 48),)), "核酸超过48小时", "NAT older than 48 h"),
         (Verdict(VerdictKind.PASS, "ok"), "请通行", "Please pass"),
-        (Verdict(VerdictKind.DENY, "offline_denied"), "网络中断，请人工核验", "Offline: staff will check"),
+        (Verdict(VerdictKind.DENY, "offline_denied"), "网络中断，无法查询健康码", "Network down: cannot look up your code"),
+        (Verdict(VerdictKind.DENY, "red_code"), "红码", "Red code"),
     ],
 )
 def test_reasons_read_in_both_languages(verdict, zh, en):
@@ -91,8 +92,26 @@ def test_reasons_read_in_both_languages(verdict, zh, en):
     assert verdict.text("en") == en
 
 
-def test_offline_verdicts_say_offline():
+def test_offline_verdicts_say_the_network_is_down():
     """Field complaint: offline mode that silently says 'invalid'."""
     for offline in ("deny", "cached", "allow_and_flag"):
         verdict = decide(HealthStatus(status=Status.TIMEOUT), P(offline=offline), NOW)
-        assert "Offline" in verdict.text("en") and "网络中断" in verdict.text("zh-CN")
+        assert "Network down" in verdict.text("en") and "网络中断" in verdict.text("zh-CN")
+
+
+@pytest.mark.parametrize("reason", sorted(REASON_TEXT))
+def test_no_reason_repeats_a_headline(reason):
+    """The headline says the verdict; the reason under it says why, without saying it again
+    ("禁止通行 / 红码，禁止通行" read twice)."""
+    zh, en = REASON_TEXT[reason]
+    if reason == "ok":  # the pass reason is the headline itself, and the screen leaves it out
+        return
+    for headline in ("禁止通行", "请人工核验", "无法识别", "设备故障"):
+        assert headline not in zh, (reason, zh)
+    for headline in ("entry refused", "staff will check", "not recognised", "out of order"):
+        assert headline not in en.lower(), (reason, en)
+
+
+@pytest.mark.parametrize("jargon", ["flagged", "known to the service", "delivering frames", "queue", "Offline:"])
+def test_reasons_use_plain_words(jargon):
+    assert not [en for _, en in REASON_TEXT.values() if jargon.lower() in en.lower()]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from sentinel.config import DisplayConfig, parse_config
-from sentinel.health import HealthStatus, Nat, NatResult, Person, Status
+from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
 from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
 from sentinel.screens import Icon, Screen, ScreenKind, nat_text
 from ui import fonts as ui_fonts
@@ -34,7 +34,8 @@ def inline(fn, *args):
 
 def green(name="王*明", nat_hours=20.0, result=NatResult.NEGATIVE) -> HealthStatus:
     nat = Nat(result=result, sampled_at=NOW - timedelta(hours=nat_hours)) if nat_hours is not None else None
-    return HealthStatus(status=Status.GREEN, person=Person(name_masked=name), nat=nat)
+    return HealthStatus(status=Status.GREEN, person=Person(name_masked=name, id_masked="1101**********002X"), nat=nat,
+                        vaccination=Vaccination(doses=3))
 
 
 # --- the screen model ------------------------------------------------------------------------------
@@ -62,10 +63,19 @@ def test_pass_screen_has_name_nat_and_time_and_no_repeated_headline():
     shanghai = timezone(timedelta(hours=8))
     s = Screen.result(Verdict(VerdictKind.PASS, "ok"), green(), "zh-CN", False, now=NOW, tz=shanghai)
     assert s.title == "请通行" and s.message == ""  # the reason "请通行" is the headline already
-    assert s.nat == "核酸阴性，20小时前"
-    assert s.time == "14:03:22"
+    assert s.nat == f"核酸阴性，{(NOW - timedelta(hours=20)).astimezone(shanghai):%m-%d %H:%M}采样"
+    assert s.time == f"{NOW.astimezone(shanghai):%Y-%m-%d %H:%M:%S}"  # the date too, not only the time
+    assert s.second == "Please pass"  # the other language, small
     en = Screen.result(Verdict(VerdictKind.PASS, "ok"), green(), "en", False, now=NOW, tz=shanghai)
-    assert (en.title, en.nat) == ("Please pass", "NAT negative, 20 h ago")
+    assert en.title == "Please pass" and en.nat.startswith("NAT negative, 04-11 ")
+
+
+def test_the_card_tells_two_people_apart_and_says_the_colour_and_doses():
+    s = Screen.result(Verdict(VerdictKind.PASS, "ok"), green(), "zh-CN", False, now=NOW)
+    assert s.person == "王*明" and s.person_id == "1101**********002X"
+    assert s.code == "绿码，已接种3针"
+    red = Screen.result(Verdict(VerdictKind.DENY, "red_code"), green(), "en", False, now=NOW)
+    assert (red.title, red.message, red.second) == ("Entry refused", "Red code", "禁止通行：红码")
 
 
 def test_deny_screen_says_the_reason_under_the_headline():
@@ -75,14 +85,23 @@ def test_deny_screen_says_the_reason_under_the_headline():
     assert (manual.kind, manual.icon_kind, manual.title) == (ScreenKind.MANUAL_CHECK, Icon.MANUAL, "Staff will check")
 
 
-@pytest.mark.parametrize(
-    ("hours", "zh", "en"),
-    [(0.005, "刚刚", "just now"), (0.5, "30分钟前", "30 min ago"), (20, "20小时前", "20 h ago"),
-     (80, "80小时前", "80 h ago"), (24 * 9, "9天前", "9 d ago"), (-1, "刚刚", "just now")],
-)
-def test_nat_age_in_words(hours, zh, en):
-    assert nat_text(green(nat_hours=hours), NOW, "zh-CN").endswith(zh)
-    assert nat_text(green(nat_hours=hours), NOW, "en").endswith(en)
+def test_a_device_problem_is_not_drawn_as_a_refusal():
+    """Offline with no answer and a device the service does not accept: the gate stays shut (the
+    verdict is the policy's deny), but the screen is an amber staff check or a fault, not red."""
+    offline = HealthStatus.unreachable(Status.TIMEOUT, "deadline")
+    for reason in ("offline_denied", "offline_no_cache"):
+        s = Screen.result(Verdict(VerdictKind.DENY, reason), offline, "zh-CN", True, now=NOW)
+        assert (s.kind, s.title) == (ScreenKind.MANUAL_CHECK, "请人工核验"), reason
+    s = Screen.result(Verdict(VerdictKind.DENY, "device_unauthorized"), offline, "en", False, now=NOW)
+    assert (s.kind, s.title) == (ScreenKind.FAULT, "Out of order") and "technician" in s.message
+
+
+@pytest.mark.parametrize(("hours", "days_shown"), [(20, False), (80, False), (24 * 9, True)])
+def test_nat_says_when_it_was_sampled(hours, days_shown):
+    sampled = NOW - timedelta(hours=hours)
+    zh, en = nat_text(green(nat_hours=hours), NOW, "zh-CN", UTC), nat_text(green(nat_hours=hours), NOW, "en", UTC)
+    when = f"{sampled:%Y-%m-%d}" if days_shown else f"{sampled:%m-%d %H:%M}"
+    assert zh == f"核酸阴性，{when}采样" and en == f"NAT negative, {when}"
 
 
 def test_nat_text_for_missing_positive_and_no_person():
@@ -93,7 +112,7 @@ def test_nat_text_for_missing_positive_and_no_person():
 
 def test_offline_result_and_faults():
     s = Screen.result(Verdict(VerdictKind.PASS, "offline_allowed"), HealthStatus.unreachable(Status.TIMEOUT, "x"), "en", True, now=NOW)
-    assert s.offline and s.nat == "" and s.person == "" and s.message == "Offline: allowed and flagged"
+    assert s.offline and s.nat == "" and s.person == "" and s.message == "Network down: let in by site rule"
     for fault, icon in (("camera", Icon.CAMERA), ("network", Icon.NETWORK), ("gate", Icon.GATE), ("other", Icon.FAULT)):
         screen = Screen.fault(fault, "zh-CN")
         assert screen.icon_kind == icon and screen.title == "设备故障" and screen.message

@@ -8,7 +8,8 @@ Writes mono 16 kHz 16-bit WAV files (small, and every mixer takes them):
 - `tone_deny.wav`       two low buzzes (a deny), unlike the pass tone in pitch, timbre and rhythm
 - `tone_attention.wav`  three short mid beeps (staff check, faults)
 - `tone_read.wav`       one short blip (the code was read, checking)
-- `zh-CN/*.wav`, `en/*.wav`  the spoken prompts in `VOICES`
+- `zh-CN/*.wav`, `en/*.wav`  the spoken prompts: `ui.sound.VOICE_TEXT`, one per verdict reason
+  (`ui.sound.REASON_VOICE`), each a few words, said briskly so the queue keeps moving
 
 Voices need `espeak-ng` (apt install espeak-ng); `sox` is used to resample when present, numpy
 otherwise. The files are shipped in the repository, so kiosks and CI need neither; rerun this
@@ -31,24 +32,16 @@ import numpy as np
 RATE = 16_000
 ROOT = Path(__file__).resolve().parents[1]
 
+sys.path.insert(0, str(ROOT))
+from ui.sound import VOICE_TEXT  # the prompts' words have one home, next to their use (after sys.path)
+
+#: language → prompt name → words
 VOICES: dict[str, dict[str, str]] = {
-    "zh-CN": {
-        "pass": "请通行",
-        "deny": "禁止通行",
-        "manual": "请等待人工核验",
-        "unknown": "无法识别，请出示健康码",
-        "fault": "设备故障，请联系工作人员",
-    },
-    "en": {
-        "pass": "Please pass",
-        "deny": "Entry refused",
-        "manual": "Please wait for staff",
-        "unknown": "Code not recognised. Please show your health code",
-        "fault": "Out of order. Please call staff",
-    },
+    "zh-CN": {name: zh for name, (zh, _) in VOICE_TEXT.items()},
+    "en": {name: en for name, (_, en) in VOICE_TEXT.items()},
 }
 ESPEAK_VOICE = {"zh-CN": "cmn", "en": "en-us"}
-ESPEAK_SPEED = {"zh-CN": "170", "en": "150"}  # words per minute
+ESPEAK_SPEED = {"zh-CN": "230", "en": "175"}  # words per minute: brisk, the queue is waiting
 
 
 def _envelope(n: int, attack_s: float = 0.005, release_s: float = 0.04) -> np.ndarray:

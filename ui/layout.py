@@ -6,10 +6,11 @@ Two shapes are designed for, and everything in between follows from the aspect r
   or the verdict icon on the left, words on the right;
 - portrait, e.g. 1080×1920 (a pillar): a column, icon or camera view in the middle.
 
-Sizes are fractions of the shorter side, so that text is as large as the screen allows: from
-1.5 m a person reads 4 mm letters comfortably, which is 21 px on a 7" 800×480 panel (5.2 px/mm);
-the smallest text on a verdict screen is 5 % of the short side (24 px there, 54 px on a pillar)
-and the headline up to 20 %.
+Sizes are fractions of the shorter side, so that text is as large as the screen allows. A queue
+reads the screen from 1.5 m: every line a person must read is at least 7 mm high, which is 36 px
+on a 7" 800×480 panel (5.2 px/mm), 7.5 % of the short side (`READABLE`; 81 px on a 1080×1920
+pillar). The reason under a verdict's headline is never smaller than the lines under it, and the
+headline is up to 20 %. Only the technician's own screens (menu, keypad) go smaller.
 """
 
 from __future__ import annotations
@@ -61,27 +62,34 @@ class TextStyle:
     bold: bool = False
 
 
+#: the smallest text a person at the gate must read: 7 mm from 1.5 m, 36 px on a 7" 800×480 panel
+READABLE = 0.075
+
 #: text roles on the screens; sizes in fractions of the short side of the screen
 STYLES = {
     "title": TextStyle(0.20, 0.08, 2, bold=True),
-    "message": TextStyle(0.11, 0.05, 3, bold=True),
-    "person": TextStyle(0.10, 0.05, 2, bold=True),
-    "nat": TextStyle(0.07, 0.05, 2),
-    "time": TextStyle(0.065, 0.05, 1),
-    "hint": TextStyle(0.07, 0.05, 2),
-    "prompt": TextStyle(0.13, 0.06, 2, bold=True),
-    "banner": TextStyle(0.05, 0.035, 1, bold=True),
-    "status": TextStyle(0.045, 0.025, 1),  # also at most half the bar's height
-    "status_bold": TextStyle(0.045, 0.025, 1, bold=True),
+    # a verdict card: the reason is never smaller than what follows it (its least is their most)
+    "message": TextStyle(0.11, 0.085, 3, bold=True),
+    "person": TextStyle(0.085, READABLE, 2, bold=True),
+    "code": TextStyle(READABLE, READABLE, 2),
+    "nat": TextStyle(READABLE, READABLE, 2),
+    "time": TextStyle(READABLE, READABLE, 2),
+    "second": TextStyle(READABLE, READABLE, 3),  # the verdict in the other language
+    "hint": TextStyle(READABLE, READABLE, 2),
+    "prompt": TextStyle(0.13, 0.08, 2, bold=True),
+    "clock": TextStyle(0.16, 0.1, 1, bold=True),  # the idle screen's clock
+    "date": TextStyle(READABLE, READABLE, 1),
+    "help": TextStyle(READABLE, READABLE, 3),  # what to do without a phone
+    "queue": TextStyle(READABLE, READABLE, 2, bold=True),  # one at a time, 1 m apart (while people come through)
+    "banner": TextStyle(READABLE, READABLE, 1, bold=True),
+    "banner_portrait": TextStyle(0.06, 0.04, 2, bold=True),  # 43-65 px (10 mm and more): a pillar's width is the limit
+    "status": TextStyle(READABLE, 0.03, 1),  # also at most 70 % of the bar's height
+    "status_bold": TextStyle(READABLE, 0.03, 1, bold=True),
     "menu_title": TextStyle(0.06, 0.04, 1, bold=True),
     "button": TextStyle(0.05, 0.032, 2, bold=True),
     "info": TextStyle(0.042, 0.03, 2),
     "pin": TextStyle(0.08, 0.04, 1, bold=True),
 }
-
-
-#: weights of the text rows on a verdict screen (a row that is empty gives its room to the others)
-RESULT_ROWS = (("title", 3.2), ("message", 2.4), ("person", 1.6), ("nat", 1.4), ("time", 1.1), ("hint", 1.4))
 
 
 @dataclass(frozen=True)
@@ -118,10 +126,10 @@ class Layout:
 
     @property
     def status_bar(self) -> Box:
-        return Box(0, 0, self.width, max(28, self.px(0.07 if self.portrait else 0.09)))
+        return Box(0, 0, self.width, max(28, self.px(0.085 if self.portrait else 0.105)))
 
     def banner(self) -> Box:
-        return Box(0, self.status_bar.bottom, self.width, max(26, self.px(0.085)))
+        return Box(0, self.status_bar.bottom, self.width, max(26, self.px(0.115 if self.portrait else 0.1)))
 
     def content(self, banner: bool) -> Box:
         top = self.banner().bottom if banner else self.status_bar.bottom
@@ -130,55 +138,42 @@ class Layout:
     # --- idle: camera view with a framing guide, the prompt in words ------------------------------
 
     def idle(self, banner: bool) -> dict[str, Box]:
+        """The camera view with its framing guide, and a column for the words: the prompt in
+        both languages, what to do without a phone, a large clock and the date (`ui.render`
+        stacks them)."""
         c = self.content(banner)
         m = self.margin
         if self.portrait:
-            prompt = Box(m, c.y + m, c.w - 2 * m, round(c.h * 0.13))
-            hint = Box(m, prompt.bottom, c.w - 2 * m, round(c.h * 0.07))
-            room = Box(m, hint.bottom + m, c.w - 2 * m, c.bottom - hint.bottom - 2 * m)
-            # square: the middle of the camera's 4:3 picture, as large as the column allows
-            pw = ph = min(room.w, room.h - self.px(0.26))
-            preview = Box(room.x + (room.w - pw) // 2, room.y, pw, ph)
-            icon_room = Box(m, preview.bottom + m, c.w - 2 * m, c.bottom - preview.bottom - 2 * m)
-            side = min(icon_room.h, self.px(0.2))
-            icon = Box(icon_room.x + (icon_room.w - side) // 2, icon_room.y + (icon_room.h - side) // 2, side, side)
-            return {"prompt": prompt, "hint": hint, "preview": preview, "icon": icon}
+            top = Box(m, c.y + m, c.w - 2 * m, round(c.h * 0.17))
+            side = min(c.w - 2 * m, round(c.h * 0.38))
+            preview = Box((c.w - side) // 2, top.bottom + m, side, side)
+            column = Box(m, preview.bottom + m, c.w - 2 * m, c.bottom - preview.bottom - 2 * m)
+            return {"top": top, "preview": preview, "column": column}
         room = c.inset(m)
-        ph = room.h
-        pw = min(ph * 4 // 3, round(c.w * 0.6))
-        ph = pw * 3 // 4
+        pw = round(c.w * 0.42)
+        ph = min(room.h, pw * 3 // 4)
+        pw = ph * 4 // 3
         preview = Box(room.x, room.y + (room.h - ph) // 2, pw, ph)
         column = Box(preview.right + m, room.y, room.right - preview.right - m, room.h)
-        side = min(column.w // 2, round(column.h * 0.3))
-        icon = Box(column.x + (column.w - side) // 2, column.y + round(column.h * 0.04), side, side)
-        prompt = Box(column.x, icon.bottom + m, column.w, round(column.h * 0.36))
-        hint = Box(column.x, prompt.bottom, column.w, column.bottom - prompt.bottom)
-        return {"prompt": prompt, "hint": hint, "preview": preview, "icon": icon}
+        return {"preview": preview, "column": column}
 
     # --- verdicts, checking, faults: a big icon and rows of words -------------------------------
 
-    def result(self, banner: bool, rows: list[str]) -> dict[str, Box]:
-        """Boxes for the icon and for each non-empty text row, in order."""
+    def result(self, banner: bool) -> dict[str, Box]:
+        """The icon's box and the column the card's rows are stacked in (by `ui.render`, which
+        knows how tall each row's text comes out)."""
         c = self.content(banner)
         m = self.margin
         if self.portrait:
-            side = min(round(c.w * 0.44), round(c.h * 0.26))
-            icon = Box((c.w - side) // 2, c.y + round(c.h * 0.05), side, side)
+            side = min(round(c.w * 0.34), round(c.h * 0.16))
+            icon = Box((c.w - side) // 2, c.y + 2 * m, side, side)
             column = Box(m, icon.bottom + 2 * m, c.w - 2 * m, c.bottom - icon.bottom - 4 * m)
         else:
-            left = round(c.w * 0.34)
-            side = min(left - 2 * m, round(c.h * 0.62))
+            left = round(c.w * 0.27)
+            side = min(left - 2 * m, round(c.h * 0.5))
             icon = Box((left - side) // 2 + m // 2, c.y + (c.h - side) // 2, side, side)
-            column = Box(left + m, c.y + m, c.w - left - 2 * m, c.h - 2 * m)
-        weights = dict(RESULT_ROWS)
-        total = sum(weights[r] for r in rows) or 1.0
-        boxes = {"icon": icon}
-        y = column.y
-        for row in rows:
-            h = round(column.h * weights[row] / total)
-            boxes[row] = Box(column.x, y, column.w, min(h, column.bottom - y))
-            y += h
-        return boxes
+            column = Box(left + m, c.y + m // 2, c.w - left - 2 * m, c.h - m)
+        return {"icon": icon, "column": column}
 
     # --- status bar: site name left; alarm, online, outbox and time right ------------------------
 

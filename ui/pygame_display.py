@@ -34,6 +34,7 @@ on a worker thread of its own (`ui-menu`), never on the render thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -46,7 +47,7 @@ from datetime import datetime
 from typing import Any
 
 from sentinel.config import DisplayConfig
-from sentinel.screens import VEHICLE_KINDS, Screen, ScreenKind, StatusBar
+from sentinel.screens import QUEUE_HINT, VEHICLE_KINDS, Screen, ScreenKind, StatusBar
 from ui.console import DisplayError
 from ui.fonts import FontSet, find_cjk_fonts
 from ui.pin import PinGate
@@ -66,6 +67,8 @@ log = logging.getLogger("ui.display")
 FULLSCREEN_DRIVERS = {"kmsdrm", "fbcon", "directfb"}
 START_TIMEOUT_S = 20.0
 #: screens that carry a person's verdict: the PIN pad waits until they have been up result_s
+#: how long after a verdict the idle screen says the queue's rule (one at a time, 1 m apart)
+QUEUE_HINT_S = 60.0
 VERDICT_KINDS = frozenset({ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK, ScreenKind.UNKNOWN_CODE, ScreenKind.VEHICLE_SUMMARY})
 #: longest a "checking" screen holds the PIN pad back (its verdict, when it comes, holds it result_s more)
 CHECKING_HOLD_S = 10.0
@@ -170,6 +173,7 @@ class PygameDisplay:
         self._screen = Screen.prompt(ScreenKind.IDLE, language)
         self._screen_no = 0
         self._hold_until = float("-inf")  # the verdict on screen keeps the PIN pad back until then
+        self._last_verdict_at = float("-inf")  # people are coming through: idle says the queue's rule
         self._menu_requested = False  # the gesture or F2 asked for the pad; it waits for the verdict
         self._menu_reported = False  # what on_menu heard last
         self._menu_hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-menu")
@@ -218,6 +222,8 @@ class PygameDisplay:
             self._screen = screen
             self._screen_no += 1
             self._hold_until = now + self._hold_for(screen)
+            if screen.kind in VERDICT_KINDS:
+                self._last_verdict_at = now
         if screen.vehicle is not None:  # a vehicle screen sounds only when it carries a new verdict
             if screen.vehicle.cue is not None:
                 self._sound.request(CUES.get(screen.vehicle.cue, ()))
@@ -395,6 +401,12 @@ class PygameDisplay:
         self._pygame = pygame
         pygame.display.init()
         self.driver = pygame.display.get_driver()
+        if self.driver.lower() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+            # SDL found no screen (no DISPLAY or WAYLAND_DISPLAY, no KMS) and draws into memory:
+            # the kiosk runs, but nobody sees it, so say so rather than stay silent
+            log.warning("display: no screen to draw on (DISPLAY is %s, WAYLAND_DISPLAY is %s): drawing off screen; "
+                        "start it on the kiosk's screen, or set DISPLAY", os.environ.get("DISPLAY") or "not set",
+                        os.environ.get("WAYLAND_DISPLAY") or "not set")
         fullscreen = self.config.fullscreen or self.driver.lower() in FULLSCREEN_DRIVERS
         turned = self.config.rotation in (90, 270)
         if fullscreen:
@@ -486,6 +498,8 @@ class PygameDisplay:
         """Draw the frame; should that fail, draw the screen's words plainly instead
         (`Renderer.draw_plain`), and at worst a plain fill, so that what shows is never an old
         verdict frozen in place. Each distinct failure is logged once with its traceback."""
+        if screen.kind == ScreenKind.IDLE and not screen.queue and now - self._last_verdict_at < QUEUE_HINT_S:
+            screen = dataclasses.replace(screen, queue=QUEUE_HINT[0 if screen.language == "zh-CN" else 1])
         try:
             self._renderer.draw(
                 self._canvas, screen, status, now=datetime.now(), preview=self._preview, menu=view,

@@ -108,6 +108,16 @@ class DrawnText:
     size: int  # font size in px
 
 
+_WEEKDAYS_ZH = "一二三四五六日"
+
+
+def _date_text(when: datetime, language: str) -> str:
+    """'4月12日 星期二' / 'Tue 12 Apr 2022': the idle screen's date, under its clock."""
+    if language == "zh-CN":
+        return f"{when.month}月{when.day}日 星期{_WEEKDAYS_ZH[when.weekday()]}"
+    return f"{when:%a} {when.day} {when:%b %Y}"
+
+
 def _box(rect: pygame.Rect) -> Box:
     return Box(rect.x, rect.y, rect.w, rect.h)
 
@@ -218,7 +228,7 @@ class Renderer:
             surface.fill(MENU_BG)
             self._menu(surface, layout, menu, preview, language)
         elif screen.kind in VEHICLE_KINDS:  # a handheld's vehicle screens (ui/vehicle.py)
-            vehicle_screens.draw(self, surface, layout, screen, preview, phase, language)
+            vehicle_screens.draw(self, surface, layout, screen, preview, phase, language, self._banner_text(screen, status))
         else:
             banner = self._banner_text(screen, status)
             theme = THEMES.get(screen.kind, FALLBACK_THEME)
@@ -226,19 +236,24 @@ class Renderer:
             if banner:
                 self._banner(surface, layout, banner)
             if screen.kind == ScreenKind.IDLE:
-                self._idle(surface, layout, screen, theme, bool(banner), preview)
+                self._idle(surface, layout, screen, theme, bool(banner), preview, status.time or now)
             else:
                 self._result(surface, layout, screen, theme, bool(banner), phase, language)
         self._status_bar(surface, layout, status, now, language)
 
     @staticmethod
     def _banner_text(screen: Screen, status: StatusBar) -> str:
+        """The amber strip under the status bar: offline, and the device's alarm (a camera that
+        stopped…), at a size a person reads, instead of squeezed into the status bar."""
         language = screen.language
+        words = []
         if screen.offline:
-            return OFFLINE_DECISION[0] if language == "zh-CN" else OFFLINE_DECISION[1]
-        if status.online is False:
-            return OFFLINE_MODE[0] if language == "zh-CN" else OFFLINE_MODE[1]
-        return ""
+            words.append(OFFLINE_DECISION[0] if language == "zh-CN" else OFFLINE_DECISION[1])
+        elif status.online is False:
+            words.append(OFFLINE_MODE[0] if language == "zh-CN" else OFFLINE_MODE[1])
+        if status.alarm:
+            words.append(status.alarm)
+        return " · ".join(words)
 
     def _banner(self, surface, layout: Layout, text: str) -> None:
         box = layout.banner()
@@ -248,7 +263,7 @@ class Renderer:
         gap = max(4, m // 2)
         if layout.portrait:  # icon and words centred together
             inset = m + side + gap
-            ink = self.text(surface, text, Box(box.x + inset, box.y, box.w - 2 * inset, box.h), "banner", INK, layout.short, align="center")
+            ink = self.text(surface, text, Box(box.x + inset, box.y, box.w - 2 * inset, box.h), "banner_portrait", INK, layout.short, align="center")
         else:
             ink = self.text(surface, text, Box(box.x + m + side + gap, box.y, box.w - 2 * m - side - gap, box.h), "banner", INK, layout.short)
         x = (ink.x if ink else box.x + m + side + gap) - gap - side
@@ -300,7 +315,13 @@ class Renderer:
 
     # --- idle: camera view, framing guide, prompt --------------------------------------------------
 
-    def _idle(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, preview) -> None:
+    #: the idle screen's rows, in reading order; the first listed in `_IDLE_DROPPABLE` go first
+    _IDLE_DROPPABLE = ("date", "help", "hint", "clock", "queue")
+    #: on a 7" panel the status bar's clock is 36 px already: the big one goes first
+    _IDLE_DROPPABLE_LANDSCAPE = ("clock", "date", "help", "hint", "queue")
+    _IDLE_STEPS = (("clock", 0.1), ("prompt", 0.1), (None, 0), ("prompt", STYLES["prompt"].min_frac))
+
+    def _idle(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, preview, now: datetime | None = None) -> None:
         boxes = layout.idle(banner)
         pbox = boxes["preview"]
         image = preview(pbox) if preview else None
@@ -309,12 +330,31 @@ class Renderer:
         else:
             surface.fill(PREVIEW_EMPTY, pygame.Rect(pbox))
         self._framing_guide(surface, pbox, layout)
-        icon = boxes["icon"]
-        surface.blit(icon_surface(screen.icon_kind.value, icon.w, theme.ink, theme.bg), (icon.x, icon.y))
+        short = layout.short
+        when = now or datetime.now()
+        clock = f"{when:%H:%M}"
+        date = _date_text(when, screen.language)
+        prompt = [("prompt", screen.message), ("hint", screen.hint)]
+        rest = [("clock", clock), ("date", date), ("queue", screen.queue), ("help", screen.help)]
+        colours = {"prompt": theme.fg, "hint": theme.soft, "clock": theme.fg, "date": theme.soft, "help": theme.fg, "queue": AMBER}
+        if layout.portrait:  # the prompt above the view, the rest under it
+            groups = [(boxes["top"], prompt), (boxes["column"], rest)]
+        else:
+            groups = [(boxes["column"], prompt + rest)]
         align = "center" if layout.portrait else "left"
-        self.text(surface, screen.message, boxes["prompt"], "prompt", theme.fg, layout.short, align=align)
-        self.text(surface, screen.hint, boxes["hint"], "hint", theme.soft, layout.short, align=align,
-                  valign="top" if not layout.portrait else "center")
+        for column, rows in groups:
+            rows = [(role, value) for role, value in rows if value]
+            droppable = self._IDLE_DROPPABLE if layout.portrait else self._IDLE_DROPPABLE_LANDSCAPE
+            fits, gap = self._stack(rows, column, short, layout.px(0.02), droppable, self._IDLE_STEPS)
+            total = sum(len(f.lines) * f.line_height for f in fits.values()) + gap * (len(fits) - 1)
+            y = column.y + max(0, (column.h - total) // 2)
+            for role, value in rows:
+                fit = fits.get(role)
+                if fit is None:
+                    continue
+                h = len(fit.lines) * fit.line_height
+                self.text(surface, value, Box(column.x, y, column.w, h), role, colours[role], short, align=align, fit=fit)
+                y += h + gap
 
     @staticmethod
     def _framing_guide(surface, box: Box, layout: Layout) -> None:
@@ -331,72 +371,143 @@ class Renderer:
 
     # --- verdicts, checking, unknown, faults --------------------------------------------------------
 
+    #: rows a full card may leave out, first to go first, when its column is too short for all
+    #: of them at a readable size (an offline banner, a long reason)
+    _DROPPABLE = ("hint", "second", "code", "time", "person", "nat")
+
     def _result(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, phase: int, language: str) -> None:
         if screen.kind == ScreenKind.CHECKING:
             rows = [("title", screen.message), ("hint", screen.hint)]
         else:
             time_text = ui_text("checked_at", screen.language, t=screen.time) if screen.time else ""
+            person = "\u3000".join(t for t in (screen.person, screen.person_id) if t)
             rows = [
-                ("title", screen.title), ("message", screen.message), ("person", screen.person),
-                ("nat", screen.nat), ("time", time_text), ("hint", screen.hint),
+                ("title", screen.title), ("message", screen.message), ("person", person), ("code", screen.code),
+                ("nat", screen.nat), ("time", time_text), ("hint", screen.hint), ("second", screen.second),
             ]
         rows = [(role, value) for role, value in rows if value]
-        boxes = layout.result(banner, [role for role, _ in rows])
-        icon = boxes["icon"]
+        boxes = layout.result(banner)
+        icon, column = boxes["icon"], boxes["column"]
+        short = layout.short
+        fits, gap = self._stack(rows, column, short, layout.px(0.012)) if rows else ({}, 0)
+        total = sum(len(f.lines) * f.line_height for f in fits.values()) + gap * (len(fits) - 1)
+        y = column.y + max(0, (column.h - total) // 2)  # one block: no holes between the rows
+        if layout.portrait and rows:
+            # the icon and the words as one group in the middle of the column, so that a short card
+            # (a fault, a prompt) leaves no band between its icon and its headline
+            spare = max(0, column.h - total)
+            shift = spare // 2
+            icon = Box(icon.x, icon.y + shift, icon.w, icon.h)
+            y = column.y + shift
         surface.blit(
             icon_surface(screen.icon_kind.value, icon.w, theme.ink if theme.disc else theme.fg, theme.bg, theme.disc, phase % 12),
             (icon.x, icon.y),
         )
-        align = "center" if layout.portrait else "left"
-        colours = {"title": theme.fg, "message": theme.fg, "person": theme.fg, "nat": theme.fg, "time": theme.soft, "hint": theme.soft}
         if not rows:
             return
-        # Each row is sized in its share of the column, then the rows are stacked as one block,
-        # centred: no holes between the headline and the reason.
-        short = layout.short
-        fits = [self._cached_fit(value, boxes[role].w, boxes[role].h, role, short, None) for role, value in rows]
-        heights = [len(fit.lines) * fit.line_height for fit in fits]
-        top, bottom = boxes[rows[0][0]].y, boxes[rows[-1][0]].bottom
-        spare = (bottom - top) - sum(heights)
-        gap = max(0, min(layout.px(0.025), spare // max(1, len(rows) - 1)))
-        y = top + max(0, spare - gap * (len(rows) - 1)) // 2
-        for (role, value), fit, h in zip(rows, fits, heights):
-            box = boxes[role]
-            self.text(surface, value, Box(box.x, y, box.w, h), role, colours[role], short, align=align, fit=fit)
+        align = "center" if layout.portrait else "left"
+        colours = {"title": theme.fg, "message": theme.fg, "person": theme.fg, "code": theme.fg, "nat": theme.fg,
+                   "time": theme.soft, "hint": theme.soft, "second": theme.soft}
+        for role, value in rows:
+            fit = fits.get(role)
+            if fit is None:
+                continue
+            h = len(fit.lines) * fit.line_height
+            self.text(surface, value, Box(column.x, y, column.w, h), role, colours[role], short, align=align, fit=fit)
             y += h + gap
+
+    def _stack(self, rows: list[tuple[str, str]], column: Box, short: int, gap: int,
+               droppable_roles: tuple[str, ...] | None = None,
+               steps: tuple[tuple[str | None, float], ...] | None = None) -> tuple[dict, int]:
+        """Fit each row at its largest size; while the stack is taller than the column, take the
+        next of `steps`: (role, least fraction) shrinks that row towards its least, (None, 0)
+        leaves a row out (the first of `droppable_roles` still there). By default the headline
+        goes down to 13 %, then the reason to its least, the headline to 11.5 %, then rows go (`_DROPPABLE`), and only
+        then the headline to its least: every row drawn stays readable rather than all small."""
+        steps = steps or (("title", 0.13), ("message", STYLES["message"].min_frac), ("title", 0.115), (None, 0),
+                          ("title", STYLES["title"].min_frac))
+        caps = {role: None for role, _ in rows}
+        present = [role for role, _ in rows]
+        values = dict(rows)
+
+        def fit(role: str):
+            return self._cached_fit(values[role], column.w, column.h, role, short, caps[role])
+
+        while True:
+            fits = {role: fit(role) for role in present}
+            total = sum(len(f.lines) * f.line_height for f in fits.values()) + gap * (len(fits) - 1)
+            if total <= column.h:
+                return fits, gap
+            # the headline down to 13 % first, then the reason to its least, then rows go, and
+            # only then the headline to its least
+            droppable = [r for r in (droppable_roles or self._DROPPABLE) if r in present]
+            for role, least in steps:
+                if role is None:
+                    if droppable:
+                        present.remove(droppable[0])
+                        break
+                    continue
+                least_px = round(short * least)
+                if role in fits and fits[role].size > least_px:
+                    caps[role] = max(least_px, int(fits[role].size * 0.92))
+                    break
+            else:
+                return fits, gap
 
     # --- status bar ------------------------------------------------------------------------------
 
     def _status_bar(self, surface, layout: Layout, status: StatusBar, now: datetime | None, language: str) -> None:
-        """Right to left at their natural widths: time, outbox depth, online; the site name and an
-        alarm share what is left (and are shortened with "…" when it is not enough)."""
+        """Right to left at their natural widths: time, battery, records waiting to upload (only
+        when there are any), online; the site name gets what is left (shortened with "…"
+        when it is not enough, never below 30 % of the bar). The alarm is not here: it is the
+        banner's (`_banner_text`), so it neither shrinks nor pushes out the site name."""
         bar = layout.status_bar
         surface.fill(STATUS_BG, pygame.Rect(bar))
         short = layout.short
         m = layout.margin
-        size = min(round(short * STYLES["status"].max_frac), round(bar.h * 0.5))
-        icon_side = round(size * 1.05)
-        gap = max(4, icon_side // 3)
+        size = min(round(short * STYLES["status"].max_frac), int(bar.h / 1.32))
+        if layout.portrait:  # a pillar's bar is as wide as a panel's, and 54 px there is 13 mm
+            size = min(size, layout.px(0.05))
+        icon_side = round(size * 0.9)
+        gap = max(4, icon_side // 4)
         when = status.time or now or datetime.now()
         items: list[tuple[str, str, pygame.Surface | None, Colour]] = [
-            ("status_bold", f"{when:%H:%M:%S}", None, STATUS_FG),
+            ("status_bold", f"{when:%H:%M}", None, STATUS_FG),
         ]
         if status.battery is not None:  # only where the hardware reports one
             low = status.battery <= 15 and not status.charging
             items.append(("status", f"{status.battery}%", battery_icon(icon_side, status.battery, bool(status.charging)), AMBER if low else STATUS_FG))
+        if status.outbox_depth:  # records waiting to upload; none waiting says nothing
+            items.append(("status", ui_text("outbox", language, n=status.outbox_depth), icon_surface("upload", icon_side, STATUS_FG, STATUS_BG), STATUS_FG))
+        # online last: when room is short it shrinks to its icon (the banner says offline in words)
         if status.online is True:
             items.append(("status", ui_text("online", language), icon_surface("online", icon_side, GREEN_DOT, STATUS_BG), STATUS_FG))
         elif status.online is False:
             items.append(("status", ui_text("offline", language), icon_surface("warning", icon_side, AMBER, STATUS_BG), AMBER))
-        if status.outbox_depth is not None:
-            items.append(("status", ui_text("outbox", language, n=status.outbox_depth), icon_surface("upload", icon_side, STATUS_FG, STATUS_BG), STATUS_FG))
+        # the site name first, at its natural width up to 55 % of the bar; the items then take
+        # what is left, right to left, each whole or (online, offline) as its icon alone, or not at all
+        room = bar.w - 2 * m
+        site_w = min(round(self.measure(status.site_name, size) * 1.03) + 4, round(room * 0.55)) if status.site_name else 0
         x = bar.right - m
-        limit = bar.x + round(bar.w * 0.3)  # the right side never takes more than 70 % of the bar
+        limit = bar.x + m + site_w + 2 * gap
+        #: the short form of an item when its words do not fit: online/offline as the icon alone
+        #: (the banner says offline in words), records to upload as the icon and the number
+        short_forms = {ui_text("online", language): "", ui_text("offline", language): "",
+                       ui_text("outbox", language, n=status.outbox_depth): f"{status.outbox_depth}"}
         for role, words, icon, colour in items:
-            w = self.measure(words, size, STYLES[role].bold) + 2
-            w = min(w, x - limit - (icon_side + gap if icon else 0))
-            if w <= 0:
-                break
+            w = round(self.measure(words, size, STYLES[role].bold) * 1.03) + 4  # the fit estimates 2 % wide
+            need = w + (icon_side + gap if icon else 0)
+            if x - need < limit and words in short_forms and icon is not None:
+                words = short_forms[words]
+                w = round(self.measure(words, size, STYLES[role].bold) * 1.03) + 4 if words else 0
+                need = w + icon_side + (gap if words else 0)
+            if x - need < limit:
+                continue
+            if not words:
+                x -= icon_side
+                surface.blit(icon, (x, bar.y + (bar.h - icon_side) // 2))
+                x -= 2 * gap
+                continue
             x -= w
             self.text(surface, words, Box(x, bar.y, w, bar.h), role, colour, short, align="right", cap=size)
             if icon is not None:
@@ -404,19 +515,7 @@ class Renderer:
                 surface.blit(icon, (x, bar.y + (bar.h - icon_side) // 2))
             x -= 2 * gap
         left = Box(bar.x + m, bar.y, max(0, x - bar.x - m - gap), bar.h)
-        if status.alarm:  # the alarm first, at its natural width; the site name gets the rest
-            alarm_w = min(left.w - icon_side - gap, self.measure(status.alarm, size) + 2)
-            site_w = left.w - alarm_w - icon_side - 3 * gap if status.site_name else 0
-            if site_w < left.w * 0.2:
-                site_w = 0
-                alarm_w = left.w - icon_side - gap
-            if site_w:
-                self.text(surface, status.site_name, Box(left.x, left.y, site_w, left.h), "status", STATUS_FG, short, cap=size)
-                site_w += 2 * gap
-            surface.blit(icon_surface("warning", icon_side, AMBER, STATUS_BG), (left.x + site_w, left.y + (left.h - icon_side) // 2))
-            alarm_x = left.x + site_w + icon_side + gap
-            self.text(surface, status.alarm, Box(alarm_x, left.y, alarm_w, left.h), "status", AMBER, short, cap=size)
-        elif status.site_name:
+        if status.site_name:
             self.text(surface, status.site_name, left, "status", STATUS_FG, short, cap=size)
 
     # --- technician menu -----------------------------------------------------------------------------
@@ -457,8 +556,10 @@ class Renderer:
             info = boxes["info"]
             pygame.draw.rect(surface, (16, 19, 23), pygame.Rect(info), border_radius=layout.px(0.015))
             inner = info.inset(layout.margin)
-            row_h = layout.px(0.07)
             rows = ([("__title__", menu.info_title)] if menu.info_title else []) + list(menu.info)
+            # every row of the panel shown: rows get closer (down to 4.5 % of the short side)
+            # rather than the last ones dropped
+            row_h = min(layout.px(0.07), max(layout.px(0.045), inner.h // max(1, len(rows))))
             label_w = round(inner.w * (0.3 if layout.portrait else 0.26))
             y = inner.y
             for label, value in rows:

@@ -6,12 +6,12 @@ pipeline uses, so a sample cannot show something the kiosk would not.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
 from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
-from sentinel.screens import Screen, ScreenKind, StatusBar
+from sentinel.screens import QUEUE_HINT, Screen, ScreenKind, StatusBar
 from ui.pin import PinGate, hash_pin
 from ui.technician import MenuView, TechnicianActions, TechnicianMenu
 
@@ -44,6 +44,10 @@ def _result(verdict: Verdict, status: HealthStatus, language: str, offline: bool
     return Screen.result(verdict, status, language, offline, now=now, tz=SHANGHAI)
 
 
+def _t_queue(language: str) -> str:
+    return QUEUE_HINT[0 if language == "zh-CN" else 1]
+
+
 def _done(value) -> Future:
     future: Future = Future()
     future.set_result(value)
@@ -58,6 +62,7 @@ def technician_views(language: str) -> dict[str, MenuView]:
             ("站点" if language == "zh-CN" else "Site", f"xh-mall-east · {SITE_NAME[language]}"),
             ("版本" if language == "zh-CN" else "Version", "0.1.0"),
             ("摄像头" if language == "zh-CN" else "Camera", "picamera2 · 30 fps"),
+            ("本机时间" if language == "zh-CN" else "Local time", "2022-04-12 14:03:22 (UTC+08:00)"),
         ],
         network_status=lambda: [],
         gate_test=lambda: [],
@@ -75,7 +80,7 @@ def technician_views(language: str) -> dict[str, MenuView]:
     pin = menu.view()
     menu.press("back")
     menu.press("back")
-    for key in ("digit:2", "digit:4", "digit:6", "digit:8", "ok"):
+    for key in ("digit:2", "digit:4", "digit:6", "digit:8", "digit:0", "digit:0", "ok"):  # the right PIN, 246800
         menu.press(key)
     menu.poll()
     menu.press("device")
@@ -92,6 +97,8 @@ def samples(language: str, technician: bool = True) -> list[Sample]:
     out = [
         Sample("idle", Screen.prompt(ScreenKind.IDLE, language), online),
         Sample("idle_offline", Screen.prompt(ScreenKind.IDLE, language), offline),
+        # people coming through: the display adds the queue's rule for a minute after a verdict
+        Sample("idle_queue", replace(Screen.prompt(ScreenKind.IDLE, language), queue=_t_queue(language)), online),
         Sample("checking", Screen.prompt(ScreenKind.CHECKING, language), online),
         Sample("pass", _result(Verdict(VerdictKind.PASS, "ok"), green, language), online),
         Sample(

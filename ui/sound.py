@@ -5,14 +5,25 @@ appends to a queue. `pump()` runs on the display's render thread, the one thread
 pygame, and hands the next sound to the mixer, which plays it on SDL's own audio thread. A new
 verdict cuts off what is still playing, so a queue of people never hears stale prompts.
 
-No audio device is not an error: the first failure is logged once and the kiosk stays silent.
+What is played matches the screen: the screen kind's tone (pass, deny, attention), then the
+prompt for the verdict's reason ("红码，禁止通行", "核酸超时，禁止通行", "网络中断，请人工核验"…,
+`REASON_VOICE`), but only a prompt made for that kind of screen (`VOICE_KIND`): a reason shown as
+an amber staff check is never spoken as a refusal.
+
+No audio device is not an error: the first failure is logged once (one line: what libasound
+writes to the console meanwhile is caught and logged at debug level) and the kiosk stays silent.
 The WAV files in `ui/sounds/` are made by `tools/make_sounds.py` (tones in Python, voices with
-espeak-ng) and shipped, so a kiosk needs no speech synthesiser.
+espeak-ng, `apt install espeak-ng`) and shipped, so a kiosk needs no speech synthesiser;
+tests/test_voice.py holds every reason to a prompt in both languages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
 import threading
 from collections import deque
 from pathlib import Path
@@ -23,11 +34,72 @@ log = logging.getLogger("ui.sound")
 
 SOUNDS_DIR = Path(__file__).resolve().parent / "sounds"
 
-#: tone files (shared by both languages) and voice files (one per language folder)
+#: tone files, shared by both languages
 TONES = ("pass", "deny", "attention", "read")
-VOICES = ("pass", "deny", "manual", "unknown", "fault")
 
-#: screen kind → sounds in order: "tone:NAME" or "voice:NAME"
+#: the spoken prompts (one home for their words): name → (zh-CN, en). Each says the verdict and
+#: its reason in a few words, as the screen does (the screen's headline and reason, shortened);
+#: `tools/make_sounds.py` speaks them into `ui/sounds/<language>/<name>.wav`.
+VOICE_TEXT: dict[str, tuple[str, str]] = {
+    "pass": ("请通行", "Please pass"),
+    "deny": ("禁止通行", "Entry refused"),
+    "manual": ("请人工核验", "Please wait for staff"),
+    "red": ("红码，禁止通行", "Red code. Entry refused"),
+    "yellow_check": ("黄码，请人工核验", "Yellow code. Please wait for staff"),
+    "yellow_deny": ("黄码，禁止通行", "Yellow code. Entry refused"),
+    "expired": ("健康码已过期，请刷新", "Code expired. Please refresh it"),
+    "not_found": ("查不到此码，请人工核验", "Code not found. Please wait for staff"),
+    "nat_positive": ("核酸阳性，禁止通行", "Positive test. Entry refused"),
+    "nat_missing": ("无核酸记录，禁止通行", "No recent test. Entry refused"),
+    "nat_too_old": ("核酸超时，禁止通行", "Test too old. Entry refused"),
+    "vaccination": ("疫苗针数不足，禁止通行", "Not enough vaccine doses. Entry refused"),
+    "unknown": ("无法识别，请出示健康码", "Not a health code"),
+    "offline": ("网络中断，请人工核验", "Network down. Please wait for staff"),
+    "face_not_live": ("未确认本人，请人工核验", "Face not confirmed. Please wait for staff"),
+    "one_at_a_time": ("请一人一人核验", "One person at a time"),
+    "fault": ("设备故障，请找工作人员", "Out of order. Please ask staff"),
+}
+VOICES = tuple(VOICE_TEXT)
+
+_P, _D, _M = ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK
+#: the screen each prompt speaks for: a prompt is only ever played with that screen, so the voice
+#: never says 禁止通行 over an amber staff check (`cue_for` falls back to the kind's own prompt)
+VOICE_KIND: dict[str, ScreenKind] = {
+    "pass": _P, "deny": _D, "manual": _M, "red": _D, "yellow_check": _M, "yellow_deny": _D, "expired": _D,
+    "not_found": _M, "nat_positive": _D, "nat_missing": _D, "nat_too_old": _D, "vaccination": _D,
+    "unknown": ScreenKind.UNKNOWN_CODE, "offline": _M, "face_not_live": _M,
+    "one_at_a_time": ScreenKind.ONE_AT_A_TIME, "fault": ScreenKind.FAULT,
+}
+
+#: each verdict reason's prompt (`sentinel.policy.REASON_TEXT`; tests/test_voice.py holds every
+#: reason to one): what the screen for that reason says, so a reason shown as an amber staff
+#: check (offline) or a fault (device not authorised) is not spoken as a refusal
+REASON_VOICE: dict[str, str] = {
+    "ok": "pass",
+    "offline_allowed": "pass",
+    "red_code": "red",
+    "yellow_code": "yellow_check",
+    "yellow_denied": "yellow_deny",
+    "expired_code": "expired",
+    "not_found": "not_found",
+    "nat_positive": "nat_positive",
+    "nat_missing": "nat_missing",
+    "nat_too_old": "nat_too_old",
+    "vaccination": "vaccination",
+    "unrecognised": "unknown",
+    "offline_denied": "offline",
+    "offline_no_cache": "offline",
+    "device_unauthorized": "fault",
+    "verify_failed": "manual",
+    "face_not_live": "face_not_live",
+    "face_staff_check": "manual",
+    "record_failed": "manual",
+    "outbox_full": "manual",
+    "outbox_overdue": "manual",
+}
+
+#: screen kind → sounds in order: "tone:NAME" or "voice:NAME"; a verdict screen's voice is its
+#: reason's (`REASON_VOICE`) when it has one, this one otherwise
 CUES: dict[ScreenKind, tuple[str, ...]] = {
     ScreenKind.CHECKING: ("tone:read",),
     ScreenKind.PASS: ("tone:pass", "voice:pass"),
@@ -35,6 +107,7 @@ CUES: dict[ScreenKind, tuple[str, ...]] = {
     ScreenKind.MANUAL_CHECK: ("tone:attention", "voice:manual"),
     ScreenKind.UNKNOWN_CODE: ("tone:deny", "voice:unknown"),
     ScreenKind.FAULT: ("tone:attention", "voice:fault"),
+    ScreenKind.ONE_AT_A_TIME: ("tone:attention", "voice:one_at_a_time"),
 }
 SOUND_TEST = ("tone:pass", "voice:pass", "tone:deny", "voice:deny")
 
@@ -45,7 +118,38 @@ def sound_file(name: str, language: str, folder: Path = SOUNDS_DIR) -> Path:
 
 
 def cue_for(screen: Screen) -> tuple[str, ...]:
-    return CUES.get(screen.kind, ())
+    """The tone of the screen's kind, then the prompt for its reason, or the kind's own prompt
+    when the reason's is for another screen (a reason the pipeline turned into a staff check)."""
+    cue = CUES.get(screen.kind, ())
+    voice = REASON_VOICE.get(screen.reason)
+    if voice and VOICE_KIND.get(voice) == screen.kind:
+        cue = tuple(f"voice:{voice}" if n.startswith("voice:") else n for n in cue)
+    return cue
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Standard error at the file-descriptor level (where C libraries write) goes to a temporary
+    file meanwhile: ALSA's complaints become one log line instead of eight on the console."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (a test harness): nothing to capture
+        yield None
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            sink.captured = sink.read(4096).decode("utf-8", "replace")  # type: ignore[attr-defined]
+
+
+def _read(sink) -> list[str]:
+    return (getattr(sink, "captured", "") or "").splitlines() if sink is not None else []
 
 
 class SoundPlayer:
@@ -89,11 +193,13 @@ class SoundPlayer:
         """Start the mixer and load the sounds; False (logged once) when there is no audio device."""
         if self.available is not None:
             return self.available
+        noise = None
         try:
             import pygame.mixer
 
             pygame.mixer.pre_init(frequency=44100, size=-16, channels=2, buffer=1024)
-            pygame.mixer.init()
+            with _stderr_captured() as noise:  # libasound writes 8 lines to fd 2 on a machine without audio
+                pygame.mixer.init()
             pygame.mixer.set_num_channels(2)
             self._channel = pygame.mixer.Channel(0)
         except Exception as e:  # pygame.error, or no SDL audio at all
@@ -101,6 +207,9 @@ class SoundPlayer:
             log.warning("%s: sounds off", self.problem)
             self.available = False
             return False
+        finally:
+            if noise_lines := [line for line in _read(noise) if line.strip()]:
+                log.debug("audio: %d lines from the sound library, the first: %s", len(noise_lines), noise_lines[0])
         missing = []
         for tone in TONES:
             missing += self._load(f"tone:{tone}")

@@ -10,7 +10,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     # status bar
     "online": ("在线", "Online"),
     "offline": ("离线", "Offline"),
-    "outbox": ("待传 {n}", "Queue {n}"),
+    "outbox": ("{n}条待上传", "{n} to upload"),  # records waiting to upload, not people waiting
     "checked_at": ("核验时间 {t}", "Checked at {t}"),
     # technician menu
     "menu_title": ("技术员菜单", "Technician menu"),

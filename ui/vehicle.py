@@ -64,10 +64,24 @@ def background(screen: Screen) -> Colour:
     return BG
 
 
-def draw(r, surface: pygame.Surface, layout: Layout, screen: Screen, preview, phase: int, language: str) -> None:
-    """Draw a vehicle screen below the status bar (the renderer draws the bar)."""
+class _UnderBanner(Layout):
+    """The same layout with its content starting under the banner: every piece (and every touch
+    target) of a vehicle screen moves down together."""
+
+    def content(self, banner: bool) -> Box:
+        return super().content(True)
+
+
+def draw(r, surface: pygame.Surface, layout: Layout, screen: Screen, preview, phase: int, language: str,
+         banner: str = "") -> None:
+    """Draw a vehicle screen below the status bar (the renderer draws the bar) and, when there is
+    one, the banner (offline, an alarm): an officer at a checkpoint must see that the network is
+    down as much as a gate's queue does."""
     view = screen.vehicle or VehicleView()
     surface.fill(background(screen))
+    if banner:
+        r._banner(surface, layout, banner)
+        layout = _UnderBanner(layout.width, layout.height)
     if screen.kind == ScreenKind.PLATE and view.keypad is not None:
         _plate(r, surface, layout, screen, view)
     elif screen.kind == ScreenKind.VEHICLE_SUMMARY:
@@ -184,19 +198,28 @@ def _row(r, surface, layout: Layout, box: Box, row: OccupantRow) -> None:
         r.hits[row.button] = box
 
 
-def _rows(r, surface, layout: Layout, box: Box, rows: tuple[OccupantRow, ...], min_h: int, max_h: int, more_text: str) -> None:
-    """As many rows as fit, newest last; the oldest give way when there is no room."""
+def _rows(r, surface, layout: Layout, box: Box, rows: tuple[OccupantRow, ...], min_h: int, max_h: int, more_text: str,
+          newest_text: str = "", pages_back: int = 0) -> None:
+    """As many rows as fit, newest last; the oldest give way when there is no room, and a line
+    over the list says how many: a tap on it turns the list back a page (`rows:older`), and on the
+    oldest page the line takes the list back to the newest (`rows:newest`)."""
     if not rows:
         return
     gap = max(3, layout.margin // 3)
     fit = max(1, (box.h + gap) // (min_h + gap))
+    end = len(rows)
     if len(rows) > fit:  # the oldest give way; a line says how many
         line = layout.px(0.055)
         fit = max(1, (box.h - line - gap + gap) // (min_h + gap))
-        hidden = len(rows) - fit
-        r.text(surface, more_text.format(n=hidden), Box(box.x, box.y, box.w, line), "info", SOFT, layout.short, align="center")
+        end = max(fit, len(rows) - pages_back * fit)
+        hidden = end - fit
+        words, target = (more_text.format(n=hidden), "rows:older") if hidden else (newest_text, "rows:newest")
+        more_box = Box(box.x, box.y, box.w, line)
+        if words:
+            r.text(surface, words, more_box, "info", SOFT, layout.short, align="center")
+            r.hits[target] = more_box
         box = Box(box.x, box.y + line + gap, box.w, box.h - line - gap)
-    shown = rows[-fit:]
+    shown = rows[max(0, end - fit):end]
     h = min(max_h, (box.h - gap * (len(shown) - 1)) // len(shown))
     for i, row in enumerate(shown):
         _row(r, surface, layout, Box(box.x, box.y + i * (h + gap), box.w, h), row)
@@ -231,7 +254,8 @@ def _session(r, surface, layout: Layout, screen: Screen, view: VehicleView, prev
     _card(r, surface, layout, card, view.check, phase)
     _header(r, surface, layout, header, screen, view)
     if view.rows:
-        _rows(r, surface, layout, rows, view.rows, min_h=layout.px(0.11), max_h=layout.px(0.15), more_text=view.more)
+        _rows(r, surface, layout, rows, view.rows, min_h=layout.px(0.11), max_h=layout.px(0.15), more_text=view.more,
+              newest_text=view.newest, pages_back=view.pages_back)
     else:  # nobody yet: who comes first
         top = Box(rows.x, rows.y + rows.h // 4, rows.w, rows.h // 4)
         r.text(surface, screen.message, top, "button", WHITE, short, align="center")
@@ -341,18 +365,30 @@ def _summary(r, surface, layout: Layout, screen: Screen, view: VehicleView) -> N
     r.text(surface, screen.message, message, "info", ink, short, align=align, cap=round(message.h * 0.5))
     plate = " · ".join(t for t in (view.plate or view.plate_hint, view.counts, screen.time) if t)
     r.text(surface, plate, plate_line, "info", soft, short, align=align)
-    _summary_rows(r, surface, layout, rows_box, view.rows, ink, soft, fill)
+    _summary_rows(r, surface, layout, rows_box, view.rows, ink, soft, fill, view.more, view.more_passed)
     _buttons_row(r, surface, layout, buttons, view.buttons)
 
 
-def _summary_rows(r, surface, layout: Layout, box: Box, rows: tuple[OccupantRow, ...], ink: Colour, soft: Colour, fill: Colour) -> None:
-    """One line per person: their verdict's icon, seat and name, the reason and flags."""
+def _summary_rows(r, surface, layout: Layout, box: Box, rows: tuple[OccupantRow, ...], ink: Colour, soft: Colour, fill: Colour,
+                  more: str = "", more_passed: str = "") -> None:
+    """One line per person: their verdict's icon, seat and name, the reason and flags. When not
+    every row fits, the people who did not pass are listed first (the headline names them), in
+    seat order, and a last line says how many more there are ("另有5人通过" when they all passed)."""
     if not rows or box.h <= 0:
         return
     gap = max(2, layout.margin // 4)
-    line = min(layout.px(0.075), (box.h - gap * (len(rows) - 1)) // len(rows))
-    shown = rows if line >= layout.px(0.05) else rows[-max(1, (box.h + gap) // (layout.px(0.05) + gap)):]
-    line = min(layout.px(0.075), (box.h - gap * (len(shown) - 1)) // len(shown))
+    least = layout.px(0.05)
+    capacity = max(1, (box.h + gap) // (least + gap))
+    shown = list(rows)
+    hidden: list[OccupantRow] = []
+    if len(rows) > capacity:
+        keep = capacity - 1  # the last line says who is not listed
+        failed = [row for row in rows if row.verdict != "pass"]
+        chosen = set(map(id, (failed + [row for row in rows if row.verdict == "pass"])[:keep]))
+        shown = [row for row in rows if id(row) in chosen]
+        hidden = [row for row in rows if id(row) not in chosen]
+    lines = len(shown) + (1 if hidden else 0)
+    line = min(layout.px(0.075), (box.h - gap * (lines - 1)) // lines)
     for i, row in enumerate(shown):
         y = box.y + i * (line + gap)
         side = line
@@ -364,6 +400,12 @@ def _summary_rows(r, surface, layout: Layout, box: Box, rows: tuple[OccupantRow,
         r.text(surface, name, Box(x, y, label_w, line), "info", ink, layout.short, cap=round(line * 0.7))
         words = " · ".join((row.text, *row.flags))
         r.text(surface, words, Box(x + label_w + layout.margin // 2, y, box.right - x - label_w - layout.margin // 2, line), "info", soft,
+               layout.short, cap=round(line * 0.62))
+    if hidden:
+        template = more_passed if more_passed and all(row.verdict == "pass" for row in hidden) else more or "+{n}"
+        words = template.format(n=len(hidden))
+        y = box.y + len(shown) * (line + gap)
+        r.text(surface, words, Box(box.x + line + layout.margin // 2, y, box.right - box.x - line - layout.margin // 2, line), "info", soft,
                layout.short, cap=round(line * 0.62))
 
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from sentinel.config import (
 )
 from sentinel.demo_data import DemoPerson
 from sentinel.pipeline import CheckOutcome
+from sentinel.screens import verdict_line
 
 NAME = "demo"
 HELP = "run the kiosk on embedded defaults"
@@ -59,7 +61,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--display", choices=["console", "pygame"], default="console", help="console (log lines) or pygame (a window, as on the kiosk)"
     )
-    parser.add_argument("--size", default="800x480", help="window size for --display pygame: 800x480 (landscape) or 1080x1920 (pillar)")
+    parser.add_argument(
+        "--size", default="800x480",
+        help="window size for --display pygame: 800x480 (landscape), 1080x1920 (pillar), any WIDTHxHEIGHT, or landscape/portrait",
+    )
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """'800x480' or a layout name → (width, height); None for anything else (a one-line error)."""
+    from ui.layout import LAYOUTS
+
+    if text in LAYOUTS:
+        return LAYOUTS[text]
+    match = re.fullmatch(r"(\d{3,4})[xX×](\d{3,4})", text.strip())
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _bad_size(args: argparse.Namespace) -> int:
+    """2 (and one line on stderr) when --size is not a size, else 0."""
+    if parse_size(getattr(args, "size", "800x480")) is None:
+        print(f"sentinel demo: --size {args.size!r} is not a size: use WIDTHxHEIGHT, e.g. 800x480 (landscape) "
+              "or 1080x1920 (pillar)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def demo_config(args: argparse.Namespace, state_dir: Path, service_url: str, token_file: Path) -> SentinelConfig:
@@ -89,8 +113,8 @@ def _display(args: argparse.Namespace) -> DisplayConfig:
         return DisplayConfig(type="console", result_s=1.0)
     from ui.pin import hash_pin
 
-    width, _, height = args.size.partition("x")
-    return DisplayConfig(type="pygame", width=int(width), height=int(height), result_s=1.0, technician_pin_hash=hash_pin(DEMO_PIN))
+    width, height = parse_size(args.size) or (800, 480)
+    return DisplayConfig(type="pygame", width=width, height=height, result_s=1.0, technician_pin_hash=hash_pin(DEMO_PIN))
 
 
 def _printer(as_json: bool, language: str):
@@ -115,7 +139,7 @@ def _printer(as_json: bool, language: str):
             line = (
                 f"{now:%H:%M:%S}  {outcome.credential_kind or 'rejected':<11}  {outcome.status or '-':<9}  "
                 f"{outcome.verdict.kind.value:<12}  {outcome.person or '-':<4}  {outcome.latency_s * 1000:6.1f} ms  "
-                f"{outcome.verdict.text(language)}{'  (offline)' if outcome.offline else ''}"
+                f"{verdict_line(outcome.verdict, language)}{'  (offline)' if outcome.offline else ''}"
             )
         print(line, flush=True)
 
@@ -144,6 +168,8 @@ def _demo_service(args: argparse.Namespace, stop: threading.Event, seed: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    if _bad_size(args):
+        return 2
     if getattr(args, "profile", "kiosk") == "handheld":
         return run_handheld(args)
     from sentinel.kiosk import build_kiosk

@@ -10,7 +10,7 @@
 - `sync`: fetch the site's gallery from the service now (`GET /v1/faces`).
 
 The gallery is `<state_dir>/faces/gallery.sqlite3` of the config (or `--gallery FILE`); changes are
-seen by a running kiosk within one detection. Needs the face extra (dlib, face_recognition).
+seen by a running kiosk within one detection. Needs the face extra (dlib, face-recognition-models).
 
 Run with sudo, it reads the config, the device token and the face engine as root, then works on
 the gallery as the kiosk's `sentinel` user where one exists (so the files stay the kiosk's, 0600,

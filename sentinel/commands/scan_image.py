@@ -2,7 +2,9 @@
 
 For technicians checking a site's codes, and for anyone comparing decoders on their own photos.
 Output is one JSON object per line, flushed as each file is done, so it can be piped into `jq` and
-followed live on a slow Pi; a bad file gets an `error` line and does not stop the others.
+followed live on a slow Pi; a bad file gets an `error` line and does not stop the others. A photo
+with a QR symbol that was located but that no backend could read gets an `unreadable` list of its
+outlines: there is a code, it is just too small, blurred, glared or damaged.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sys
 import time
 
-from sentinel.decoding import BACKENDS, DEFAULT_ORDER, Decoder, ImageError, load_grey, make_decoder
+from sentinel.decoding import BACKENDS, DEFAULT_ORDER, Decoder, ImageError, Scan, load_grey, make_decoder
 
 NAME = "scan-image"
 HELP = "decode QR codes in image files; one JSON object per line per file"
@@ -50,15 +52,20 @@ def scan_file(decoder: Decoder, name: str) -> dict:
         return {"file": name, "error": exc.reason}
     start = time.perf_counter()
     try:
-        codes = decoder.decode(grey)
+        scan = decoder.scan(grey) if hasattr(decoder, "scan") else Scan(codes=decoder.decode(grey), unread=0)
     except Exception as exc:  # noqa: BLE001 - a missing library is reported per file, not as a traceback
         return {"file": name, "error": f"decoder {decoder.name} failed: {exc}"}
     ms = (time.perf_counter() - start) * 1000
-    return {
+    result = {
         "file": name,
-        "codes": [{"text": c.text, "decoder": c.decoder, "corners": [list(p) for p in c.corners]} for c in codes],
+        "codes": [{"text": c.text, "decoder": c.decoder, "corners": [list(p) for p in c.corners]} for c in scan.codes],
         "ms": round(ms, 1),
     }
+    if scan.unreadable:
+        # QR symbols located but read by no backend: the photo has a code too small, blurred or
+        # damaged to read (a kiosk would ask for the phone closer); outlines where known.
+        result["unreadable"] = [[list(p) for p in quad] for quad in scan.located]
+    return result
 
 
 def _warm_up(decoder: Decoder) -> None:

@@ -110,6 +110,21 @@ def run(args: argparse.Namespace) -> int:
     except FontNotFoundError as e:
         print(f"sentinel screens: {e}", file=sys.stderr)
         return 1
+    if args.only:  # a name that matches nothing is a typo, not "write nothing"
+        known = {s.name for language in ("zh-CN", "en") for s in samples(language) + stress_samples(language)
+                 + vehicle_samples(language) + vehicle_stress_samples(language)}
+        unknown = sorted(set(args.only) - known)
+        if unknown:
+            print(f"sentinel screens: no screen named {', '.join(unknown)}; the screens are: {', '.join(sorted(known))}",
+                  file=sys.stderr)
+            return 2
+        wanted = {s.name for language in ("zh-CN", "en") for s in samples(language)
+                  + (stress_samples(language) if args.stress else [])
+                  + (vehicle_samples(language) + (vehicle_stress_samples(language) if args.stress else [])
+                     if args.handheld else [])}
+        if not set(args.only) & wanted:
+            print(f"sentinel screens: {', '.join(args.only)} need --stress or --handheld", file=sys.stderr)
+            return 2
     preview = Preview(mirror=True, smooth=True)
     preview.frame = _preview_frame(args.preview or ASSETS / "scenes" / "02_green.png")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 compound or factory matches their face against the people enrolled for its site and then asks the
 service for that person's status, like for any other credential.
 
-- `engine`: dlib's HOG detector and face encoder through `face_recognition` (an optional extra,
+- `engine`: dlib's HOG detector, 5-point predictor and face encoder (and the 68-point predictor
+  for liveness), loaded through dlib from face-recognition-models' files (an optional extra,
   imported only when a `FaceEngine` is made);
 - `gallery`: the enrolled encodings in `<state_dir>/faces/gallery.sqlite3` (masked names only);
 - `matcher`: `FaceMatcher.observe(frame, qr_in_view)` for the kiosk loop;

@@ -1,12 +1,23 @@
-"""The face engine: dlib's HOG face detector and its 128-number face encoding, through the
-`face_recognition` package, loaded only when first used.
+"""The face engine: dlib's HOG face detector, its 5-point shape predictor and its 128-number
+ResNet face encoder, loaded through dlib itself from the model files of `face-recognition-models`,
+only when first used; and dlib's 68-point shape predictor, loaded only where landmarks are wanted
+(the liveness check, sentinel/faces/liveness.py).
 
-`face_recognition` is an optional extra (see `INSTALL_HINT`): the core, the CLI's other commands
-and a kiosk with face matching off never import it, dlib or its 100 MB of models. Importing this
-module is cheap; `FaceEngine()` is what loads them (about a second on a PC, several on a Pi).
+Why not `import face_recognition`: it loads all four models at import, among them the 68-point
+predictor (89 MB of heap) that matching never uses and the CNN detector, and imports
+`pkg_resources` to find the files: measured 146.7 MB and 1.0-1.15 s against 53.4 MB and 0.36 s for
+the three models the engine uses (issue 18; docs/benchmarks.md has the kiosk's RSS). The calls
+below are the ones face_recognition makes (`face_encodings(..., model="small")`,
+`face_landmarks(..., model="large")`), so encodings and landmarks are the same numbers.
+
+The engine is an optional extra (see `INSTALL_HINT`): the core, the CLI's other commands and a
+kiosk with face matching off never import dlib or its models. Importing this module is cheap;
+`FaceEngine()` is what loads them (a third of a second on a PC, more on a Pi). A model file that is
+missing or unreadable is `EngineUnavailable` with the install hint, never a crash of the kiosk
+(sentinel/faces/kiosk.py then checks codes only).
 
 Boxes are `FaceBox(left, top, right, bottom)` in pixels of the image they were found in;
-`face_recognition` itself speaks (top, right, bottom, left).
+face_recognition's "css" order is (top, right, bottom, left).
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import importlib.util
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentinel.images import ImageError, load_rgb  # noqa: F401 - image files: the one loader, re-exported here
@@ -24,10 +36,17 @@ if TYPE_CHECKING:  # numpy is only a type here: importing sentinel.faces must st
 
 #: how to get the engine; install.sh --dev does this for developers and CI
 INSTALL_HINT = (
-    "face matching needs dlib and face_recognition: "
-    "pip install 'digital-sentinel[face]' && pip install --no-deps face_recognition "
-    "(./install.sh --dev installs both)"
+    "face matching needs dlib and the face-recognition-models files: "
+    "pip install 'digital-sentinel[face]' (./install.sh --dev installs it)"
 )
+#: the packages the engine needs (face_recognition itself is not one of them)
+PACKAGES = ("dlib", "face_recognition_models")
+#: face-recognition-models' files, in its `models/` folder
+MODEL_FILES = {
+    "five_point": "shape_predictor_5_face_landmarks.dat",
+    "sixty_eight_point": "shape_predictor_68_face_landmarks.dat",
+    "encoder": "dlib_face_recognition_resnet_model_v1.dat",
+}
 #: the HOG detector's smallest face box: faces narrower than this (in the pixels the detector
 #: sees) are not found without upsampling. Measured: boxes come in steps of 72, 86, 104, … px.
 HOG_MIN_FACE_PX = 72
@@ -78,30 +97,37 @@ class FaceBox:
 
 def available() -> bool:
     """Whether the engine's packages are installed, without importing them."""
-    return all(importlib.util.find_spec(m) is not None for m in ("dlib", "face_recognition_models", "face_recognition"))
+    return all(importlib.util.find_spec(m) is not None for m in PACKAGES)
 
 
-_lock = threading.Lock()
-_module: Any = None
+def model_path(which: str) -> Path:
+    """The file of one of `MODEL_FILES`, found without importing face_recognition_models (whose
+    `__init__` imports pkg_resources, slow and heavy); EngineUnavailable when it is not there."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailable(f"face_recognition_models not installed; {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILES[which]
+    if not path.is_file():
+        raise EngineUnavailable(f"face model file missing: {path}; {INSTALL_HINT}")
+    return path
 
 
-def load() -> Any:
-    """The `face_recognition` module, imported once; EngineUnavailable when it cannot be."""
-    global _module
-    with _lock:
-        if _module is not None:
-            return _module
-        missing = [m for m in ("dlib", "face_recognition_models", "face_recognition") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise EngineUnavailable(f"{', '.join(missing)} not installed; {INSTALL_HINT}")
-        try:
-            import face_recognition
-        except (ImportError, OSError) as e:
-            raise EngineUnavailable(f"cannot load face_recognition ({type(e).__name__}: {e}); {INSTALL_HINT}") from None
-        except SystemExit:  # face_recognition calls quit() when its models are missing
-            raise EngineUnavailable(f"face_recognition could not find its models; {INSTALL_HINT}") from None
-        _module = face_recognition
-        return _module
+def _dlib() -> Any:
+    if importlib.util.find_spec("dlib") is None:
+        raise EngineUnavailable(f"dlib not installed; {INSTALL_HINT}")
+    try:
+        import dlib
+    except (ImportError, OSError) as e:
+        raise EngineUnavailable(f"cannot load dlib ({type(e).__name__}: {e}); {INSTALL_HINT}") from None
+    return dlib
+
+
+def _load_model(dlib: Any, kind: str, which: str) -> Any:
+    path = model_path(which)
+    try:
+        return getattr(dlib, kind)(str(path))
+    except RuntimeError as e:  # dlib's "Error deserializing object…": a damaged file
+        raise EngineUnavailable(f"cannot read the face model {path.name} ({e}); {INSTALL_HINT}") from None
 
 
 def upsample_for(min_face_px: float, scale: float) -> int:
@@ -114,14 +140,30 @@ def upsample_for(min_face_px: float, scale: float) -> int:
 
 
 class FaceEngine:
-    """Detection and encoding. Thread-safe for one caller at a time (dlib's models are shared)."""
+    """Detection and encoding (and landmarks, for the liveness check). Thread-safe for one caller
+    at a time (dlib's models are shared). `landmarks=True` loads the 68-point predictor now (the
+    kiosk with liveness on: not a stall at the first matched face); otherwise it is loaded at the
+    first `landmarks()` call, if any."""
 
-    def __init__(self) -> None:
-        self._fr = load()
-        import dlib
-
-        self._detector = dlib.get_frontal_face_detector()  # what face_locations(model="hog") uses
+    def __init__(self, *, landmarks: bool = False) -> None:
+        dlib = self._dlib = _dlib()
+        self._detector = dlib.get_frontal_face_detector()  # face_recognition's face_locations(model="hog")
+        self._five_point = _load_model(dlib, "shape_predictor", "five_point")
+        self._encoder = _load_model(dlib, "face_recognition_model_v1", "encoder")
+        self._sixty_eight: Any = None
         self._lock = threading.Lock()
+        if landmarks:
+            self._landmark_model()
+
+    def _landmark_model(self) -> Any:
+        if self._sixty_eight is None:
+            self._sixty_eight = _load_model(self._dlib, "shape_predictor", "sixty_eight_point")
+        return self._sixty_eight
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        """Which of `MODEL_FILES` are in memory (for tests and `sentinel doctor`)."""
+        return ("five_point", "encoder") + (("sixty_eight_point",) if self._sixty_eight is not None else ())
 
     def detect(self, image: "np.ndarray", upsample: int = 0, min_score: float = 0.0) -> list[FaceBox]:
         """Face boxes in `image` (H×W grey or H×W×3 RGB, uint8) whose detector score is above
@@ -138,23 +180,47 @@ class FaceEngine:
         ]
 
     def encode(self, image: "np.ndarray", boxes: list[FaceBox], jitters: int = 1) -> list["np.ndarray"]:
-        """One 128-number encoding per box (boxes in `image`'s pixels)."""
+        """One 128-number encoding per box (boxes in `image`'s pixels, `image` H×W×3 RGB)."""
+        import numpy as np
+
         if not boxes:
             return []
+        rect = self._dlib.rectangle
         with self._lock:
-            return list(self._fr.face_encodings(image, [b.css() for b in boxes], num_jitters=jitters, model="small"))
-
+            shapes = [self._five_point(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
+            return [np.array(self._encoder.compute_face_descriptor(image, shape, jitters)) for shape in shapes]
 
     def landmarks(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray | None"]:
-        """dlib's 68 landmarks (68×2, image pixels) per box, for the liveness check; None for a
-        face whose landmarks do not come out whole."""
+        """dlib's 68 landmarks per box, as `liveness.landmarks_from_parts` arranges them (image
+        pixels), for the liveness check; None for a face whose landmarks do not come out whole."""
         from sentinel.faces.liveness import landmarks_from_parts
 
         if not boxes:
             return []
+        rect = self._dlib.rectangle
         with self._lock:
-            found = self._fr.face_landmarks(image, [b.css() for b in boxes], model="large")
-        return [landmarks_from_parts(parts) for parts in found]
+            model = self._landmark_model()
+            shapes = [model(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
+        return [landmarks_from_parts(_named_parts([(p.x, p.y) for p in shape.parts()])) for shape in shapes]
+
+
+def _named_parts(points: list[tuple[int, int]]) -> dict[str, list[tuple[int, int]]]:
+    """The 68 points named as face_recognition's `face_landmarks(model="large")` names them (its
+    lips repeat corner points: the liveness thresholds were measured on exactly these)."""
+    if len(points) != 68:
+        return {}
+    p = points
+    return {
+        "chin": p[0:17],
+        "left_eyebrow": p[17:22],
+        "right_eyebrow": p[22:27],
+        "nose_bridge": p[27:31],
+        "nose_tip": p[31:36],
+        "left_eye": p[36:42],
+        "right_eye": p[42:48],
+        "top_lip": p[48:55] + [p[64], p[63], p[62], p[61], p[60]],
+        "bottom_lip": p[54:60] + [p[48], p[60], p[67], p[66], p[65], p[64]],
+    }
 
 
 def as_rgb(image: "np.ndarray") -> "np.ndarray":

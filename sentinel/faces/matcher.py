@@ -2,8 +2,23 @@
 the camera, if anyone, and only one person at a time.
 
 `FaceMatcher.observe(frame, qr_in_view)` is what the kiosk loop calls. It answers None when a
-detection is not due (at most one every `detect_every_s`, never while a QR code is in view: codes
-come first, and a face costs tens to hundreds of milliseconds), and otherwise a `FaceObservation`:
+detection is not due, and otherwise a `FaceObservation`. A detection is due (never while a QR code
+is in view: codes come first, and a face costs tens to hundreds of milliseconds):
+
+- at once when something changed in view since the last detection (`view_changed`: a cheap
+  difference of a 1/4-scale thumbnail of the grey plane against the one of the last detection,
+  about 0.1 ms), at most every `CHANGE_GAP_S`, while the last detection saw nobody of usable
+  size: a person stepping up is looked at within a frame or two instead of waiting for the next
+  slot of a fixed clock (issue 18: face in view -> relay waited up to 0.5 s for it). Once a face
+  is in view, a moving person changes every frame; looking again at each change would encode
+  their face every 0.1 s (77 ms each on a PC, about half a second on a Pi, on the frame loop),
+  so from then on the clocks below decide;
+- otherwise every `detect_every_s` (an unchanged view: the idle cost of before, a safety net for
+  changes too slow or too faint for the difference, and for a gallery that changed);
+- every `liveness_every_s` while a matched face is watched for a sign of life (a blink is a small
+  change the thumbnail may not see).
+
+What it answers:
 
 - `no_face`: nobody in view;
 - `too_small`: only faces narrower than `min_face_px` (people further away, the queue behind);
@@ -54,6 +69,35 @@ log = logging.getLogger("sentinel.faces")
 #: a match must be this much nearer than the nearest *other* person, or it is not trusted:
 #: two enrolled people both within tolerance of one face is a look-alike, not an identity
 AMBIGUITY_MARGIN = 0.05
+#: while the view keeps changing (someone walking up), detections are at least this far apart:
+#: a HOG detection at 320 px is 4-14 ms, so a moving view costs at most about a tenth of a core
+CHANGE_GAP_S = 0.1
+#: the thumbnail the view is compared on: every THUMB_STEP-th pixel of every THUMB_STEP-th row
+THUMB_STEP = 4
+#: a thumbnail pixel counts as changed when its grey level moved by more than this (sensor noise
+#: is a few levels; a face against a background is tens)
+CHANGED_LEVEL = 24
+#: the view changed when at least this fraction of thumbnail pixels did (a face 80 px wide in a
+#: 640x480 frame is about 3 % of it; 0.2 % is a hand or a head entering at the edge)
+CHANGED_FRACTION = 0.002
+
+
+def thumbnail(grey: "np.ndarray") -> "np.ndarray":
+    """The grey plane at 1/THUMB_STEP scale (strided, not averaged: no copy of the full frame)."""
+    import numpy as np
+
+    return np.asarray(grey[::THUMB_STEP, ::THUMB_STEP], dtype=np.int16)
+
+
+def view_changed(before: "np.ndarray | None", now: "np.ndarray") -> bool:
+    """Whether the view in thumbnail `now` changed against `before` (None: nothing to compare
+    with, a changed size: both count as changed)."""
+    import numpy as np
+
+    if before is None or before.shape != now.shape:
+        return True
+    moved = int(np.count_nonzero(np.abs(now - before) > CHANGED_LEVEL))
+    return moved >= max(1, int(CHANGED_FRACTION * now.size))
 
 
 class ObservationKind(StrEnum):
@@ -161,6 +205,8 @@ class FaceMatcher:
         self._clock = clock
         self._engine = engine
         self._last_detect = float("-inf")
+        self._last_view: Any = None  # the thumbnail of the frame of the last detection
+        self._nobody = True  # the last detection saw no face of usable size (changes in view count)
         self._version: Any = None
         self._entries: list = []
         self._matrix: Any = None
@@ -171,7 +217,8 @@ class FaceMatcher:
         if self._engine is None:
             from sentinel.faces.engine import FaceEngine
 
-            self._engine = FaceEngine()
+            # the 68-point predictor (89 MB) only where the liveness check reads landmarks
+            self._engine = FaceEngine(landmarks=self.config.liveness != "off")
         return self._engine
 
     def warm_up(self) -> None:
@@ -187,17 +234,37 @@ class FaceMatcher:
         if qr_in_view:
             return None
         now = self._clock()
-        every = self.config.liveness_every_s if self._watch.active else self.config.detect_every_s
-        if now - self._last_detect < every:
+        since = now - self._last_detect
+        view = None
+        if self._watch.active:
+            due = since >= self.config.liveness_every_s
+        elif since >= self.config.detect_every_s:
+            due = True
+        elif since >= CHANGE_GAP_S and self._nobody:
+            try:
+                view = thumbnail(frame.grey)
+                due = view_changed(self._last_view, view)
+            except Exception:  # a frame the difference cannot read: the clock decides
+                log.debug("view difference failed on frame %s", frame.sequence, exc_info=True)
+                due = False
+        else:
+            due = False
+        if not due:
             return None
         self._last_detect = now
+        try:
+            self._last_view = view if view is not None else thumbnail(frame.grey)
+        except Exception:
+            self._last_view = None
         try:
             observation = self._alive(self.analyse(frame.grey, frame.colour, sequence=frame.sequence), frame, now)
         except Exception:  # a face-engine fault must not take the kiosk down; codes still work
             if not self._failing:
                 log.exception("face matching failed; QR codes are still checked")
             self._failing = True
+            self._nobody = False  # a failing engine is tried again on the clock, not on every change
             return None
+        self._nobody = observation.kind in (ObservationKind.NO_FACE, ObservationKind.TOO_SMALL)
         if self._failing:
             log.info("face matching works again")
             self._failing = False
