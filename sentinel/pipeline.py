@@ -62,6 +62,16 @@ relay is closed at once and stays closed, and frames keep reaching the preview. 
 flight finishes, is recorded and shown as decided, but a pass gets no gate pulse: its record gets
 the amendment `gate_paused` (did not pass), so record and gate still agree.
 
+**A code seen but not read** (the decoder located a QR symbol it could not decode: too small in
+the frame, blurred, a dim or glaring phone screen; `sentinel.decoding.Scan.unreadable`): after
+`hint_after_frames` frames in a row with such a symbol and no code read, the screen asks for the
+phone closer and its screen brighter (`ScreenKind.HOLD_CLOSER`, over the camera view), for
+`hint_s` after the last such frame, then goes back to idle (or the fault screen) by itself. It is a
+request, not an outcome: no check, no record, no gate, no verdict sound. It is shown only instead of
+the idle or a fault screen (not the camera's), never over a check in flight, a verdict or the
+one-at-a-time request, and not while paused; a code read meanwhile is checked at once. A decoder
+without `scan` (pyzbar or WeChat alone) cannot tell, and the kiosk then never asks.
+
 **Trigger** (a handheld's `hardware.inputs.TriggerButton`, optional): each press lets a code seen
 just before count as new again (the debounce window starts over: a passenger shows the same phone
 on purpose), and a code read disarms it (one press, one check).
@@ -83,6 +93,7 @@ from typing import Protocol
 
 from sentinel.config import PolicyConfig
 from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejection
+from sentinel.decoding import Scan
 from sentinel.faces.matcher import FaceObservation, ObservationKind
 from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
@@ -112,6 +123,11 @@ class FrameSourceLike(Protocol):
 
 
 class DecoderLike(Protocol):
+    """`decode`, and optionally `scan` (-> `sentinel.decoding.Scan`: also the codes located but not
+    read). zxing-cpp and the cascade `make_decoder` builds from two or more backends have `scan`;
+    pyzbar or WeChat alone (a config may name one backend) do not, so the pipeline looks once, when
+    it is built, and without `scan` never asks for a code closer."""
+
     def decode(self, grey): ...  # -> list of objects with .text and .raw
 
 
@@ -245,8 +261,15 @@ class Pipeline:
         faults: Callable[[], str | None] | None = None,
         fault_poll_s: float = 1.0,
         trigger: TriggerLike | None = None,
+        hint_after_frames: int = 3,
+        hint_s: float = 2.0,
     ):
         self._decoder = decoder
+        scan = getattr(decoder, "scan", None)  # optional: DecoderLike
+        self._scan: Callable[..., Scan] | None = scan if callable(scan) else None
+        self._hint_after_frames = max(1, hint_after_frames)
+        self._hint_s = hint_s
+        self._unreadable_frames = 0  # frames in a row with a code located but none read
         self._rules = rules
         self._verifier = verifier
         self._policy = policy
@@ -323,13 +346,15 @@ class Pipeline:
             self._to_idle()
         self._expire_result(now)
         try:
-            codes = self._decoder.decode(frame.grey)
+            scan = self._read_codes(frame.grey)
         except Exception:  # a decoder bug must not take the kiosk down
             log.exception("decoder failed on frame %d", frame.sequence)
             return
+        codes = scan.codes
         for code in codes:
             if self._on_payload(code.text, getattr(code, "raw", None), now):
                 break
+        self._note_unreadable(scan, now)
         # Faces only while no code is in view and no check is in flight: codes come first.
         if self._faces is not None and not codes and self._ready_for_faces():
             self._on_face(frame, now)
@@ -455,6 +480,28 @@ class Pipeline:
                 self._trigger.disarm()
             except Exception:
                 log.exception("trigger unreadable")
+
+    def _read_codes(self, grey) -> Scan:
+        if self._scan is not None:
+            return self._scan(grey)
+        return Scan(codes=list(self._decoder.decode(grey)), unread=0)
+
+    def _note_unreadable(self, scan: Scan, now: float) -> None:
+        """Ask for the phone closer / brighter after `hint_after_frames` frames in a row with a
+        code located but none read; keep asking while it lasts (module docstring)."""
+        if scan.codes or not scan.unreadable:
+            self._unreadable_frames = 0
+            return
+        self._unreadable_frames += 1
+        if self._unreadable_frames < self._hint_after_frames or self._paused:
+            return
+        if self.state == State.RESULT and self._shown_kind == ScreenKind.HOLD_CLOSER:
+            self._result_until = now + self._hint_s  # still in view and still unread: the request stays
+        elif self.state == State.IDLE or (self.state == State.FAULT and self.fault != "camera"):
+            log.info("a code in view could not be read (%d frames): asking for it closer / brighter", self._unreadable_frames)
+            self._show(Screen.prompt(ScreenKind.HOLD_CLOSER, self._language))
+            self.state = State.RESULT  # like a verdict's screen: goes back to idle (or the fault) by itself
+            self._result_until = now + self._hint_s
 
     def _ready_for_faces(self) -> bool:
         if self._paused:

@@ -27,6 +27,9 @@ class ScreenKind(StrEnum):
     UNKNOWN_CODE = "unknown_code"
     FAULT = "fault"
     ONE_AT_A_TIME = "one_at_a_time"  # several faces in view: the face matcher asks for one person
+    # a code in view that could not be read (too small, blurred, a dim screen): the pipeline asks
+    # for it closer and brighter; a request, not a verdict (no check, no record, no gate)
+    HOLD_CLOSER = "hold_closer"
     # handheld vehicle checks (sentinel.handheld builds these; the screen's `vehicle` holds the rest)
     VEHICLE_IDLE = "vehicle_idle"  # no vehicle open: Start, the camera off
     VEHICLE = "vehicle"  # a vehicle open: the people checked so far and the latest check
@@ -36,6 +39,8 @@ class ScreenKind(StrEnum):
 
 #: the handheld's screens: drawn by ui/vehicle.py, touched through their buttons
 VEHICLE_KINDS = frozenset({"vehicle_idle", "vehicle", "plate", "vehicle_summary"})
+#: screens drawn round the live camera view: the person adjusts the phone while reading them
+CAMERA_KINDS = frozenset({"idle", "hold_closer"})
 
 
 class Icon(StrEnum):
@@ -68,6 +73,7 @@ _DEFAULT_ICON = {
     ScreenKind.UNKNOWN_CODE: Icon.UNKNOWN,
     ScreenKind.FAULT: Icon.FAULT,
     ScreenKind.ONE_AT_A_TIME: Icon.MANUAL,
+    ScreenKind.HOLD_CLOSER: Icon.SCAN,
     ScreenKind.VEHICLE_IDLE: Icon.SCAN,
     ScreenKind.VEHICLE: Icon.SCAN,
     ScreenKind.PLATE: Icon.SCAN,
@@ -79,7 +85,10 @@ _PROMPTS = {
     ScreenKind.IDLE: ("请出示健康码", "Show your health code"),
     ScreenKind.CHECKING: ("正在核验…", "Checking..."),
     ScreenKind.ONE_AT_A_TIME: ("请一人一人核验", "One person at a time"),
+    ScreenKind.HOLD_CLOSER: ("手机靠近一点，调亮屏幕", "Hold it closer / brighter"),
 }
+#: prompts shown in both languages: the site's large, the other one under it as the hint
+_BILINGUAL_PROMPTS = frozenset({ScreenKind.IDLE, ScreenKind.HOLD_CLOSER})
 #: on the idle screen while people are coming through (a verdict shortly before): the queue's rule
 QUEUE_HINT = ("一人一码，请保持1米距离", "One at a time, keep 1 m apart")
 #: the idle screen's help for a person without a phone (every site has staff; an ID number is
@@ -266,8 +275,8 @@ class Screen:
     @staticmethod
     def prompt(kind: ScreenKind, language: str, offline: bool = False) -> "Screen":
         pair = _PROMPTS[kind]
-        if kind == ScreenKind.IDLE:
-            hint = _t(pair, other_language(language))  # the idle prompt is shown in both languages
+        if kind in _BILINGUAL_PROMPTS:
+            hint = _t(pair, other_language(language))  # shown in both languages
         else:
             hint = _t(_PROMPT_HINTS[kind], language)
         help_ = _t(NO_PHONE, language) if kind == ScreenKind.IDLE else ""

@@ -36,7 +36,7 @@ def every_screen(language: str) -> list[tuple[str, Screen, StatusBar]]:
     online = StatusBar(site_name="Riverside Mall", online=True, outbox_depth=3, time=SAMPLE_NOW)
     offline = StatusBar(site_name="Riverside Mall", online=False, outbox_depth=40, alarm="Camera fault", time=SAMPLE_NOW)
     out: list[tuple[str, Screen, StatusBar]] = []
-    for kind in (ScreenKind.IDLE, ScreenKind.CHECKING, ScreenKind.ONE_AT_A_TIME):
+    for kind in (ScreenKind.IDLE, ScreenKind.CHECKING, ScreenKind.ONE_AT_A_TIME, ScreenKind.HOLD_CLOSER):
         out.append((f"prompt_{kind}", Screen.prompt(kind, language), online))
         out.append((f"prompt_{kind}_offline", Screen.prompt(kind, language, offline=True), offline))
     green = _status(Status.GREEN, "王*明", 20)

@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any
 
 from sentinel.config import DisplayConfig
-from sentinel.screens import QUEUE_HINT, VEHICLE_KINDS, Screen, ScreenKind, StatusBar
+from sentinel.screens import CAMERA_KINDS, QUEUE_HINT, VEHICLE_KINDS, Screen, ScreenKind, StatusBar
 from ui.console import DisplayError
 from ui.fonts import FontSet, find_cjk_fonts
 from ui.pin import PinGate
@@ -473,7 +473,7 @@ class PygameDisplay:
         view = self.menu.view() if self.menu.is_open else None
         vehicle = screen.vehicle if view is None else None
         camera_visible = (
-            (view is None and screen.kind == ScreenKind.IDLE)
+            (view is None and screen.kind in CAMERA_KINDS)
             or (view is not None and view.state == MenuState.PREVIEW)
             or (vehicle is not None and screen.kind == ScreenKind.VEHICLE and vehicle.camera_on)
         )

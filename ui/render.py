@@ -23,7 +23,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 import pygame.freetype  # noqa: E402
 
-from sentinel.screens import OFFLINE_DECISION, OFFLINE_MODE, VEHICLE_KINDS, Screen, ScreenKind, StatusBar  # noqa: E402
+from sentinel.screens import CAMERA_KINDS, OFFLINE_DECISION, OFFLINE_MODE, VEHICLE_KINDS, Screen, ScreenKind, StatusBar  # noqa: E402
 from ui import vehicle as vehicle_screens  # noqa: E402
 from ui.fonts import FontSet, find_cjk_fonts  # noqa: E402
 from ui.icons import icon_surface  # noqa: E402
@@ -61,6 +61,9 @@ THEMES: dict[ScreenKind, Theme] = {
     # several faces in view: a request, not a verdict, so neither green nor red nor the amber of
     # "staff will check"; the same deep blue family as the prompts, with the amber disc of a notice
     ScreenKind.ONE_AT_A_TIME: Theme((21, 52, 95), WHITE, (190, 210, 235), AMBER, (21, 52, 95)),
+    # a code seen but not read: the camera view stays (where to hold the phone) and the request is
+    # in amber on the prompts' blue, so that it reads as a change from "show your code"
+    ScreenKind.HOLD_CLOSER: Theme((21, 52, 95), AMBER, (214, 226, 240), None, WHITE),
 }
 #: a kind without a theme of its own (a kind added later) is drawn like a fault rather than not at all
 FALLBACK_THEME = THEMES[ScreenKind.FAULT]
@@ -235,7 +238,7 @@ class Renderer:
             surface.fill(theme.bg)
             if banner:
                 self._banner(surface, layout, banner)
-            if screen.kind == ScreenKind.IDLE:
+            if screen.kind in CAMERA_KINDS:
                 self._idle(surface, layout, screen, theme, bool(banner), preview, status.time or now)
             else:
                 self._result(surface, layout, screen, theme, bool(banner), phase, language)
@@ -335,8 +338,14 @@ class Renderer:
         clock = f"{when:%H:%M}"
         date = _date_text(when, screen.language)
         prompt = [("prompt", screen.message), ("hint", screen.hint)]
-        rest = [("clock", clock), ("date", date), ("queue", screen.queue), ("help", screen.help)]
+        # the clock, the date and the help belong to the idle screen, not to a request to adjust the phone
+        rest = [("clock", clock), ("date", date), ("queue", screen.queue), ("help", screen.help)] if screen.kind == ScreenKind.IDLE else []
         colours = {"prompt": theme.fg, "hint": theme.soft, "clock": theme.fg, "date": theme.soft, "help": theme.fg, "queue": AMBER}
+        if layout.portrait and not rest:  # a request over the view (hold it closer): its icon under the view
+            column = boxes["column"]
+            side = round(min(column.w, column.h) * 0.5)
+            surface.blit(icon_surface(screen.icon_kind.value, side, theme.ink, theme.bg, None),
+                         (column.x + (column.w - side) // 2, column.y + (column.h - side) // 2))
         if layout.portrait:  # the prompt above the view, the rest under it
             groups = [(boxes["top"], prompt), (boxes["column"], rest)]
         else:

@@ -115,6 +115,8 @@ def samples(language: str, technician: bool = True) -> list[Sample]:
         Sample("fault_gate", Screen.fault("gate", language), online),
         Sample("fault_storage", Screen.fault("storage", language), online),
         Sample("one_at_a_time", Screen.prompt(ScreenKind.ONE_AT_A_TIME, language), online),
+        # a code in view the decoder located but could not read: the request, over the camera view
+        Sample("hold_closer", Screen.prompt(ScreenKind.HOLD_CLOSER, language), online),
         Sample("verify_failed", _result(Verdict(VerdictKind.MANUAL_CHECK, "verify_failed"), HealthStatus.unreachable(Status.VERIFY_FAILED, "tls", "tls"), language), online),
     ]
     if technician:
@@ -143,6 +145,7 @@ def stress_samples(language: str) -> list[Sample]:
         out.append(Sample(f"long_fault_{fault}", Screen.fault(fault, language), bar))
     out.append(Sample("long_idle", Screen.prompt(ScreenKind.IDLE, language), bar))
     out.append(Sample("long_checking", Screen.prompt(ScreenKind.CHECKING, language), bar))
+    out.append(Sample("long_hold_closer", Screen.prompt(ScreenKind.HOLD_CLOSER, language), bar))
     return out
 
 

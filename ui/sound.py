@@ -108,6 +108,7 @@ CUES: dict[ScreenKind, tuple[str, ...]] = {
     ScreenKind.UNKNOWN_CODE: ("tone:deny", "voice:unknown"),
     ScreenKind.FAULT: ("tone:attention", "voice:fault"),
     ScreenKind.ONE_AT_A_TIME: ("tone:attention", "voice:one_at_a_time"),
+    ScreenKind.HOLD_CLOSER: ("tone:attention",),  # a tone, no words: the code is still being held up
 }
 SOUND_TEST = ("tone:pass", "voice:pass", "tone:deny", "voice:deny")
 
