@@ -20,11 +20,8 @@ fault screen while idle as long as it is set (sentinel/pipeline.py). A gpio gate
 that raised (until a later pulse works) and, with a sensor, a sensor active without a break for
 `GATE_STUCK_S` while the relay is not pulsing (a door propped open, a turnstile stuck).
 
-The pin factory: "auto" leaves the choice to gpiozero ($GPIOZERO_PIN_FACTORY if set, else the
-first of lgpio, RPi.GPIO, pigpio that loads; on a Pi 5 that is lgpio, as RPi.GPIO cannot drive
-its RP1 chip). lgpio writes a notification pipe into its working directory, which under the
-unit's read-only file system fails ("can not open gpiochip"): it is pointed at a writable
-directory first (`LG_WD`).
+The pin factory ("auto", "lgpio", "rpigpio", "mock") is made by hardware/pins.py, shared with
+the trigger, LEDs and buzzer (hardware/inputs.py); its helpers are re-exported here.
 
 **Timing a pulse.** `pulse()` energises the relay on the calling thread (the kiosk's frame loop),
 so the relay moves the moment the verdict is acted on, and returns at once; the pulse's end is
@@ -44,13 +41,13 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hardware.pins import describe_pin_factory, make_pin_factory, prepare_lgpio_workdir  # noqa: F401 - re-exported
 from sentinel.config import FakeGateConfig, GateConfig, GpioGateConfig, NoGateConfig
 
 if TYPE_CHECKING:
@@ -69,6 +66,8 @@ class NoGate:
 
     has_sensor = False
     fault: str | None = None
+    is_open = False
+    sensor_active: bool | None = None  # no door sensor
 
     def pulse(self) -> None:
         pass
@@ -85,6 +84,7 @@ class FakeGate:
 
     has_sensor = False
     fault: str | None = None
+    sensor_active: bool | None = None  # no door sensor
 
     def __init__(self, pulse_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self.pulse_s = pulse_s
@@ -397,66 +397,11 @@ def _close_and_exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-# --- pin factories -----------------------------------------------------------------------------
-
-_factories: dict[str, Any] = {}
-_factories_lock = threading.Lock()
+#: what `open_gate` makes: each has `fault`, `is_open`, `sensor_active`, `pulse`, `close`, `release`
+AnyGate = NoGate | FakeGate | GpioGate
 
 
-def make_pin_factory(name: str) -> Any:
-    """The gpiozero pin factory for a config's `pin_factory`: None for "auto" (gpiozero's own
-    choice, shared by every device), one shared instance per name otherwise."""
-    prepare_lgpio_workdir()
-    if name == "auto":
-        return None
-    with _factories_lock:
-        factory = _factories.get(name)
-        if factory is None:
-            if name == "mock":
-                from gpiozero.pins.mock import MockFactory
-
-                factory = MockFactory()
-            elif name == "lgpio":
-                from gpiozero.pins.lgpio import LGPIOFactory
-
-                factory = LGPIOFactory()
-            elif name == "rpigpio":
-                from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-                factory = RPiGPIOFactory()
-            else:
-                raise ValueError(f"unknown pin factory {name!r}")
-            _factories[name] = factory
-        return factory
-
-
-def prepare_lgpio_workdir() -> None:
-    """lgpio creates `.lgd-nfy*` pipes in $LG_WD (default: the working directory); under
-    ProtectSystem=strict the working directory may be read-only."""
-    wd = os.environ.get("LG_WD")
-    if wd and os.access(wd, os.W_OK):
-        return
-    if os.access(os.getcwd(), os.W_OK):
-        return
-    for candidate in (os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], os.environ.get("STATE_DIRECTORY", "").split(":")[0], tempfile.gettempdir()):
-        if candidate and os.access(candidate, os.W_OK):
-            os.environ["LG_WD"] = candidate
-            return
-
-
-def describe_pin_factory(device: Any) -> str:
-    """"lgpio", "rpigpio", "mock"… for logs and `sentinel doctor`."""
-    name = type(getattr(device, "pin_factory", None)).__name__
-    return {
-        "LGPIOFactory": "lgpio",
-        "RPiGPIOFactory": "rpigpio",
-        "PiGPIOFactory": "pigpio",
-        "NativeFactory": "native",
-        "MockFactory": "mock",
-    }.get(name, name)
-
-
-def open_gate(config: GateConfig, pin_factory: Any = None):
+def open_gate(config: GateConfig, pin_factory: Any = None) -> AnyGate:
     if isinstance(config, NoGateConfig):
         return NoGate()
     if isinstance(config, FakeGateConfig):

@@ -437,7 +437,7 @@ def open_inputs(config: Any, pin_factory: Any = None, *, clock: Callable[[], flo
     if all(pin is None for pin in wanted):
         return Inputs(None, NoIndicators())
     if pin_factory is None:
-        from hardware.gate import make_pin_factory
+        from hardware.pins import make_pin_factory
 
         pin_factory = make_pin_factory(c.pin_factory)
     trigger = None

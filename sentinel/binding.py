@@ -40,7 +40,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ import tomlkit.items
 from pydantic import ValidationError
 
 from sentinel import __version__
+from sentinel.atomic import write_atomic
 from sentinel.client import overall_deadline, watched_session
 from sentinel.client import tls_reason as _tls_reason
 from sentinel.config import (
@@ -637,7 +637,7 @@ def _write_config_text(path: Path, text: str) -> None:
         path.parent.mkdir(mode=0o755, parents=True)
     mode = stat.S_IMODE(st.st_mode) if st else 0o644
     owner = (st.st_uid, st.st_gid) if st else None
-    _atomic_write(path, text.encode("utf-8"), mode, owner)
+    write_atomic(path, text.encode("utf-8"), mode, owner=owner)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -653,46 +653,7 @@ def write_secret_file(path: Path | str, secret: str) -> None:
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
         os.chmod(path.parent, 0o700)  # whatever the umask
-    _atomic_write(path, (secret + "\n").encode("utf-8"), 0o600, None)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created 0600
-    try:
-        try:
-            if owner is not None and hasattr(os, "fchown"):
-                try:
-                    os.fchown(fd, *owner)
-                except PermissionError:
-                    pass  # not root: the file stays ours
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomic(path, (secret + "\n").encode("utf-8"), 0o600)
 
 
 def _check_writable(path: Path, what: str) -> None:

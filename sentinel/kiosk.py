@@ -14,7 +14,7 @@ recovers by itself once the fault clears. How each part fails:
 - state directory read-only or full: the state lock falls back to a read-only flock of the lock
   file an earlier start left (or runs unlocked, logged, when there is none: nothing could be
   written there by a second kiosk either); the outbox keeps records in memory with its alarm
-  (sentinel/outbox.py); the status cache runs in memory with the alarm `status_cache_memory`.
+  (sentinel/outbox/); the status cache runs in memory with the alarm `status_cache_memory`.
 - record key (`state_dir/record.key`) missing and not writable: no check is done, because a
   record hashed under a key that is not on disk could never be linked to the same credential
   after a restart, which is what contact tracing asks of records; an invented key would be
@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel.client import ClientError, ServiceClient, read_token
 from sentinel.config import SentinelConfig
@@ -68,11 +68,24 @@ from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
 from sentinel.screens import Screen, StatusBar
+from sentinel.state_files import (
+    LOCK_NAME,
+    PIN_LOCKOUT_NAME,
+    RECORD_KEY_NAME,
+    STATUS_CACHE_NAME,
+)
 from sentinel.status_cache import StatusCache
 from sentinel.uploader import Backoff, Uploader
 from sentinel.verifier import Verifier
-from sentinel.state_files import LOCK_NAME, PIN_LOCKOUT_NAME, RECORD_KEY_NAME, STATUS_CACHE_NAME
 from sentinel.wipe import StateLock, StateLockHeld, shred
+
+if TYPE_CHECKING:  # the kiosk imports hardware only where it builds it (build_kiosk)
+    from hardware.gate import AnyGate
+    from hardware.inputs import Inputs
+    from hardware.scanner import NoScanner, ScannerSource
+    from sentinel.faces.kiosk import FaceMatching
+    from sentinel.handheld import HandheldController
+    from sentinel.notify import CameraSource
 
 log = logging.getLogger("sentinel.kiosk")
 
@@ -103,7 +116,7 @@ def check_bound(config: SentinelConfig) -> None:
         raise NotBound(f"this device is not bound to a site (device.id is still {UNBOUND_DEVICE_ID!r}): run `sentinel bind` first")
 
 #: the kiosk's own alarms (code → zh-CN, en), in order of importance; the status bar shows the
-#: most serious of these and the outbox's (sentinel/outbox.py ALARM_TEXT)
+#: most serious of these and the outbox's (sentinel/outbox/health.py ALARM_TEXT)
 ALARM_TEXT: dict[str, tuple[str, str]] = {
     "record_key_unwritable": (
         "设备密钥无法写入存储卡，暂停核验，请联系技术人员",
@@ -116,22 +129,24 @@ ALARM_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Kiosk:
+    """Everything `build_kiosk` opened, running together; built with keyword arguments only."""
+
     config: SentinelConfig
     pipeline: Pipeline | None  # None while the record key cannot be written (module docstring)
-    source: Any
+    source: CameraSource  # the camera, retried, gated on a handheld, watched under systemd
     outbox: Outbox
     verifier: Verifier
-    gate: Any
+    gate: AnyGate
     uploader: Uploader | None = None
     status_cache: StatusCache | None = None
     lock: StateLock | None = None
-    _uploads: ServiceClient | None = None
-    display: Any = None
-    handheld: Any = None  # sentinel.handheld.HandheldController when [handheld] is enabled
-    faces: Any = None  # sentinel.faces.kiosk.FaceMatching when [faces] is on
-    scanner: Any = None  # an external 2D scanner beside the camera, when configured
+    uploads: ServiceClient | None = None  # the uploader's client (closed with the kiosk)
+    display: Any = None  # ui.console.open_display's: console, pygame or headless (ui/ owns the type)
+    handheld: HandheldController | None = None  # when [handheld] is enabled
+    faces: FaceMatching | None = None  # when [faces] is on
+    scanner: ScannerSource | NoScanner | None = None  # an external 2D scanner beside the camera, when configured
     #: everything build_kiosk opened, closed in reverse order by `close` (the gate first)
     resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     #: builds the pipeline once the record key exists (`pipeline` is None until then)
@@ -142,8 +157,8 @@ class Kiosk:
     alarms: set[str] = field(default_factory=set)
     #: the file this kiosk was built from; "Reload config" re-reads it (None: built in code, the demo)
     config_path: Path | None = None
-    #: hardware.inputs.Inputs: the trigger and the LEDs/buzzer ([inputs]), None when nothing is configured
-    inputs: Any = None
+    #: the trigger and the LEDs/buzzer ([inputs]), None when nothing is configured
+    inputs: Inputs | None = None
     heartbeat: HeartbeatSender | None = None
     contact: ServiceContact | None = None  # is the service reachable (the network fault)
     started_at: float | None = None  # the clock when the kiosk was built, then when it started running
@@ -277,13 +292,13 @@ class Kiosk:
 
         if isinstance(self.gate, NoGate):
             return "none"
-        if getattr(self.gate, "fault", None):
+        if self.gate.fault:
             return "fault"
-        return "open" if getattr(self.gate, "is_open", False) else "closed"
+        return "open" if self.gate.is_open else "closed"
 
     def _door_state(self) -> str | None:
         try:
-            active = getattr(self.gate, "sensor_active", None)
+            active = self.gate.sensor_active
         except Exception:  # noqa: BLE001 - an unreadable sensor
             return "fault"
         if active is None:
@@ -349,11 +364,11 @@ class Kiosk:
         self.resources.close()
 
 
-def fault_probe(gate: Any, uploader: Uploader | None, contact: ServiceContact | None) -> str | None:
+def fault_probe(gate: AnyGate, uploader: Uploader | None, contact: ServiceContact | None) -> str | None:
     """The fault to show while idle, besides the camera's: the gate's (`gate.fault`: a pulse that
     raised, a sensor stuck active), else the network's (`ServiceContact.fault`, fed here with the
     uploader's status). The pipeline asks at most once a second."""
-    if getattr(gate, "fault", None):
+    if gate.fault:
         return "gate"
     if contact is None:
         return None
@@ -459,9 +474,11 @@ def build_kiosk(
             if config.handheld.enabled:
                 # Vehicle checks: the pipeline's screens go through the controller, which shows the vehicle
                 # screens; its outcomes reach the controller first; the camera runs only while scanning.
+                from hardware.battery import Battery
                 from sentinel.handheld import HandheldController
 
-                handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=trigger)
+                handheld = HandheldController.from_config(config, outbox=outbox, display=display, trigger=trigger,
+                                                          battery=Battery(config.handheld.battery))
                 opened(handheld.close)
                 pipeline_display = handheld.display
                 on_outcome = handheld.chain(on_outcome)
@@ -481,7 +498,9 @@ def build_kiosk(
             source = RetryingSource(camera)  # a camera missing at start is retried, not fatal
             opened(source.close)
             if handheld is not None:
-                source = handheld.gate_camera(source)
+                from hardware.camera.gated import GatedSource
+
+                source = handheld.gate_camera(source, GatedSource)
                 opened(source.close)
             elif trigger is not None:  # a trigger without vehicle checks: scan only after a press
                 from hardware.camera.gated import GatedSource
@@ -493,8 +512,9 @@ def build_kiosk(
                 source = WatchedSource(source, watchdog, uploader_ok=lambda: uploader.status().state != "stopped")
                 opened(source.close)  # STOPPING=1, then the camera
             kiosk = Kiosk(
-                config, pipeline, source, outbox, verifier, gate, uploader, status_cache, lock, uploads, display, handheld,
-                faces, scanner, resources=stack.pop_all(), make_pipeline=make_pipeline, key_path=key_path,
+                config=config, pipeline=pipeline, source=source, outbox=outbox, verifier=verifier, gate=gate,
+                uploader=uploader, status_cache=status_cache, lock=lock, uploads=uploads, display=display,
+                handheld=handheld, faces=faces, scanner=scanner, resources=stack.pop_all(), make_pipeline=make_pipeline, key_path=key_path,
                 inputs=inputs, contact=contact, started_at=time.monotonic(), config_path=config_path,
             )
             kiosk.heartbeat = HeartbeatSender(beats, kiosk.heartbeat_body, contact=contact)

@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("sentinel.notify")
 
@@ -194,6 +194,30 @@ class Watchdog:
         return sent
 
 
+class CameraSource(Protocol):
+    """What the kiosk holds as its camera (`Kiosk.source`): a `hardware.camera.FrameSource`, the
+    retrying, gated or watched wrapper around one. `paused` (a gated camera off on purpose) and
+    `finished` (a replay that is over) are optional: read them with a default."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def healthy(self) -> bool: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+    @property
+    def reconnect_attempts(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def read(self, timeout: float) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class WatchedSource:
     """A frame source wrapped so that reading frames drives READY=1 and the watchdog.
 
@@ -202,7 +226,8 @@ class WatchedSource:
     costs no restart however long it is away; one whose backend is stuck (neither frames nor
     attempts) does. A source that says it is `paused` (hardware.camera.gated: a handheld's camera
     off between trigger presses) counts as healthy. `uploader_ok` is asked only when a ping is
-    due. Everything else is passed through to the wrapped source.
+    due. `healthy`, `last_error`, `reconnect_attempts`, `paused` and `finished` are the wrapped
+    source's.
     """
 
     def __init__(
@@ -232,8 +257,30 @@ class WatchedSource:
     def name(self) -> str:
         return getattr(self.source, "name", repr(self.source))
 
-    def __getattr__(self, name: str) -> Any:  # healthy, last_error, finished, …
-        return getattr(self.source, name)
+    # What the kiosk, the pipeline and the technician's panel read of a frame source, passed on
+    # (no catch-all pass-through: a name the wrapper does not declare is an AttributeError here).
+    # `paused` and `finished` are optional on a source (hardware.camera.gated, a replay); the others
+    # every `hardware.camera.FrameSource` has.
+
+    @property
+    def healthy(self) -> bool:
+        return bool(getattr(self.source, "healthy", True))
+
+    @property
+    def last_error(self) -> str | None:
+        return getattr(self.source, "last_error", None)
+
+    @property
+    def reconnect_attempts(self) -> int:
+        return int(getattr(self.source, "reconnect_attempts", 0) or 0)
+
+    @property
+    def paused(self) -> bool:
+        return bool(getattr(self.source, "paused", False))
+
+    @property
+    def finished(self) -> bool:
+        return bool(getattr(self.source, "finished", False))
 
     def start(self) -> None:
         self.source.start()

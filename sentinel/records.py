@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import uuid6
 
+from sentinel.atomic import write_atomic
 from sentinel.contract import (
     AmendmentIn,
     DetailValue,
@@ -69,20 +69,8 @@ def load_or_create_key(path: Path) -> bytes:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(KEY_BYTES)
-    tmp = path.with_suffix(".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:  # a full or read-only disk: no key, and no empty .tmp left behind
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
+    # a fixed temporary name (state_files.RECORD_KEY_TMP_NAME), so `sentinel wipe` knows a leftover
+    write_atomic(path, key, 0o600, tmp=path.with_suffix(".tmp"))
     return key
 
 

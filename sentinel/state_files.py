@@ -47,7 +47,7 @@ RECORD_KEY_NAME = "record.key"
 #: `records.load_or_create_key` writes the key here first (`path.with_suffix(".tmp")`)
 RECORD_KEY_TMP_NAME = "record.tmp"
 OUTBOX_NAME = "outbox.sqlite3"
-#: `<outbox>.corrupt-<UTC time>`: a damaged outbox moved aside (sentinel/outbox.py)
+#: `<outbox>.corrupt-<UTC time>`: a damaged outbox moved aside (sentinel/outbox/)
 CORRUPT_INFIX = ".corrupt-"
 STATUS_CACHE_NAME = "status-cache.sqlite3"
 FACES_DIR_NAME = "faces"
@@ -91,7 +91,7 @@ class StateFile:
 
 
 STATE_FILES: tuple[StateFile, ...] = (
-    StateFile(OUTBOX_NAME, "check records waiting for upload, and records set aside (sentinel/outbox.py)", True, sqlite=True),
+    StateFile(OUTBOX_NAME, "check records waiting for upload, and records set aside (sentinel/outbox/)", True, sqlite=True),
     StateFile(OUTBOX_NAME + CORRUPT_INFIX, "a damaged outbox moved aside for a technician", True, prefix=True, sqlite=True,
               example=OUTBOX_NAME + CORRUPT_INFIX + "20260101T000000000000Z"),
     StateFile(STATUS_CACHE_NAME, "statuses seen online, for the `cached` offline policy (sentinel/status_cache.py)", True, sqlite=True),

@@ -38,6 +38,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentinel.atomic import fsync_dir
 from sentinel.state_files import (  # noqa: F401 - LOCK_NAME, RECORD_KEY_NAME, STATUS_CACHE_NAME: re-exported (kiosk.py)
     FACES_DIR_NAME,
     FILE_MODE,
@@ -294,19 +295,6 @@ def shred_at(dir_fd: int, name: str, *, removed_link: Callable[[str], None] | No
     return size
 
 
-def _sync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def wipe(
     state_dir: Path,
     outbox_path: Path,
@@ -340,7 +328,7 @@ def wipe(
         except OSError as e:
             report.errors.append(f"{found.path}: {e}")
     for d in {Path(outbox_path).parent, state_dir}:
-        _sync_dir(d)
+        fsync_dir(d)
     for f in report.files:
         log.warning("wiped %s", f)
     for link in report.links_removed:

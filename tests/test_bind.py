@@ -399,6 +399,34 @@ def test_write_secret_file_is_0600_whatever_the_umask_and_replaces_atomically(tm
         write_secret_file(tmp_path / "x", "two\nlines")
 
 
+def test_the_one_atomic_write_keeps_the_old_file_when_a_write_fails_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """sentinel.atomic.write_atomic, used by bind (token, config), the record key and wipe: a write
+    that fails part-way (a full card) leaves the old content whole and no temporary file behind."""
+    from sentinel import atomic
+    from sentinel.records import load_or_create_key
+
+    path = tmp_path / "device-token"
+    atomic.write_atomic(path, b"old\n")
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if fd > 2 and bytes(data) == b"new\n":
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_atomic(path, b"new\n")
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_atomic(path, b"new\n", tmp=tmp_path / "fixed.tmp")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["device-token"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = load_or_create_key(tmp_path / "state" / "record.key")  # written through the same helper, as 0600
+    assert len(key) == 32 and stat.S_IMODE((tmp_path / "state" / "record.key").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["record.key"]
+
+
 def test_update_config_adds_missing_keys_next_to_the_others_and_keeps_everything_else(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('# top\n[device]\nlanguage = "en"  # for the tourists\n\n# the camera\n[camera]\ntype = "replay"\n')

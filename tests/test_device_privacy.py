@@ -107,11 +107,11 @@ def test_delivered_records_leave_no_trace_in_the_db_or_the_wal_while_running(tmp
 
 
 def test_a_long_backlog_is_checkpointed_every_n_acks(tmp_path, monkeypatch):
-    import sentinel.outbox
+    import sentinel.outbox.store
     from sentinel.outbox import Outbox
     from tests.test_outbox import record
 
-    monkeypatch.setattr(sentinel.outbox, "CHECKPOINT_EVERY_ACKS", 4)
+    monkeypatch.setattr(sentinel.outbox.store, "CHECKPOINT_EVERY_ACKS", 4)
     path = tmp_path / "outbox.sqlite3"
     ob = Outbox(path)
     recs = [record(i, name=f"李*{chr(0x4e00 + i)}") for i in range(12)]

@@ -168,12 +168,12 @@ GATE = '[gate]\ntype = "gpio"\npin = 17\npulse_s = 0.2\npin_factory = "mock"\n'
 def mock_pins():
     from gpiozero import Device
 
-    from hardware import gate
+    from hardware import pins
 
     yield
-    for factory in gate._factories.values():
+    for factory in pins._factories.values():
         factory.reset()
-    gate._factories.clear()
+    pins._factories.clear()
     Device.pin_factory = None
 
 

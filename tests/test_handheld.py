@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from hardware.battery import Battery
 from hardware.camera.base import CameraError, FrameSource
 from hardware.camera.gated import GatedSource
 from hardware.camera.replay import ReplaySource
@@ -19,7 +20,7 @@ from sentinel.config import ASSETS, CredentialConfig, HandheldConfig, PolicyConf
 from sentinel.credentials import CredentialRules
 from sentinel.decoding import make_decoder
 from sentinel.demo_data import DEMO_UNKNOWN_PAYLOAD, demo_person
-from sentinel.handheld import Battery, HandheldController, Phase
+from sentinel.handheld import HandheldController, Phase
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status
 from sentinel.outbox import Outbox
 from sentinel.pipeline import Pipeline
@@ -150,7 +151,11 @@ def test_a_vehicle_from_replayed_frames_to_the_uploaded_session_record(tmp_path)
     HTTP), the outbox and the uploader: one vehicle record with its plate and occupants, linked to
     the five check records by id, and no token anywhere in it."""
     from sentinel.client import ServiceClient
-    from sentinel.commands.demo import DEMO_PLATE, DEMO_VEHICLE_REFRESHED, seed_vehicle_demo
+    from sentinel.commands.demo import (
+        DEMO_PLATE,
+        DEMO_VEHICLE_REFRESHED,
+        seed_vehicle_demo,
+    )
     from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
     from sentinel.service.server import ReferenceServer
     from sentinel.uploader import Uploader
@@ -626,7 +631,13 @@ def test_controller_status_fields_and_events(tmp_path):
 
 
 def test_build_kiosk_wires_a_handheld(tmp_path):
-    from sentinel.config import DeviceConfig, HttpVerifierConfig, NoGateConfig, ReplayCameraConfig, SentinelConfig
+    from sentinel.config import (
+        DeviceConfig,
+        HttpVerifierConfig,
+        NoGateConfig,
+        ReplayCameraConfig,
+        SentinelConfig,
+    )
     from sentinel.kiosk import build_kiosk
 
     token = tmp_path / "token"

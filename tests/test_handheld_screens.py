@@ -17,14 +17,15 @@ import pytest  # noqa: E402
 
 pygame = pytest.importorskip("pygame", reason="pygame is a dev dependency (apt python3-pygame on the Pi)")
 
+from hardware.battery import Battery  # noqa: E402
 from sentinel.config import DisplayConfig  # noqa: E402
-from sentinel.handheld import Battery, HandheldController  # noqa: E402
+from sentinel.handheld import HandheldController  # noqa: E402
 from sentinel.screens import ScreenKind, StatusBar  # noqa: E402
+from tests.helpers import WallClock, wait_until  # noqa: E402
 from ui.layout import LAYOUTS, Box  # noqa: E402
 from ui.pygame_display import PygameDisplay  # noqa: E402
 from ui.render import Renderer  # noqa: E402
 from ui.samples import SAMPLE_NOW, vehicle_samples, vehicle_stress_samples  # noqa: E402
-from tests.helpers import WallClock, wait_until  # noqa: E402
 
 LANGUAGES = ["zh-CN", "en"]
 SIZES = [LAYOUTS["landscape"], LAYOUTS["portrait"], (1280, 720), (1024, 600), (720, 1280), (480, 320)]

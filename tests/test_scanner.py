@@ -23,8 +23,8 @@ from hardware.scanner import (
     ScannerError,
     open_scanner,
 )
-from hardware.scanner_hid import HidScanner
-from hardware.scanner_serial import SerialScanner
+from hardware.scanner.hid import HidScanner
+from hardware.scanner.serial import SerialScanner
 from sentinel.config import parse_config
 from tests.helpers import wait_until
 
@@ -438,6 +438,6 @@ def test_importing_the_scanners_loads_no_device_library():
     import subprocess
     import sys
 
-    code = "import sys, hardware.scanner, hardware.scanner_hid, hardware.scanner_serial; print([m for m in ('evdev', 'serial') if m in sys.modules])"
+    code = "import sys, hardware.scanner, hardware.scanner.hid, hardware.scanner.serial; print([m for m in ('evdev', 'serial') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr

@@ -9,7 +9,7 @@ import time
 
 
 from hardware.gate import FakeGate
-from hardware.scanner_hid import HidScanner
+from hardware.scanner.hid import HidScanner
 from sentinel.config import CredentialConfig, PolicyConfig
 from sentinel.credentials import CredentialRules
 from sentinel.decoding import make_decoder

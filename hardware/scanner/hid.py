@@ -13,7 +13,8 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-from hardware.scanner import EV_KEY, KeyboardWedge, ScannerError, ScannerSource
+from hardware.scanner.base import ScannerError, ScannerSource
+from hardware.scanner.text import EV_KEY, KeyboardWedge
 
 log = logging.getLogger("hardware.scanner.hid")
 

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hardware.scanner import LineSplitter, ScannerError, ScannerSource
+from hardware.scanner.base import ScannerError, ScannerSource
+from hardware.scanner.text import LineSplitter
 
 log = logging.getLogger("hardware.scanner.serial")
 

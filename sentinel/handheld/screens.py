@@ -1,0 +1,228 @@
+"""The handheld's screens (idle, an open vehicle, the plate keypad, the verdict) and their
+words in zh-CN and en: pure functions of a `VehicleSession`, called by the controller, the
+samples and the tests. Nothing here draws or blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import tzinfo
+from typing import Any
+
+from sentinel.policy import VerdictKind
+from sentinel.screens import (
+    Button,
+    Icon,
+    KeypadView,
+    OccupantRow,
+    Screen,
+    ScreenKind,
+    VehicleView,
+)
+from sentinel.vehicle import (
+    PlateEntry,
+    VehicleSession,
+    VehicleVerdict,
+    seat_label,
+    vehicle_reason_text,
+)
+
+log = logging.getLogger("sentinel.handheld")
+
+#: (zh-CN, en) of the vehicle screens' words
+TEXT: dict[str, tuple[str, str]] = {
+    "vehicle": ("车辆核验", "Vehicle check"),
+    "vehicle_plate": ("车辆 {plate}", "Vehicle {plate}"),
+    "start_hint_trigger": ("点击开始，或按扳机", "Tap Start, or press the trigger"),
+    "start_hint": ("点击开始核验下一辆车", "Tap Start for the next vehicle"),
+    "camera_off": ("摄像头已关闭，省电中", "Camera off to save the battery"),
+    "last_vehicle": ("上一辆：{what}", "Last vehicle: {what}"),
+    "start": ("开始核验", "Start"),
+    "next": ("下一辆", "Next vehicle"),
+    "finish": ("完成", "Finish"),
+    "cancel": ("取消", "Cancel"),
+    "plate": ("车牌", "Plate"),
+    "no_plate": ("车牌未录入", "No plate entered"),
+    "show_code": ("请出示健康码", "Show your health code"),
+    "next_person": ("请下一位出示健康码", "Next person: show your code"),
+    "rescan_armed": ("重扫{seat}", "Re-scan {seat}"),
+    "rescan_armed_hint": ("请出示刷新后的健康码", "Show the refreshed code"),
+    "checked_n": ("已核验 {n} 人", "{n} checked"),
+    "counts": ("{n}人 · 未通过{f}人", "{n} checked, {f} failed"),
+    "counts_all": ("{n}人 · 全部通过", "{n} checked, all passed"),
+    "more": ("↑ 还有{n}人", "↑ {n} more"),
+    "newest": ("↓ 回到最新", "↓ back to the newest"),
+    "more_passed": ("另有{n}人通过", "{n} more passed"),  # the summary: who is not listed all passed
+    "more_listed": ("另有{n}人未列出", "{n} more not listed"),
+    "chip": ("重扫", "Re-scan"),
+    "chip_armed": ("待重扫", "Waiting"),
+    "driver_first": ("请驾驶员出示健康码", "Driver first: show the code"),
+    "then_passengers": ("然后乘客依次出示，不必下车", "then each passenger in turn, nobody gets out"),
+    "duplicate_title": ("重复出示", "Shown twice"),
+    "duplicate_message": ("与{seat}为同一人或同一凭证，不重复计数", "Same as {seat}: not counted twice"),
+    "flag_duplicate": ("重复出示", "Shown twice"),
+    "flag_duplicate_n": ("重复出示{n}次", "Shown {n} more times"),
+    "flag_rescanned": ("已重扫", "Re-scanned"),
+    "flag_offline": ("离线判定", "Offline"),
+    "vehicle_full": ("已达{n}人上限，未计入本车", "Vehicle full ({n}): not added"),
+    "seat_check": ("{seat}", "{seat}"),
+    "seat_rescan": ("{seat} 重扫", "{seat}: re-scan"),
+    "plate_title": ("录入车牌", "Enter the plate"),
+    "plate_label": ("车牌号", "Plate"),
+    "plate_empty": ("请选择省份简称", "Choose the province"),
+    "plate_letter": ("请输入发牌机关字母", "Now the issuing letter"),
+    "plate_short": ("车牌未输完整", "Plate not complete"),
+    "plate_ok": ("格式正确，请点确定", "Valid plate: tap OK"),
+    "plate_bad": ("不是有效的车牌", "Not a valid plate"),
+    "page_characters": ("ABC 123", "ABC 123"),
+    "page_provinces": ("省份", "Province"),
+    "back": ("删除", "Delete"),
+    "ok": ("确定", "OK"),
+    "skip": ("跳过", "Skip"),
+    "summary_pass": ("全车通行", "Vehicle may pass"),
+    "summary_deny": ("禁止通行", "Vehicle refused"),
+    "summary_manual": ("请人工核验", "Staff will check"),
+}
+
+
+def text(key: str, language: str, **params: Any) -> str:
+    zh, en = TEXT[key]
+    return (zh if language == "zh-CN" else en).format(**params)
+
+
+_SUMMARY_KEY = {VerdictKind.PASS: "summary_pass", VerdictKind.DENY: "summary_deny", VerdictKind.MANUAL_CHECK: "summary_manual"}
+_VERDICT_ICON = {VerdictKind.PASS: Icon.PASS, VerdictKind.DENY: Icon.DENY, VerdictKind.MANUAL_CHECK: Icon.MANUAL}
+_VERDICT_SCREEN = {VerdictKind.PASS: ScreenKind.PASS, VerdictKind.DENY: ScreenKind.DENY, VerdictKind.MANUAL_CHECK: ScreenKind.MANUAL_CHECK}
+
+
+def _row(occupant, lang: str, armed: bool) -> OccupantRow:
+    flags = []
+    if occupant.duplicates:
+        flags.append(text("flag_duplicate", lang) if occupant.duplicates == 1 else text("flag_duplicate_n", lang, n=occupant.duplicates))
+    if occupant.rescanned:
+        flags.append(text("flag_rescanned", lang))
+    if occupant.offline and not occupant.verdict.reason.startswith("offline"):  # "offline_allowed" says it already
+        flags.append(text("flag_offline", lang))
+    return OccupantRow(
+        seat=occupant.seat,
+        label=seat_label(occupant.seat, lang),
+        person=occupant.name_masked,
+        verdict=occupant.verdict.kind.value,
+        text=occupant.verdict.text(lang),
+        flags=tuple(flags),
+        button="" if occupant.passed else f"rescan:{occupant.seat}",
+        armed=armed,
+        chip="" if occupant.passed else text("chip_armed" if armed else "chip", lang),
+    )
+
+
+def _rows(session: VehicleSession, lang: str) -> tuple[OccupantRow, ...]:
+    return tuple(_row(o, lang, session.rescan_seat == o.seat) for o in session.occupants)
+
+
+def _counts(session: VehicleSession, lang: str) -> str:
+    c = session.counts()
+    if not c["occupants"]:
+        return ""
+    failed = c["occupants"] - c["passed"]
+    return text("counts", lang, n=c["occupants"], f=failed) if failed else text("counts_all", lang, n=c["occupants"])
+
+
+def _plate_hint(session: VehicleSession, lang: str) -> str:
+    return "" if session.plate else text("no_plate", lang)
+
+
+def session_screen(session: VehicleSession, lang: str, card: Screen | None, *, cue: ScreenKind | None = None, plate_button: bool = True,
+                   pages_back: int = 0) -> Screen:
+    title = text("vehicle_plate", lang, plate=session.plate) if session.plate else text("vehicle", lang)
+    buttons = []
+    if plate_button:
+        buttons.append(Button("plate", text("plate", lang)))
+    if session.occupants:
+        # a re-scan is pending: finishing now would judge the car on the failed check (tap the
+        # armed row again to cancel the re-scan, then finish)
+        buttons.append(Button("finish", text("finish", lang), primary=True, enabled=session.rescan_seat is None))
+    else:
+        buttons.append(Button("cancel", text("cancel", lang)))
+    view = VehicleView(
+        plate=session.plate or "",
+        plate_hint=_plate_hint(session, lang),
+        rows=_rows(session, lang),
+        more=TEXT["more"][0 if lang == "zh-CN" else 1],
+        newest=TEXT["newest"][0 if lang == "zh-CN" else 1],
+        pages_back=pages_back,
+        counts=_counts(session, lang),
+        check=card,
+        buttons=tuple(buttons),
+        camera_on=True,
+        cue=cue,
+    )
+    if session.occupants:
+        message, hint = text("checked_n", lang, n=len(session.occupants)), ""
+    else:
+        message, hint = text("driver_first", lang), text("then_passengers", lang)
+    return Screen(ScreenKind.VEHICLE, message, title=title, hint=hint, language=lang, vehicle=view)
+
+
+def plate_screen(entry: PlateEntry, lang: str, *, has_plate: bool = False, cue: ScreenKind | None = None) -> Screen:
+    """The keypad; a check made meanwhile is heard (its cue), and listed when the keypad closes."""
+    problem = entry.problem
+    if problem is None:
+        message = text("plate_ok", lang)
+    elif problem == "empty":
+        message = text("plate_empty", lang)
+    elif len(entry.text) == 1:
+        message = text("plate_letter", lang)
+    elif problem == "short":
+        message = text("plate_short", lang)
+    else:
+        message = text("plate_bad", lang)
+    keys = tuple(Button(f"key:{ch}", ch, enabled=entry.allowed(ch)) for ch in entry.keys())
+    page_label = text("page_characters", lang) if entry.page == "province" else text("page_provinces", lang)
+    actions = (
+        Button("key:page", page_label),
+        Button("key:back", text("back", lang), enabled=bool(entry.text)),
+        Button("key:ok", text("ok", lang), enabled=entry.valid, primary=True),
+        Button("key:skip", text("cancel", lang) if has_plate else text("skip", lang)),
+    )
+    keypad = KeypadView(label=text("plate_label", lang), text=entry.text, valid=entry.valid, message=message, keys=keys, actions=actions)
+    return Screen(ScreenKind.PLATE, entry.text or message, title=text("plate_title", lang), hint=message, language=lang,
+                  vehicle=VehicleView(keypad=keypad, camera_on=True, cue=cue))
+
+
+def summary_screen(
+    session: VehicleSession, verdict: VehicleVerdict, lang: str, *, cue: ScreenKind | None = None, tz: tzinfo | None = None
+) -> Screen:
+    title = text(_SUMMARY_KEY[verdict.kind], lang)
+    message = vehicle_reason_text(verdict, lang)
+    view = VehicleView(
+        plate=session.plate or "",
+        plate_hint=_plate_hint(session, lang),
+        rows=tuple(replace(r, button="") for r in _rows(session, lang)),
+        # the summary lists who failed first; this says who did not fit ({n} filled in when drawn)
+        more=TEXT["more_listed"][0 if lang == "zh-CN" else 1],
+        more_passed=TEXT["more_passed"][0 if lang == "zh-CN" else 1],
+        counts=_counts(session, lang),
+        buttons=(Button("next", text("next", lang), primary=True),),
+        cue=cue,
+    )
+    when = f"{session.finished_at.astimezone(tz):%H:%M:%S}" if session.finished_at else ""
+    return Screen(ScreenKind.VEHICLE_SUMMARY, message, title=title, icon=_VERDICT_ICON[verdict.kind], offline=session.offline,
+                  time=when, language=lang, vehicle=view)
+
+
+def idle_screen(lang: str, last: VehicleSession | None = None, last_verdict: VehicleVerdict | None = None, *, trigger: bool = False) -> Screen:
+    counts = ""
+    if last is not None and last_verdict is not None:
+        what = " ".join(x for x in (last.plate or "", text(_SUMMARY_KEY[last_verdict.kind], lang)) if x)
+        counts = text("last_vehicle", lang, what=what)
+    view = VehicleView(counts=counts, buttons=(Button("start", text("start", lang), primary=True),))
+    return Screen(
+        ScreenKind.VEHICLE_IDLE,
+        text("start_hint_trigger" if trigger else "start_hint", lang),
+        title=text("vehicle", lang),
+        hint=text("camera_off", lang),
+        language=lang,
+        vehicle=view,
+    )

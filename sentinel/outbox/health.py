@@ -1,0 +1,185 @@
+"""The outbox's health as the screen, the heartbeat and a technician see it: the caps
+(`OutboxLimits`), the alarm model (`build_health`: which alarms, which cap stops the gate from
+opening by itself) and the alarm texts in both languages. Pure computation: nothing here touches
+the disk, so the kiosk can ask for it on every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: alarm code → (zh-CN, en); the format fields come from `OutboxHealth`
+ALARM_TEXT: dict[str, tuple[str, str]] = {
+    "outbox_near_cap": (
+        "待上传记录 {depth} 条，接近上限 {max_records} 条",
+        "{depth} records waiting for upload, near the cap of {max_records}",
+    ),
+    "outbox_full": (
+        "待上传记录已达上限 {max_records} 条：闸机不再自动开启，请人工核验",
+        "Outbox cap of {max_records} records reached: gate no longer opens by itself, staff check everyone",
+    ),
+    "outbox_old_near_cap": (
+        "最早的待上传记录已 {oldest_age_h:.0f} 小时，接近上限 {max_age_h:.0f} 小时",
+        "Oldest record waiting {oldest_age_h:.0f} h, near the cap of {max_age_h:.0f} h",
+    ),
+    "outbox_overdue": (
+        "记录超过 {max_age_h:.0f} 小时未上传：闸机不再自动开启，请人工核验",
+        "Records undelivered for over {max_age_h:.0f} h: gate no longer opens by itself, staff check everyone",
+    ),
+    "outbox_unavailable": (
+        "记录文件无法打开，记录暂存内存，请联系技术人员",
+        "Cannot open the record file: records held in memory only, call a technician",
+    ),
+    "outbox_spilling": (
+        "记录无法写入存储卡，{spilled} 条暂存内存，请联系技术人员",
+        "Cannot write records to the SD card: {spilled} held in memory only, call a technician",
+    ),
+    "outbox_records_lost": (
+        "{lost} 条记录无法保存，已丢失，请联系技术人员",
+        "{lost} records could not be kept and are lost: call a technician",
+    ),
+    "outbox_corrupt_moved": (
+        "记录文件损坏，已另存并新建（恢复 {salvaged} 条），请联系技术人员",
+        "Record file was corrupt: moved aside and replaced ({salvaged} records recovered), call a technician",
+    ),
+    "outbox_rejected": (
+        "{rejected} 条记录被服务拒收，已另存待查",
+        "{rejected} records refused by the service, kept aside for audit",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    max_records: int = 200_000
+    max_age_s: float = 72 * 3600.0
+    alarm_fraction: float = 0.8
+    spill_max: int = 10_000
+    #: how long records the service refused are kept (audit, export) before they are purged
+    rejected_retention_s: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    oldest_created_at: str | None
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    """What a technician, the screen and the heartbeat need to know, without touching the disk."""
+
+    depth: int  # records waiting for upload: on disk plus in memory
+    spilled: int  # of which held only in memory (not durable)
+    rejected: int  # refused by the service, set aside
+    lost: int  # records that could not be kept at all, since start
+    oldest_created_at: datetime | None
+    oldest_age_s: float | None
+    max_records: int
+    max_age_s: float
+    size_fraction: float
+    age_fraction: float
+    at_cap: str | None  # None, or the verdict reason while at a cap: "outbox_full" | "outbox_overdue"
+    alarms: tuple[str, ...]  # codes of ALARM_TEXT, most serious first
+    corrupt_copies: tuple[str, ...] = field(default_factory=tuple)  # moved aside by this process
+    salvaged: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return max(self.size_fraction, self.age_fraction)
+
+    @property
+    def level(self) -> str:
+        """ok | warning | critical: what colour a status light should be."""
+        if self.at_cap or self.lost or self.spilled or {"outbox_corrupt_moved", "outbox_unavailable"} & set(self.alarms):
+            return "critical"
+        return "warning" if self.alarms else "ok"
+
+    def messages(self, language: str = "en") -> list[str]:
+        values = {
+            "depth": self.depth,
+            "spilled": self.spilled,
+            "rejected": self.rejected,
+            "lost": self.lost,
+            "salvaged": self.salvaged,
+            "max_records": self.max_records,
+            "max_age_h": self.max_age_s / 3600,
+            "oldest_age_h": (self.oldest_age_s or 0) / 3600,
+        }
+        return [ALARM_TEXT[a][0 if language == "zh-CN" else 1].format(**values) for a in self.alarms]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "spilled": self.spilled,
+            "rejected": self.rejected,
+            "lost": self.lost,
+            "oldest_created_at": self.oldest_created_at.isoformat() if self.oldest_created_at else None,
+            "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 3),
+            "max_records": self.max_records,
+            "max_age_s": self.max_age_s,
+            "fraction": round(self.fraction, 4),
+            "level": self.level,
+            "at_cap": self.at_cap,
+            "alarms": list(self.alarms),
+            "corrupt_copies": list(self.corrupt_copies),
+            "salvaged": self.salvaged,
+        }
+
+
+def build_health(
+    limits: OutboxLimits,
+    now: datetime,
+    *,
+    depth: int,
+    spilled: int = 0,
+    rejected: int = 0,
+    lost: int = 0,
+    oldest: datetime | None = None,
+    corrupt: tuple[str, ...] = (),
+    salvaged: int = 0,
+    unavailable: bool = False,
+) -> OutboxHealth:
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
+    size_fraction = depth / limits.max_records
+    age_fraction = (age or 0.0) / limits.max_age_s
+    alarms: list[str] = []
+    at_cap = None
+    if lost:
+        alarms.append("outbox_records_lost")
+    if unavailable:
+        alarms.append("outbox_unavailable")
+    if spilled:
+        alarms.append("outbox_spilling")
+    if size_fraction >= 1:
+        alarms.append("outbox_full")
+        at_cap = "outbox_full"
+    if age_fraction >= 1:
+        alarms.append("outbox_overdue")
+        at_cap = at_cap or "outbox_overdue"
+    if corrupt:
+        alarms.append("outbox_corrupt_moved")
+    if limits.alarm_fraction <= size_fraction < 1:
+        alarms.append("outbox_near_cap")
+    if limits.alarm_fraction <= age_fraction < 1:
+        alarms.append("outbox_old_near_cap")
+    if rejected:
+        alarms.append("outbox_rejected")
+    return OutboxHealth(
+        depth=depth,
+        spilled=spilled,
+        rejected=rejected,
+        lost=lost,
+        oldest_created_at=oldest,
+        oldest_age_s=age,
+        max_records=limits.max_records,
+        max_age_s=limits.max_age_s,
+        size_fraction=size_fraction,
+        age_fraction=age_fraction,
+        at_cap=at_cap,
+        alarms=tuple(alarms),
+        corrupt_copies=corrupt,
+        salvaged=salvaged,
+    )
