@@ -53,7 +53,8 @@ from sentinel.commands.demo import DEMO_PLATE, seed_vehicle_demo  # noqa: E402
 from sentinel.config import ASSETS, CredentialConfig, HandheldConfig, PolicyConfig  # noqa: E402
 from sentinel.credentials import CredentialRules  # noqa: E402
 from sentinel.decoding import make_decoder  # noqa: E402
-from sentinel.handheld import Battery, HandheldController  # noqa: E402
+from hardware.battery import Battery  # noqa: E402
+from sentinel.handheld import HandheldController  # noqa: E402
 from sentinel.outbox import Outbox  # noqa: E402
 from sentinel.pipeline import Pipeline  # noqa: E402
 from sentinel.records import RecordMaker  # noqa: E402

@@ -32,7 +32,6 @@ The package: `controller` (the controller, its thread and the display it gives t
 `vehicle_session` record on the wire). The battery is read by `hardware.battery` and handed in.
 """
 
-from typing import Any
 
 from sentinel.handheld.controller import (
     HandheldController,
@@ -55,12 +54,3 @@ __all__ = [
     "session_record", "session_screen", "summary_screen", "text",
 ]  # fmt: skip
 
-
-def __getattr__(name: str) -> Any:
-    """`Battery` and `POWER_SUPPLY` moved to hardware/battery.py; loaded only when asked for here, so
-    importing the core still imports no hardware module (bench/handheld.py asks)."""
-    if name in ("Battery", "POWER_SUPPLY"):
-        import hardware.battery
-
-        return getattr(hardware.battery, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
