@@ -260,6 +260,7 @@ PATTERNS: dict[str, tuple[str, str, str, int]] = {
     "unknown_code": ("off", "on", "off", 3),
     "fault": ("off", "blink", "off", 0),
     "one_at_a_time": ("off", "off", "blink", 1),
+    "hold_closer": ("off", "off", "blink", 0),  # a code seen but not read: amber, no beep (the screen tones once)
     # handheld vehicle mode: a vehicle being checked shows amber; the prompts and the summary are quiet
     "vehicle": ("off", "off", "on", 0),
     "plate": ("off", "off", "on", 0),
