@@ -21,6 +21,13 @@ kiosk with nothing to upload is not faulted for silence (it tries a heartbeat ev
 failed heartbeats take two minutes), and a single dropped upload or slow check is not a fault. It
 clears at the first contact: the next heartbeat (within a minute), upload or online answer.
 Meanwhile checks go on under the site's offline policy.
+
+It also keeps what the technician menu's Network panel shows (sentinel/kiosk_technician.py): the
+wall time of the last contact and the round trip of the last timed one, a heartbeat (timed here
+with the injected `clock`) or an upload batch (timed by the uploader with its clock). Those are
+read from memory: opening the panel sends nothing, so it never blocks on, nor hides, a network
+that is down. A check answered online counts as contact but carries no round trip of its own
+(its latency is mostly decoding), so the last timed one stays.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ NETWORK_FAULT_FAILURES = 3
 
 
 class ServiceContact:
-    """Has anything reached the service lately? Fed by the heartbeat, the uploader and the checks;
-    asked by the pipeline's fault probe. Thread-safe."""
+    """Has anything reached the service lately, when, and how long did the last timed exchange
+    take? Fed by the heartbeat, the uploader and the checks; asked by the pipeline's fault probe
+    and the technician's Network panel. Thread-safe."""
 
     def __init__(
         self,
@@ -52,19 +60,30 @@ class ServiceContact:
         after_s: float = NETWORK_FAULT_S,
         min_failures: int = NETWORK_FAULT_FAILURES,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.after_s = after_s
         self.min_failures = min_failures
         self._clock = clock
+        self._wall = wall
         self._lock = threading.Lock()
+        self._seen_lock = threading.Lock()  # observe_uploader: the fault probe and the menu both poll
         self._last_ok = clock()  # the start counts as contact: no fault in the first after_s
         self.failures = 0  # since the last contact
+        self.last_contact_at: datetime | None = None  # wall time of the last real contact (None: none yet)
+        self.round_trip_s: float | None = None  # the last timed contact's round trip (heartbeat or upload)
         self._uploads_seen: tuple[Any, int] | None = None
 
-    def ok(self) -> None:
+    def ok(self, round_trip_s: float | None = None, at: datetime | None = None) -> None:
+        """The service answered; `round_trip_s`: how long it took (a heartbeat, an upload batch),
+        `at`: when (the wall clock; now when not given)."""
+        when = at or self._wall()
         with self._lock:
             self._last_ok = self._clock()
             self.failures = 0
+            self.last_contact_at = when
+            if round_trip_s is not None:
+                self.round_trip_s = max(0.0, round_trip_s)
 
     def failed(self, n: int = 1) -> None:
         with self._lock:
@@ -82,11 +101,12 @@ class ServiceContact:
     def observe_uploader(self, status: Any) -> None:
         """The uploader's status (polled): a new success is contact, new failures count."""
         seen = (status.last_success_at, status.consecutive_failures)
-        previous, self._uploads_seen = self._uploads_seen, seen
+        with self._seen_lock:
+            previous, self._uploads_seen = self._uploads_seen, seen
         if previous is None:
             return
         if seen[0] != previous[0] and seen[0] is not None:
-            self.ok()
+            self.ok(getattr(status, "last_round_trip_s", None), at=seen[0])
         if seen[1] > previous[1]:
             self.failed(seen[1] - previous[1])
 
@@ -94,6 +114,14 @@ class ServiceContact:
     def since_contact_s(self) -> float:
         with self._lock:
             return self._clock() - self._last_ok
+
+    @property
+    def contact_age_s(self) -> float | None:
+        """How long ago the last real contact was, by the wall clock (an upload is seen when the
+        uploader is polled, later than it happened); None before any."""
+        with self._lock:
+            at = self.last_contact_at
+        return None if at is None else max(0.0, (self._wall() - at).total_seconds())
 
     def fault(self) -> bool:
         """The network fault (module docstring)."""
@@ -113,8 +141,10 @@ class HeartbeatSender:
         timeout_s: float = 5.0,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         contact: ServiceContact | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._client = client
+        self._clock = clock
         self._build = build
         self.interval_s = interval_s
         self.timeout_s = timeout_s
@@ -127,6 +157,7 @@ class HeartbeatSender:
         self.sent = 0  # heartbeats the service acknowledged
         self.failures = 0  # in a row
         self.last_error: str | None = None
+        self.last_round_trip_s: float | None = None  # the last acknowledged heartbeat, sent to answered
 
     def send_once(self) -> bool:
         """Build and send one heartbeat; True when the service acknowledged it. Never raises."""
@@ -137,11 +168,13 @@ class HeartbeatSender:
             self._failed("build", "could not build the heartbeat", contact=False)
             return False
         sent_at = self._wall()
+        started = self._clock()
         try:
             ack = self._client.heartbeat(body, timeout_s=self.timeout_s)
         except Exception as e:  # ClientError, or a transport bug: logged, tried next interval
             self._failed(getattr(e, "code", type(e).__name__), str(e))
             return False
+        self.last_round_trip_s = max(0.0, self._clock() - started)
         answered_at = self._wall()
         received_at = getattr(ack, "received_at", None)
         if received_at is not None:
@@ -155,7 +188,7 @@ class HeartbeatSender:
         self.last_error = None
         self.sent += 1
         if self._contact is not None:
-            self._contact.ok()
+            self._contact.ok(self.last_round_trip_s, at=answered_at)
         return True
 
     def _failed(self, code: str, message: str, *, contact: bool = True) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,13 @@ SECRET_KEYS = ("display.technician_pin_hash",)
 _DETAIL_CHARS = 200
 
 
-def local_time(when: datetime, *, with_zone: bool = False) -> str:
+def local_time(when: datetime, *, with_zone: bool = False, today: datetime | None = None) -> str:
     """A time for the technician, in this machine's time zone (records keep UTC; a technician on
-    site reads the wall clock): '2022-04-12 14:03:22', '(UTC+08:00)' added when asked."""
+    site reads the wall clock): '2022-04-12 14:03:22', '(UTC+08:00)' added when asked; only
+    '14:03:22' when it is on the same local day as `today`."""
     local = when.astimezone() if when.tzinfo else when.replace(tzinfo=UTC).astimezone()
+    if today is not None and today.astimezone().date() == local.date() and not with_zone:
+        return f"{local:%H:%M:%S}"
     text = f"{local:%Y-%m-%d %H:%M:%S}"
     if with_zone:
         offset = local.strftime("%z")
@@ -103,16 +106,46 @@ def uploader_text(status: Any, zh: bool) -> str:
     return words
 
 
+def round_trip_text(seconds: float | None) -> str:
+    """'42 ms' (under 10 s), '12.3 s', or '' when nothing was timed yet."""
+    if seconds is None:
+        return ""
+    return f"{round(seconds * 1000)} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
 def contact_text(contact: Any, zh: bool) -> str:
-    """Reachability from what reached the service lately (heartbeats, uploads, checks): no probe
-    of its own, so it never pretends a blocked network is fine because one ping got through."""
-    ago = max(0, round(contact.since_contact_s))
-    when = (f"{ago}秒前" if ago < 120 else f"{ago // 60}分钟前") if zh else (f"{ago} s ago" if ago < 120 else f"{ago // 60} min ago")
+    """Reachability and the round trip of the last timed contact, from what reached the service
+    lately (`heartbeat.ServiceContact`, fed by heartbeats, uploads and checks): '可达 · 42 ms'.
+    No probe of its own, so it never pretends a blocked network is fine because one ping got
+    through, and opening the panel sends nothing."""
+    rtt = round_trip_text(getattr(contact, "round_trip_s", None))
     if contact.fault():
-        return f"无法连接，上次联系{when}" if zh else f"unreachable, last contact {when}"
-    if contact.failures:
-        return f"不稳定，上次联系{when}，之后失败{contact.failures}次" if zh else f"unsteady: last contact {when}, {contact.failures} failures since"
-    return f"正常，上次联系{when}" if zh else f"reachable, last contact {when}"
+        words = f"无法连接（之后失败{contact.failures}次）" if zh else f"unreachable ({_failures(contact.failures)} since)"
+    elif getattr(contact, "last_contact_at", None) is None:
+        return "尚未联系上服务" if zh else "no contact yet"
+    elif contact.failures:
+        words = f"不稳定（之后失败{contact.failures}次）" if zh else f"unsteady ({_failures(contact.failures)} since)"
+    else:
+        words = "可达" if zh else "reachable"
+    return f"{words} · {rtt}" if rtt else words
+
+
+def _failures(n: int) -> str:
+    return "1 failure" if n == 1 else f"{n} failures"
+
+
+def last_contact_text(contact: Any, zh: bool) -> str:
+    """The last contact in local time and how long ago: '14:03:22（5秒前）' (the date too when it
+    was not today); '' if none."""
+    at = getattr(contact, "last_contact_at", None)
+    if at is None:
+        return ""
+    age = contact.contact_age_s or 0.0
+    ago = round(age)
+    shown = local_time(at, today=at + timedelta(seconds=age))  # today: the time of day is enough
+    if zh:
+        return f"{shown}（{ago}秒前）" if ago < 120 else f"{shown}（{ago // 60}分钟前）"
+    return f"{shown} ({ago} s ago)" if ago < 120 else f"{shown} ({ago // 60} min ago)"
 
 
 def technician_actions(kiosk: Any):
@@ -137,15 +170,21 @@ def technician_actions(kiosk: Any):
     def network_status() -> InfoLines:
         rows = [("服务" if zh() else "Service", kiosk.config.verifier.url)]
         contact = getattr(kiosk, "contact", None)
+        st = kiosk.uploader.status() if kiosk.uploader is not None else None
         if contact is not None:
+            if st is not None:  # an upload the fault probe has not seen yet (it looks while the kiosk is idle)
+                contact.observe_uploader(st)
             rows.append(("连通" if zh() else "Reachable", contact_text(contact, zh())))
-        if kiosk.uploader is not None:
-            st = kiosk.uploader.status()
-            rows.append(("上传" if zh() else "Uploads", uploader_text(st, zh())))
-            if st.last_success_at:
-                rows.append(("上次上传" if zh() else "Last upload", local_time(st.last_success_at)))
+            last = last_contact_text(contact, zh())
+            if last:
+                rows.append(("上次联系" if zh() else "Last contact", last))
+        if st is not None:
+            words = uploader_text(st, zh())
+            if st.last_success_at:  # one row with the state: the panel has room for five rows at most
+                words += f" · {'上次成功' if zh() else 'last'} {local_time(st.last_success_at, today=datetime.now(UTC))}"
+            rows.append(("上传" if zh() else "Uploads", words))
             if st.last_error:
-                when = f"{local_time(st.last_error_at)} " if st.last_error_at else ""
+                when = f"{local_time(st.last_error_at, today=datetime.now(UTC))} " if st.last_error_at else ""
                 rows.append(("上次错误" if zh() else "Last error", f"{when}{st.last_error}"))
         return rows
 

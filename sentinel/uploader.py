@@ -77,6 +77,7 @@ class UploaderStatus:
     next_attempt_in_s: float | None
     delivered: int  # since this process started
     set_aside: int  # since this process started
+    last_round_trip_s: float | None = None  # the last batch the service answered: sent to answered (the technician's Network panel)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +148,7 @@ class Uploader:
         self._last_error_at = _parse_time(meta.get("last_error_at"))
         self.delivered = 0
         self.set_aside = 0
+        self._last_round_trip_s: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,6 +170,7 @@ class Uploader:
             return self._idle_s
         if not self._failures:  # a retry stays "retrying" (or "unauthorized") until it succeeds
             self._state = "uploading"
+        started = self._clock()
         try:
             result = self._transport.upload_records_detailed(batch, self._timeout_s)
         except ClientError as e:
@@ -177,6 +180,7 @@ class Uploader:
         except Exception as e:  # noqa: BLE001 - a transport bug must not kill the worker
             log.exception("upload raised")
             return self._failed("error", f"{type(e).__name__}: {e}")
+        self._last_round_trip_s = max(0.0, self._clock() - started)
         return self._handle(batch, result)
 
     def _handle(self, batch: list[dict[str, Any]], result: RecordsAccepted) -> float:
@@ -256,6 +260,7 @@ class Uploader:
             next_attempt_in_s=next_in,
             delivered=self.delivered,
             set_aside=self.set_aside,
+            last_round_trip_s=self._last_round_trip_s,
         )
 
     # --- the worker thread -----------------------------------------------------------------

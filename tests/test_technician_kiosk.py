@@ -324,3 +324,24 @@ def test_a_kiosk_without_a_config_file_says_there_is_nothing_to_reload(tmp_path,
         assert "内置配置" in rows[0][1]
     finally:
         kiosk.close()
+
+
+def test_the_network_panel_of_a_running_kiosk_shows_reachable_and_the_round_trip(tmp_path, relay, srv):
+    """`sentinel run`'s wiring: the kiosk's own heartbeat reaches the reference service on loopback,
+    and the Network panel says so with its round trip and the time of that contact, in local time."""
+    import re
+
+    kiosk = build_kiosk(load_config(write_config(tmp_path, srv.url)))
+    d = kiosk.display
+    running = RunningKiosk(kiosk)
+    try:
+        wait_until(lambda: kiosk.heartbeat is not None and kiosk.heartbeat.sent >= 1, timeout=30, what="the first heartbeat")
+        open_menu_with_f2(d)
+        tap(d, "network")
+        wait_until(lambda: d.menu._pending is None and "连通" in dict(d.menu.view().info), what="the network panel")
+        rows = dict(d.menu.view().info)
+        assert re.fullmatch(r"可达 · \d+ ms", rows["连通"]), rows
+        assert re.fullmatch(r"\d\d:\d\d:\d\d（\d+秒前）", rows["上次联系"]), rows
+        tap(d, "close")
+    finally:
+        running.close()

@@ -358,8 +358,9 @@ def _summary(r, surface, layout: Layout, screen: Screen, view: VehicleView) -> N
     plate_line = Box(column.x, message.bottom, column.w, layout.px(0.08))
     if layout.portrait:
         buttons = Box(column.x, column.bottom - button_h, column.w, button_h)
-    else:  # Next vehicle at the bottom right, under the thumb of a right hand
-        buttons = Box(column.right - round(column.w * 0.45), column.bottom - button_h, round(column.w * 0.45), button_h)
+    else:  # Next vehicle at the bottom right, under the thumb of a right hand (Back to car left of it)
+        w = round(column.w * (0.45 if len(view.buttons) < 2 else 0.9))
+        buttons = Box(column.right - w, column.bottom - button_h, w, button_h)
     rows_box = Box(column.x, plate_line.bottom + m // 2, column.w, buttons.y - plate_line.bottom - m)
     r.text(surface, screen.title, title, "title", ink, short, align=align, cap=round(title.h * 0.8))
     r.text(surface, screen.message, message, "info", ink, short, align=align, cap=round(message.h * 0.5))

@@ -10,7 +10,11 @@ this controller sits beside it and groups its checks into vehicles:
   re-scanned: the latest result counts);
 - **finish** shows the vehicle's verdict and commits one `vehicle_session` record (plate,
   occupants, every check's record id and credential hash, the verdict) to the same outbox as the
-  check records: delivered by the same uploader, offline or not.
+  check records: delivered by the same uploader, offline or not;
+- **back** (the summary's 返回本车 / Back to car, while the summary is up): the vehicle is open
+  again as it was (a passenger missed, a refreshed code to re-scan). The record committed at
+  Finish stays (durable at once, as always); the next Finish commits the vehicle again under the
+  same `session_id`, with `extra.replaces` naming the earlier record: the later one is the vehicle.
 
 Seams, so that it is wired by hand in tests and by `build_kiosk` on a handheld:
 

@@ -97,14 +97,14 @@ class Phase(StrEnum):
     IDLE = "idle"  # no vehicle: Start; the camera off unless the trigger is armed
     OPEN = "open"  # a vehicle open: checks are added to it
     PLATE = "plate"  # the plate keypad over an open vehicle (checks are still added)
-    SUMMARY = "summary"  # the last vehicle's verdict, for summary_s
+    SUMMARY = "summary"  # the last vehicle's verdict, for summary_s (Back reopens it meanwhile)
 
 
 @dataclass(frozen=True)
 class VehicleEvent:
     """What the controller did, for the demo's lines and for tests."""
 
-    kind: str  # started | check | plate | finished | cancelled
+    kind: str  # started | check | plate | finished | cancelled | reopened
     session: VehicleSession
     add: AddResult | None = None
     check: Check | None = None
@@ -164,6 +164,8 @@ class HandheldController:
         self.session: VehicleSession | None = None
         self.last: VehicleSession | None = None  # the last finished vehicle
         self.last_verdict: VehicleVerdict | None = None
+        self._last_record_id: str | None = None  # the last finished vehicle's record, for a reopened one to replace
+        self._replaces: str | None = None  # the open vehicle was reopened: the record its next one replaces
         self.plate_entry: PlateEntry | None = None
         self._pages_back = 0  # the open vehicle's list of people, turned back this many pages
         self._pipeline_screen: Screen = Screen.prompt(ScreenKind.IDLE, language)
@@ -324,6 +326,8 @@ class HandheldController:
             if button in ("start", "next"):
                 if self.phase in (Phase.IDLE, Phase.SUMMARY):
                     self.start()
+            elif button == "back":  # the summary's Back: the car is still there, staff go back to it
+                self.reopen()
             elif button == "finish":
                 if self.session is None or self.session.rescan_seat is None:  # the button is off meanwhile
                     self.finish()
@@ -363,6 +367,30 @@ class HandheldController:
             self._emit(VehicleEvent("started", self.session))
             self._render()
             return self.session
+
+    def reopen(self) -> VehicleSession | None:
+        """Back from the summary to the vehicle just finished (a passenger missed, a refreshed code
+        to re-scan): it is open again as it was, same session id, its people and their checks. Its
+        record was committed at Finish (durable, as every vehicle's is) and stays; the next Finish
+        commits the vehicle as it is then, a new record naming the one it replaces
+        (`extra.replaces`). Only while the summary is up: once it is gone the car has driven on."""
+        with self._lock:
+            session = self.last
+            if self.phase != Phase.SUMMARY or self.session is not None or session is None or session.closed_by == "shutdown":
+                return None
+            session.finished_at = None  # open again (sentinel.vehicle: `open` is "not finished")
+            session.closed_by = None
+            self.session = session
+            self._replaces = self._last_record_id
+            self.phase = Phase.OPEN
+            self._card = self._prompt_card()
+            self._pages_back = 0
+            self._finish_pending = False
+            self._last_activity = self._clock()
+            log.info("vehicle %s reopened from its summary (record %s to be replaced)", session.id, self._replaces)
+            self._emit(VehicleEvent("reopened", session))
+            self._render()
+            return session
 
     def open_plate(self) -> None:
         with self._lock:
@@ -444,6 +472,7 @@ class HandheldController:
         assert session is not None
         session.finish(self._wall(), "cancelled")
         self.session = None
+        self._replaces = None
         self.plate_entry = None
         self._finish_pending = False
         self.phase = Phase.IDLE
@@ -461,13 +490,14 @@ class HandheldController:
         started = time.perf_counter()
         verdict = session.finish(self._wall(), closed_by)
         try:
-            record = session_record(session, self.device_id, self.site_id)
+            record = session_record(session, self.device_id, self.site_id, replaces=self._replaces)
         except ValueError:  # a bug: the vehicle is still shown and its check records are kept
             log.exception("vehicle %s: could not make its record", session.id)
             record_id, durable = None, False
         else:
             record_id, durable = self._commit(record)
         self.sessions_recorded += 1
+        self._last_record_id, self._replaces = record_id, None
         self.session = None
         self.plate_entry = None
         self.last, self.last_verdict = session, verdict
@@ -547,7 +577,7 @@ class HandheldController:
         """The screen for the current state (pure given the state; tests and samples call it)."""
         lang = self.language
         if self.phase == Phase.SUMMARY and self.last is not None and self.last_verdict is not None:
-            return summary_screen(self.last, self.last_verdict, lang, cue=cue)
+            return summary_screen(self.last, self.last_verdict, lang, cue=cue, back=self.last.closed_by != "shutdown")
         if self.phase == Phase.PLATE and self.session is not None and self.plate_entry is not None:
             return plate_screen(self.plate_entry, lang, has_plate=self.session.plate is not None, cue=cue)
         if self.phase == Phase.OPEN and self.session is not None:

@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sentinel.handheld")
 
-def session_record(session: VehicleSession, device_id: str, site_id: str, *, record_id: str | None = None) -> VehicleSessionIn:
+def session_record(session: VehicleSession, device_id: str, site_id: str, *, record_id: str | None = None,
+                   replaces: str | None = None) -> VehicleSessionIn:
     """The vehicle as the outbox keeps it and the service stores it (`contract.VehicleSessionIn`).
-    Attempts without a credential hash (a pipeline that did not say it) are left out, logged."""
+    Attempts without a credential hash (a pipeline that did not say it) are left out, logged.
+    `replaces`: the record id of the same vehicle finished before staff went back to it (the
+    summary's Back); both records carry the same `session_id`, the later one is the vehicle."""
     from sentinel.contract import (
         Mode,
         VehicleAttempt,
@@ -78,5 +81,6 @@ def session_record(session: VehicleSession, device_id: str, site_id: str, *, rec
         reason=verdict.reason,
         mode=Mode.OFFLINE if session.offline else Mode.ONLINE,
         occupants=occupants,
-        extra={"duration_s": round((finished - session.started_at).total_seconds(), 3), "rescans": c["rescans"], "duplicates": c["duplicates"]},
+        extra={"duration_s": round((finished - session.started_at).total_seconds(), 3), "rescans": c["rescans"], "duplicates": c["duplicates"],
+               **({"replaces": replaces} if replaces else {})},
     )

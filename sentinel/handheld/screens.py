@@ -40,6 +40,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "last_vehicle": ("上一辆：{what}", "Last vehicle: {what}"),
     "start": ("开始核验", "Start"),
     "next": ("下一辆", "Next vehicle"),
+    "back_to_vehicle": ("返回本车", "Back to car"),
     "finish": ("完成", "Finish"),
     "cancel": ("取消", "Cancel"),
     "plate": ("车牌", "Plate"),
@@ -192,8 +193,11 @@ def plate_screen(entry: PlateEntry, lang: str, *, has_plate: bool = False, cue: 
 
 
 def summary_screen(
-    session: VehicleSession, verdict: VehicleVerdict, lang: str, *, cue: ScreenKind | None = None, tz: tzinfo | None = None
+    session: VehicleSession, verdict: VehicleVerdict, lang: str, *, cue: ScreenKind | None = None, tz: tzinfo | None = None,
+    back: bool = True,
 ) -> Screen:
+    """The vehicle's verdict; `back`: a Back button that reopens the vehicle (a missed passenger,
+    a re-scan), beside Next vehicle."""
     title = text(_SUMMARY_KEY[verdict.kind], lang)
     message = vehicle_reason_text(verdict, lang)
     view = VehicleView(
@@ -204,7 +208,7 @@ def summary_screen(
         more=TEXT["more_listed"][0 if lang == "zh-CN" else 1],
         more_passed=TEXT["more_passed"][0 if lang == "zh-CN" else 1],
         counts=_counts(session, lang),
-        buttons=(Button("next", text("next", lang), primary=True),),
+        buttons=((Button("back", text("back_to_vehicle", lang)),) if back else ()) + (Button("next", text("next", lang), primary=True),),
         cue=cue,
     )
     when = f"{session.finished_at.astimezone(tz):%H:%M:%S}" if session.finished_at else ""
