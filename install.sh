@@ -21,8 +21,10 @@ venv="$here/.venv"
 stamp="$venv/.sentinel-install-stamp"
 python="${PYTHON:-python3}"
 
-# System packages the dev machine needs: zbar for the pyzbar decoder, a CJK font for the screens.
-apt_packages=(libzbar0 fonts-noto-cjk)
+# System packages the dev machine needs: zbar for the pyzbar decoder, a CJK font for the screens,
+# PostgreSQL's server binaries for the service tests on PostgreSQL (each starts its own throwaway
+# cluster with initdb/pg_ctl; no system cluster is used).
+apt_packages=(libzbar0 fonts-noto-cjk postgresql)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }

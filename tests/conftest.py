@@ -53,3 +53,4 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "pi_emulated" in item.keywords:
             item.add_marker(skip)
+from tests.conftest_postgres import postgres_server, postgres_url, service_db  # noqa: F401  (issue 21: both stores)

@@ -161,8 +161,8 @@ def test_outbox_keeps_salvages_and_exports_amendments_and_events(tmp_path, capsy
 
 
 @pytest.fixture
-def srv(tmp_path):
-    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN, clock=WallClock(T0 + timedelta(minutes=5))) as server:
+def srv(service_db):
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN, clock=WallClock(T0 + timedelta(minutes=5))) as server:
         yield server
 
 

@@ -34,8 +34,8 @@ needs_engine = pytest.mark.skipif(not available(), reason=f"face engine not inst
 
 
 @pytest.fixture
-def srv(tmp_path):
-    with ReferenceServer(tmp_path / "service.db", seed="demo-faces", admin_token=ADMIN) as server:
+def srv(service_db):
+    with ReferenceServer(service_db, seed="demo-faces", admin_token=ADMIN) as server:
         yield server
 
 

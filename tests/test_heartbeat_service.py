@@ -88,9 +88,9 @@ SERVICE_NOW = T0 + timedelta(minutes=3)
 
 
 @pytest.fixture
-def srv(tmp_path):
+def srv(service_db):
     clock = WallClock(SERVICE_NOW)
-    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN, clock=clock) as server:
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN, clock=clock) as server:
         server.test_clock = clock
         yield server
 

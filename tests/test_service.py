@@ -31,8 +31,8 @@ TIMEOUT = 10
 
 
 @pytest.fixture
-def srv(tmp_path):
-    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN) as server:
+def srv(service_db):
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN) as server:
         yield server
 
 
@@ -349,11 +349,11 @@ def test_records_listing_access_paging_and_since(srv):
     assert_error(naive, 422, "bad_request")
 
 
-def test_records_survive_a_restart_and_a_reseed(tmp_path):
+def test_records_survive_a_restart_and_a_reseed(service_db):
     one = record()
-    with ReferenceServer(tmp_path / "s.db", seed="demo", admin_token=ADMIN) as first:
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN) as first:
         upload(first, [one])
-    with ReferenceServer(tmp_path / "s.db", seed="demo", admin_token=ADMIN) as second:
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN) as second:
         assert [r["id"] for r in admin(second, "GET", "/v1/records").json()["records"]] == [one["id"]]
         assert upload(second, [one]).json()["accepted"] == [one["id"]]
 

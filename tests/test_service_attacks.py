@@ -27,8 +27,8 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_device_revokes_its_own_token_idempotently(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_device_revokes_its_own_token_idempotently(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         url = f"{srv.url}/v1/devices/{DEMO_DEVICE_ID}/revoke"
         first = requests.post(url, headers=_auth(DEMO_DEVICE_TOKEN), timeout=5)
         assert first.status_code == 200 and first.json() == {"revoked": True}
@@ -41,8 +41,8 @@ def test_device_revokes_its_own_token_idempotently(tmp_path):
         assert requests.post(url, headers=_auth(srv.admin_token), timeout=5).status_code == 403
 
 
-def test_device_cannot_revoke_another_device(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_device_cannot_revoke_another_device(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         r = requests.post(f"{srv.url}/v1/devices/other-device/revoke", headers=_auth(DEMO_DEVICE_TOKEN), timeout=5)
         assert r.status_code == 403 and r.json()["error"] == "wrong_device"
 
@@ -89,8 +89,8 @@ class FakeMonotonic:
 # 1. re-binding -----------------------------------------------------------------------------------
 
 
-def test_a_code_of_another_site_cannot_take_over_a_device_id(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_a_code_of_another_site_cannot_take_over_a_device_id(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         mine = _record()
         assert requests.post(f"{srv.url}/v1/records", json={"records": [mine]}, headers=_auth(DEMO_DEVICE_TOKEN), timeout=5).json()["accepted"] == [mine["id"]]
         _admin(srv, "POST", "/admin/sites", json={"id": "evil-site", "name": "Evil", "address": ""})
@@ -103,16 +103,16 @@ def test_a_code_of_another_site_cannot_take_over_a_device_id(tmp_path):
         assert _verify(srv, DEMO_DEVICE_TOKEN, "health_code", "x").status_code == 200
 
 
-def test_rebinding_does_not_lift_a_revocation_without_the_admin(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_rebinding_does_not_lift_a_revocation_without_the_admin(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         _admin(srv, "POST", f"/admin/devices/{DEMO_DEVICE_ID}/revoke")
         refused = _bind(srv, _code(srv), DEMO_DEVICE_ID)
         assert refused.status_code == 409
         assert _admin(srv, "GET", f"/admin/devices/{DEMO_DEVICE_ID}").json()["revoked"] is True
 
 
-def test_an_admin_allowed_rebinding_sees_none_of_the_old_records(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_an_admin_allowed_rebinding_sees_none_of_the_old_records(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         old = _record()
         requests.post(f"{srv.url}/v1/records", json={"records": [old]}, headers=_auth(DEMO_DEVICE_TOKEN), timeout=5)
         _admin(srv, "POST", "/admin/sites", json={"id": "site-b", "name": "B", "address": ""})
@@ -189,9 +189,9 @@ def test_the_cli_refuses_faults_without_the_flag(tmp_path):
 # 4. rate limits, lockout, gallery ----------------------------------------------------------------
 
 
-def test_guessing_binding_codes_is_locked_out(tmp_path, caplog):
+def test_guessing_binding_codes_is_locked_out(service_db, tmp_path, caplog):
     clock = FakeMonotonic()
-    with ReferenceServer(tmp_path / "svc.db", seed="demo", limits=Limits(clock=clock)) as srv:
+    with ReferenceServer(service_db, seed="demo", limits=Limits(clock=clock)) as srv:
         answers = [_bind(srv, f"GUESS-{i:05d}", f"d{i}") for i in range(30)]
         statuses = [a.status_code for a in answers]
         assert statuses[:10] == [400] * 10 and set(statuses[10:]) == {429}
@@ -204,9 +204,9 @@ def test_guessing_binding_codes_is_locked_out(tmp_path, caplog):
     assert "bind failed from 127.0.0.1" in caplog.text and "GUESS" not in caplog.text
 
 
-def test_guessing_id_numbers_is_rate_limited(tmp_path, caplog):
+def test_guessing_id_numbers_is_rate_limited(service_db, tmp_path, caplog):
     clock = FakeMonotonic()
-    with ReferenceServer(tmp_path / "svc.db", seed="demo", limits=Limits(clock=clock)) as srv:
+    with ReferenceServer(service_db, seed="demo", limits=Limits(clock=clock)) as srv:
         answers = [_verify(srv, DEMO_DEVICE_TOKEN, "id_number", f"3101011990010{i:05d}") for i in range(40)]
         statuses = [a.status_code for a in answers]
         assert statuses[:30] == [200] * 30 and set(statuses[30:]) == {429}
@@ -219,10 +219,10 @@ def test_guessing_id_numbers_is_rate_limited(tmp_path, caplog):
     assert "3101011990010" not in caplog.text
 
 
-def test_many_verifies_of_known_codes_are_not_limited(tmp_path):
+def test_many_verifies_of_known_codes_are_not_limited(service_db, tmp_path):
     from sentinel.demo_data import DEMO_PEOPLE
 
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+    with ReferenceServer(service_db, seed="demo") as srv:
         session = requests.Session()
         body = {"device_id": DEMO_DEVICE_ID, "site_id": DEMO_SITE.id, "credential": {"kind": "health_code", "value": DEMO_PEOPLE[0].token},
                 "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
@@ -230,14 +230,14 @@ def test_many_verifies_of_known_codes_are_not_limited(tmp_path):
         assert codes == {200}
 
 
-def test_unknown_tokens_are_rate_limited_per_address(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo", limits=Limits(clock=FakeMonotonic())) as srv:
+def test_unknown_tokens_are_rate_limited_per_address(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo", limits=Limits(clock=FakeMonotonic())) as srv:
         codes = [_verify(srv, f"sdt_guess{i}", "health_code", "x").status_code for i in range(40)]
         assert codes[:30] == [401] * 30 and set(codes[30:]) == {429}
 
 
-def test_a_face_id_outside_the_site_gallery_is_not_found(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_a_face_id_outside_the_site_gallery_is_not_found(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         _admin(srv, "POST", "/admin/sites", json={"id": "elsewhere", "name": "E", "address": ""})
         _admin(srv, "POST", "/admin/people", json={"person_id": "far", "name": "王小明", "colour": "green", "face_id": "face-far",
                                                    "face_site_id": "elsewhere"})  # fmt: skip
@@ -269,13 +269,13 @@ def test_an_existing_world_readable_database_is_made_owner_only(tmp_path):
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
-def test_records_past_retention_are_purged(tmp_path):
+def test_records_past_retention_are_purged(service_db, tmp_path):
     now = [datetime.now(UTC) - timedelta(days=40)]
-    with ReferenceServer(tmp_path / "svc.db", seed="demo", clock=lambda: now[0], retention=timedelta(days=28)) as srv:
+    with ReferenceServer(service_db, seed="demo", clock=lambda: now[0], retention=timedelta(days=28)) as srv:
         old = _record()
         requests.post(f"{srv.url}/v1/records", json={"records": [old]}, headers=_auth(DEMO_DEVICE_TOKEN), timeout=5)
     now[0] = datetime.now(UTC)
-    with ReferenceServer(tmp_path / "svc.db", seed="demo", clock=lambda: now[0], retention=timedelta(days=28)) as srv:
+    with ReferenceServer(service_db, seed="demo", clock=lambda: now[0], retention=timedelta(days=28)) as srv:
         assert _admin(srv, "GET", "/v1/records").json()["records"] == []  # purged on start
         fresh = _record()
         requests.post(f"{srv.url}/v1/records", json={"records": [fresh]}, headers=_auth(DEMO_DEVICE_TOKEN), timeout=5)
@@ -284,8 +284,8 @@ def test_records_past_retention_are_purged(tmp_path):
         assert _admin(srv, "GET", "/v1/records").json()["records"] == []
 
 
-def test_unmasked_identity_in_a_record_is_refused(tmp_path):
-    with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv:
+def test_unmasked_identity_in_a_record_is_refused(service_db, tmp_path):
+    with ReferenceServer(service_db, seed="demo") as srv:
         full = _record(person={"name_masked": "王小明", "id_masked": "3101**********1234"})
         full_id = _record(person={"name_masked": "王*明", "id_masked": "310101199001011234"})
         masked = _record(person={"name_masked": "王*明", "id_masked": "3101**********1234"})

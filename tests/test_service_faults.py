@@ -26,8 +26,8 @@ GREEN = demo_person("green").token
 
 
 @pytest.fixture
-def srv(tmp_path):
-    with ReferenceServer(tmp_path / "service.db", seed="demo", admin_token=ADMIN, rng=random.Random(1234), fault_injection=True) as server:
+def srv(service_db):
+    with ReferenceServer(service_db, seed="demo", admin_token=ADMIN, rng=random.Random(1234), fault_injection=True) as server:
         yield server
 
 

@@ -29,7 +29,9 @@ log = logging.getLogger("sentinel.service")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a bench LAN)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--db", required=True, type=Path, help="SQLite file holding sites, devices, people and records")
+    parser.add_argument("--db", required=True, type=_db,
+                        help="SQLite file holding sites, devices, people and records, or a postgresql:// URL of a database that "
+                        "several service processes may share (needs --admin-token-file)")  # fmt: skip
     parser.add_argument("--seed", choices=["demo", "demo-faces"], help="(re)write the demo site, device, people and binding code")
     parser.add_argument(
         "--admin-token-file",
@@ -53,6 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="more server-wide faults, same syntax as the X-Sentinel-Fault header, e.g. 'status=503' or 'garbage'",
     )
+
+
+def _db(text: str) -> str | Path:
+    """A postgresql:// URL stays text (a Path would fold its //); anything else is a SQLite path."""
+    from sentinel.service.store import (
+        is_postgres_url,  # standard library only at import
+    )
+
+    return text if is_postgres_url(text) else Path(text)
 
 
 def _read_admin_token(path: Path) -> str:
@@ -117,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sentinel service: refusing plain HTTP on {args.host}: tokens and personal data would cross the network in clear; "
               "give --certfile/--keyfile, or --behind-tls-proxy when a TLS proxy is in front", file=sys.stderr)  # fmt: skip
         return 2
+    if isinstance(args.db, str) and token is None:
+        print("sentinel service: a postgresql:// database needs --admin-token-file (there is no file to write the token next to)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.retention_days < 0:
         print("sentinel service: --retention-days must be 0 or more", file=sys.stderr)
         return 2
@@ -129,8 +144,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             url = server.start()
-        except OSError as exc:
+        except OSError as exc:  # psycopg's OperationalError is not an OSError: caught below
             print(f"sentinel service: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        except ImportError as exc:
+            print(f"sentinel service: {exc.name} is missing for a postgresql:// database; install it: pip install 'psycopg[binary,pool]'",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("psycopg", "psycopg_pool"):
+                raise
+            print(f"sentinel service: cannot use the database: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         if token is None:
             # never printed (stdout is the journal under systemd): written owner-only, the path shown

@@ -121,7 +121,9 @@ def _unmasked(record) -> bool:
 
 
 def purge_expired(app, now: datetime) -> int:
-    """Purge records past the app's retention period; returns how many went."""
+    """Purge records past the app's retention period (and rate-limit state long idle); returns
+    how many records went."""
+    app.state.limits.forget_idle()
     if app.state.retention is None:
         return 0
     app.state.last_purge = now

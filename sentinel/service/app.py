@@ -117,7 +117,9 @@ def create_app(
     app.state.admin_token = admin_token
     app.state.clock = clock
     app.state.fault_injection = fault_injection
-    app.state.limits = limits or Limits()
+    app.state.limits = limits = limits or Limits()
+    if store.shares_limits() and limits.shared is None:
+        limits.share(store)  # several processes share the database: they share the limits too
     app.state.retention = retention
     app.state.last_purge = None
     install_error_handlers(app)

@@ -5,7 +5,8 @@ socket, so tests, the demo and a technician's bench exercise the same network pa
 The listening socket is bound here, before uvicorn starts, so `port=0` yields the real port at
 once and there is no window where two servers race for a "free" port. With `certfile`/`keyfile` it
 serves HTTPS; fault injection is off unless `fault_injection=True`; records past `retention` are
-purged when it starts (and hourly by the app).
+purged when it starts (and hourly by the app). The database is a SQLite file or a PostgreSQL URL
+(`store.open_store`); several servers may share one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import uvicorn
 
@@ -26,7 +28,7 @@ from sentinel.service.app import create_app, utc_now
 from sentinel.service.faults import Faults, FaultState, hide_dropped_connections
 from sentinel.service.limits import Limits
 from sentinel.service.seed import SEEDS
-from sentinel.service.store import Store
+from sentinel.service.store import Store, describe_db, open_store
 from sentinel.service.tokens import new_admin_token
 
 log = logging.getLogger("sentinel.service")
@@ -35,7 +37,8 @@ START_TIMEOUT_S = 10.0
 
 
 class ReferenceServer:
-    """`with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv: requests.get(srv.url + "/healthz")`"""
+    """`with ReferenceServer(tmp_path / "svc.db", seed="demo") as srv: requests.get(srv.url + "/healthz")`;
+    `db_path` may be a `postgresql://` URL instead (see store.py)."""
 
     def __init__(
         self,
@@ -86,7 +89,7 @@ class ReferenceServer:
         """Open the database, seed it, listen, and return the base URL once requests are served."""
         if self._thread is not None:
             raise RuntimeError("already started")
-        self.store = Store(self.db_path)
+        self.store = open_store(self.db_path)
         try:
             if self.seed:
                 SEEDS[self.seed](self.store, self.clock())
@@ -121,7 +124,7 @@ class ReferenceServer:
         except BaseException:
             self.stop()
             raise
-        log.debug("reference health-status service at %s (db %s)", self.url, self.db_path)
+        log.debug("reference health-status service at %s (db %s)", self.url, describe_db(self.db_path))
         return self.url
 
     def stop(self) -> None:
@@ -137,7 +140,7 @@ class ReferenceServer:
             self.store.close()
         self._server = self._socket = self._thread = self.store = None
 
-    def __enter__(self) -> "ReferenceServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -1,15 +1,27 @@
-"""The reference service's state in one SQLite file.
+"""The reference service's state: one SQLite file (the default) or a PostgreSQL database.
 
-Standard library only, one connection guarded by a lock (FastAPI runs sync endpoints in a thread
-pool), WAL so a technician can read the file while the server runs, and every value bound as a
-parameter: credential values come straight from QR codes and must never become SQL. The only names
-put into SQL text are column names from the fixed `_PERSON_COLUMNS` list.
+One interface, `Store`, two implementations chosen by what `--db` names (`open_store`): a path is
+`SqliteStore` (standard library only, one connection guarded by a lock since FastAPI runs sync
+endpoints in a thread pool, WAL so a technician can read the file while the server runs); a
+`postgresql://` URL is `PostgresStore` (psycopg 3 and its connection pool: several service
+processes or uvicorn workers share one database). Both run the same SQL, written once with `?`
+marks; the few places where the two dialects differ are methods of the implementations.
+
+Correctness across processes rests on the database, never on a lock in one process: a record is
+stored by INSERT ... ON CONFLICT DO NOTHING (exactly once, whichever worker got it first), a
+binding code is used up by UPDATE ... WHERE used = 0 RETURNING (one winner), and on PostgreSQL the
+rate-limit buckets live in the `limit_state` table (`update_limit`). Schema changes are the
+numbered `_MIGRATIONS`, recorded in `schema_migrations` and applied on open (under an advisory
+lock on PostgreSQL, so workers starting together migrate once).
+
+Every value is bound as a parameter: credential values come straight from QR codes and must never
+become SQL. The only names put into SQL text are table and column names from fixed lists here.
 
 Times are stored as fixed-width UTC ISO text, so comparing the strings compares the times.
 
-The file holds personal data (records, people) and token hashes: it and its -wal/-shm files are
-made 0600, and records older than the retention period are purged (`purge_records`). Every record
-carries the binding (`binding_id`) of the device token that uploaded it; a device token lists only
+The database holds personal data (records, people) and token hashes: a SQLite file and its
+-wal/-shm files are made 0600 (a PostgreSQL database is the operator's to protect), and records
+older than the retention period are purged (`purge_records`, on both). Every record carries the binding (`binding_id`) of the device token that uploaded it; a device token lists only
 its own binding's records, so a device id bound again (by an admin's leave) does not inherit what
 the previous holder of that id recorded.
 """
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -231,7 +244,7 @@ def _person_to_sql(name: str, value: Any) -> Any:
     return value
 
 
-def _person_from_sql(row: sqlite3.Row) -> PersonRow:
+def _person_from_sql(row: Any) -> PersonRow:
     values = dict(row)
     for name in _PERSON_TIMES:
         values[name] = _parse(values[name])
@@ -248,67 +261,93 @@ def normalise_id_number(value: str) -> str:
 #: what SQLite may create next to the database file
 _SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
+#: indexes for tens of millions of rows: a device token's listing (its binding's rows in id
+#: order), purging by received_at, and the rate-limit state shared by several service processes
+_SCHEMA_2 = "\n".join(
+    [f"CREATE INDEX IF NOT EXISTS {t}_by_binding ON {t} (binding_id, id);" for t in _KIND_TABLES.values()]
+    + [f"CREATE INDEX IF NOT EXISTS {t}_by_received ON {t} (received_at);" for t in _KIND_TABLES.values()]
+    + [
+        "CREATE INDEX IF NOT EXISTS binding_codes_by_expiry ON binding_codes (expires_at);",
+        (
+            "CREATE TABLE IF NOT EXISTS limit_state (family TEXT NOT NULL, key TEXT NOT NULL, "
+            "a DOUBLE PRECISION NOT NULL, b DOUBLE PRECISION NOT NULL, PRIMARY KEY (family, key));"
+        ),
+    ]
+)
+
+#: (version, what it does, SQL): applied in order on open, each recorded in schema_migrations;
+#: append a new version, never edit an applied one
+_MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "tables of the first release", _SCHEMA),
+    (2, "indexes for listing by binding and purging by received_at; shared rate-limit state", _SCHEMA_2),
+)
+
+
+def is_postgres_url(db: str | Path) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(db: str | Path) -> Store:
+    """The store `db` names: a `postgresql://` URL, else a SQLite file path (or ":memory:")."""
+    return PostgresStore(db) if is_postgres_url(db) else SqliteStore(db)
+
+
+def describe_db(db: str | Path) -> str:
+    """`db` for a log line: a URL without its password."""
+    if not is_postgres_url(db):
+        return str(db)
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(db))
+
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._lock = threading.RLock()
-        if self.path != ":memory:":
-            # created owner-only before SQLite opens it: SQLite gives -wal/-shm the same mode
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._restrict()
-        # isolation_level=None: transactions are explicit (_tx), so a multi-statement change such
-        # as redeeming a binding code is one BEGIN IMMEDIATE ... COMMIT even across processes.
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            for table, column, kind in _ADDED_COLUMNS:
-                have = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        self._restrict()
+    """The service's state. `Store(db)` opens what `db` names (`open_store`); the SQL lives here,
+    written once, and the two implementations supply connections, transactions and the few
+    dialect differences."""
 
-    def _restrict(self) -> None:
-        """The database and SQLite's side files are the owner's only (0600)."""
-        if self.path == ":memory:":
-            return
-        for suffix in _SIDE_FILES:
-            try:
-                os.chmod(self.path + suffix, 0o600)
-            except FileNotFoundError:
-                pass
+    #: SQL for "same value, NULL included"
+    _IS = "IS"
+    #: the database's integrity errors (unique key, foreign key)
+    _integrity: tuple[type[Exception], ...] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Store:  # noqa: PYI034  (answers a subclass)
+        chosen = cls
+        if cls is Store:
+            db = args[0] if args else kwargs["path"]
+            chosen = PostgresStore if is_postgres_url(db) else SqliteStore
+        return super().__new__(chosen)
+
+    # implementation hooks ----------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        raise NotImplementedError
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _tx(self) -> Iterator[Any]:
+        """One transaction; yields a connection whose `execute(sql, params)` takes `?` marks and
+        returns rows that index by column name."""
+        raise NotImplementedError
+        yield
 
-    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        raise NotImplementedError
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        raise NotImplementedError
+
+    def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
+        raise NotImplementedError
+
+    def _serialise(self, conn: Any, names: list[str]) -> None:
+        """Make concurrent transactions on these names wait for each other (SQLite: every write
+        transaction already does)."""
 
     # sites -------------------------------------------------------------------------------------
 
     def add_site(self, site: Site, *, replace: bool = False) -> None:
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
             with self._tx() as conn:
-                conn.execute(f"{verb} INTO sites (id, name, address) VALUES (?, ?, ?)", (site.id, site.name, site.address))
-        except sqlite3.IntegrityError as exc:
+                conn.execute(self._upsert_sql("sites", ("id", "name", "address"), "id", replace), (site.id, site.name, site.address))
+        except self._integrity as exc:
             raise Conflict(f"site {site.id} exists") from exc
 
     def get_site(self, site_id: str) -> Site | None:
@@ -323,7 +362,7 @@ class Store:
             self._set_device(conn, device_id, site_id, token, now)
 
     @staticmethod
-    def _set_device(conn: sqlite3.Connection, device_id: str, site_id: str, token: str, now: datetime) -> None:
+    def _set_device(conn: Any, device_id: str, site_id: str, token: str, now: datetime) -> None:
         """A new token is a new binding (its own `binding_id`); the same token again (re-seeding
         the demo) keeps its binding, so the device still sees what it recorded."""
         conn.execute(
@@ -383,24 +422,30 @@ class Store:
         try:
             with self._tx() as conn:
                 conn.execute(
-                    "INSERT OR REPLACE INTO binding_codes (code_hash, site_id, expires_at, used, used_by) VALUES (?, ?, ?, 0, NULL)",
-                    (hash_secret(normalise_code(code)), site_id, utc_text(expires_at)),
+                    self._upsert_sql("binding_codes", ("code_hash", "site_id", "expires_at", "used", "used_by"), "code_hash", True),
+                    (hash_secret(normalise_code(code)), site_id, utc_text(expires_at), 0, None),
                 )
-        except sqlite3.IntegrityError as exc:
+        except self._integrity as exc:
             raise BindError("unknown_site", f"no site {site_id}") from exc
 
     def redeem_binding_code(self, code: str, device_id: str, token: str, now: datetime) -> Site:
         """Use the code up and bind the device in one transaction, so two devices racing with the
-        same code cannot both get a token."""
+        same code cannot both get a token, in one process or several: the UPDATE ... WHERE used = 0
+        has one winner, and the loser finds the code used."""
+        code_hash = hash_secret(normalise_code(code))
         with self._tx() as conn:
+            self._serialise(conn, [f"device:{device_id}"])  # two codes binding one new id: one at a time
             row = conn.execute(
-                "SELECT site_id, expires_at, used FROM binding_codes WHERE code_hash = ?", (hash_secret(normalise_code(code)),)
-            ).fetchone()
+                "UPDATE binding_codes SET used = 1, used_by = ? WHERE code_hash = ? AND used = 0 AND expires_at > ? RETURNING site_id",
+                (device_id, code_hash, utc_text(now)),
+            ).fetchall()  # all: SQLite finishes a RETURNING statement only once it is read to the end
+            row = row[0] if row else None
             if row is None:
-                raise BindError("code_unknown", "no such binding code")
-            if row["used"]:
-                raise BindError("code_used", "this binding code was already used; ask for a new one")
-            if _parse(row["expires_at"]) <= now:
+                why = conn.execute("SELECT used FROM binding_codes WHERE code_hash = ?", (code_hash,)).fetchone()
+                if why is None:
+                    raise BindError("code_unknown", "no such binding code")
+                if why["used"]:
+                    raise BindError("code_used", "this binding code was already used; ask for a new one")
                 raise BindError("code_expired", "this binding code has expired; ask for a new one")
             existing = conn.execute("SELECT site_id, rebind_site_id FROM devices WHERE id = ?", (device_id,)).fetchone()
             if existing is not None:
@@ -409,10 +454,6 @@ class Store:
                     raise BindError("device_exists", f"device {device_id} is already bound; an admin must allow binding it again")
                 if existing["rebind_site_id"] != row["site_id"]:
                     raise BindError("wrong_site", f"device {device_id} may be bound again only with a code of site {existing['rebind_site_id']}")
-            conn.execute(
-                "UPDATE binding_codes SET used = 1, used_by = ? WHERE code_hash = ?",
-                (device_id, hash_secret(normalise_code(code))),
-            )
             self._set_device(conn, device_id, row["site_id"], token, now)
             site = conn.execute("SELECT id, name, address FROM sites WHERE id = ?", (row["site_id"],)).fetchone()
         return Site(**dict(site))
@@ -421,14 +462,13 @@ class Store:
 
     def add_person(self, person: PersonRow, now: datetime, *, replace: bool = False) -> PersonRow:
         values = {**{n: getattr(person, n) for n in _PERSON_COLUMNS}, "updated_at": now}
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
             with self._tx() as conn:
                 conn.execute(
-                    f"{verb} INTO people ({', '.join(_PERSON_COLUMNS)}) VALUES ({', '.join('?' * len(_PERSON_COLUMNS))})",
+                    self._upsert_sql("people", _PERSON_COLUMNS, "person_id", replace),
                     tuple(_person_to_sql(n, values[n]) for n in _PERSON_COLUMNS),
                 )
-        except sqlite3.IntegrityError as exc:
+        except self._integrity as exc:
             raise Conflict(f"person {person.person_id}: id, token, ID number or face id already taken") from exc
         return self.get_person(person.person_id)
 
@@ -440,13 +480,13 @@ class Store:
         columns = [n for n in _PERSON_COLUMNS if n in changes]  # whitelisted names only
         try:
             with self._tx() as conn:
-                cursor = conn.execute(
+                changed = conn.execute(
                     f"UPDATE people SET {', '.join(f'{n} = ?' for n in columns)} WHERE person_id = ?",
                     (*(_person_to_sql(n, changes[n]) for n in columns), person_id),
-                )
-        except sqlite3.IntegrityError as exc:
+                ).rowcount
+        except self._integrity as exc:
             raise Conflict(f"person {person_id}: token, ID number or face id already taken") from exc
-        return self.get_person(person_id) if cursor.rowcount else None
+        return self.get_person(person_id) if changed else None
 
     def get_person(self, person_id: str) -> PersonRow | None:
         row = self._one(f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people WHERE person_id = ?", (person_id,))
@@ -468,13 +508,12 @@ class Store:
         return None if row is None else _person_from_sql(row)
 
     def faces(self, site_id: str, since: datetime | None) -> list[PersonRow]:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people "
-                "WHERE face_site_id = ? AND face_id IS NOT NULL AND face_encoding IS NOT NULL "
-                "AND (? IS NULL OR updated_at >= ?) ORDER BY person_id",
-                (site_id, *(2 * [None if since is None else utc_text(since)])),
-            ).fetchall()
+        since_sql, params = ("", (site_id,)) if since is None else (" AND updated_at >= ?", (site_id, utc_text(since)))
+        rows = self._all(
+            f"SELECT {', '.join(_PERSON_COLUMNS)} FROM people "
+            f"WHERE face_site_id = ? AND face_id IS NOT NULL AND face_encoding IS NOT NULL{since_sql} ORDER BY person_id",
+            params,
+        )
         return [_person_from_sql(row) for row in rows]
 
     # records -----------------------------------------------------------------------------------
@@ -484,8 +523,9 @@ class Store:
     ) -> StoredBatch:
         """Store what is new and ignore what is known, in one transaction, each kind in its table.
         `owners` maps every stored id of the batch to the device that stored it, whichever attempt
-        that was. An id is stored once across all kinds: one already used by another kind is
-        refused (`id_conflict`). An amendment is refused (`wrong_record`) when the record it amends
+        that was (in this process or another: ON CONFLICT DO NOTHING, then read back). An id is
+        stored once across all kinds: one already used by another kind is refused
+        (`id_conflict`). An amendment is refused (`wrong_record`) when the record it amends
         is another device's or not a check record; one whose check record is not known yet is
         stored, pending, and shows on the record once that arrives."""
         out = StoredBatch()
@@ -495,6 +535,7 @@ class Store:
         for record in records:
             by_kind[record_kind(record)].append(record)
         with self._tx() as conn:
+            self._serialise(conn, sorted({f"record:{r.id}" for r in records}))  # one kind wins an id across tables
             for kind, table in _KIND_TABLES.items():
                 batch = by_kind[kind]
                 if not batch:
@@ -518,15 +559,15 @@ class Store:
                     continue
                 if kind == "amendment":
                     conn.executemany(
-                        "INSERT OR IGNORE INTO amendments (id, device_id, site_id, record_id, created_at, received_at, body, binding_id) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO amendments (id, device_id, site_id, record_id, created_at, received_at, body, binding_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [(r.id, r.device_id, r.site_id, r.record_id, utc_text(r.created_at), utc_text(now), r.model_dump_json(), binding_id)
                          for r in rows],
                     )
                 else:
                     conn.executemany(
-                        f"INSERT OR IGNORE INTO {table} (id, device_id, site_id, created_at, received_at, body, binding_id) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO {table} (id, device_id, site_id, created_at, received_at, body, binding_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [(r.id, r.device_id, r.site_id, utc_text(r.created_at), utc_text(now), r.model_dump_json(), binding_id) for r in rows],
                     )
                 stored = sorted({r.id for r in rows})
@@ -537,14 +578,14 @@ class Store:
         return out
 
     @staticmethod
-    def _amendment_refusal(conn: sqlite3.Connection, amendment: AmendmentIn) -> tuple[str, str] | None:
+    def _amendment_refusal(conn: Any, amendment: AmendmentIn) -> tuple[str, str] | None:
         row = conn.execute("SELECT device_id FROM records WHERE id = ?", (amendment.record_id,)).fetchone()
         if row is not None:
             if row["device_id"] != amendment.device_id:
                 return ("wrong_record", "the amended record is another device's")
             return None
         for table in ("vehicle_sessions", "amendments", "events"):
-            if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (amendment.record_id,)).fetchone():
+            if conn.execute(f"SELECT 1 AS one FROM {table} WHERE id = ?", (amendment.record_id,)).fetchone():
                 return ("wrong_record", f"the amended record is not a check record ({table})")
         return None  # not known yet: stored, pending
 
@@ -599,7 +640,7 @@ class Store:
         """`own_binding`: only rows uploaded under `binding_id` (a device token's view)."""
         conditions, params = ["1 = 1"], []
         if own_binding:
-            conditions.append("binding_id IS ?")
+            conditions.append(f"binding_id {self._IS} ?")
             params.append(binding_id)
         for sql, value in (
             ("device_id = ?", device_id),
@@ -610,12 +651,11 @@ class Store:
             if value is not None:
                 conditions.append(sql)
                 params.append(value)
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT body, received_at, {column} FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [(row[0], row[1], row[2]) for row in rows]
+        rows = self._all(
+            f"SELECT body, received_at, {column} AS extra FROM {table} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [(row["body"], row["received_at"], row["extra"]) for row in rows]
 
     # retention ---------------------------------------------------------------------------------
 
@@ -629,3 +669,217 @@ class Store:
                 gone += conn.execute(f"DELETE FROM {table} WHERE received_at < ?", (cutoff,)).rowcount
             conn.execute("DELETE FROM binding_codes WHERE expires_at < ?", (cutoff,))
         return gone
+
+    # rate limits shared by several processes ---------------------------------------------------
+
+    def shares_limits(self) -> bool:
+        """Whether rate limits should live here (`update_limit`) rather than in one process's memory."""
+        return False
+
+    def update_limit(self, family: str, key: str, change: Any) -> Any:
+        """Atomically replace the (a, b) pair of `family`/`key` (None: none yet) by what
+        `change(old)` answers as `(new or None, result)`, and return `result`. `b` is always the
+        time of the last change (`forget_limits`)."""
+        with self._tx() as conn:
+            self._serialise(conn, [f"limit:{family}:{key}"])
+            row = conn.execute("SELECT a, b FROM limit_state WHERE family = ? AND key = ?", (family, key)).fetchone()
+            new, result = change(None if row is None else (row["a"], row["b"]))
+            if new is None:
+                conn.execute("DELETE FROM limit_state WHERE family = ? AND key = ?", (family, key))
+            else:
+                conn.execute(
+                    "INSERT INTO limit_state (family, key, a, b) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (family, key) DO UPDATE SET a = excluded.a, b = excluded.b",
+                    (family, key, float(new[0]), float(new[1])),
+                )
+        return result
+
+    def forget_limits(self, before: float) -> int:
+        """Delete rate-limit state last changed before `before` (the limits' clock); how many went."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM limit_state WHERE b < ?", (float(before),)).rowcount
+
+    # migrations --------------------------------------------------------------------------------
+
+    def _migrate(self, conn: Any, script: Any) -> None:
+        """Apply the `_MIGRATIONS` not yet in schema_migrations; `script(sql)` runs one."""
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations", ()).fetchall()}
+        for version, description, sql in _MIGRATIONS:
+            if version in done:
+                continue
+            script(sql)
+            if version == 1:
+                self._add_columns(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (version, description, utc_text(datetime.now(UTC))),
+            )
+
+    def _add_columns(self, conn: Any) -> None:
+        """Files from before schema_migrations may lack columns added since the first release."""
+
+    def schema_version(self) -> int:
+        row = self._one("SELECT MAX(version) AS v FROM schema_migrations", ())
+        return int(row["v"] or 0)
+
+
+class _SqliteConn:
+    """The sqlite3 connection, as `_tx` yields it (rows by name: sqlite3.Row)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, rows)
+
+
+class SqliteStore(Store):
+    """One SQLite file, one connection guarded by a lock; BEGIN IMMEDIATE serialises writers,
+    even across processes."""
+
+    _integrity = (sqlite3.IntegrityError,)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            # created owner-only before SQLite opens it: SQLite gives -wal/-shm the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._restrict()
+        # isolation_level=None: transactions are explicit (_tx), so a multi-statement change such
+        # as redeeming a binding code is one BEGIN IMMEDIATE ... COMMIT even across processes.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            # executescript commits as it goes; every migration is CREATE ... IF NOT EXISTS, so two
+            # processes opening one new file at once both end up with the same schema
+            self._migrate(_SqliteConn(self._conn), self._conn.executescript)
+        self._restrict()
+
+    def _add_columns(self, conn: Any) -> None:
+        for table, column, kind in _ADDED_COLUMNS:
+            have = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _restrict(self) -> None:
+        """The database and SQLite's side files are the owner's only (0600)."""
+        if self.path == ":memory:":
+            return
+        for suffix in _SIDE_FILES:
+            try:
+                os.chmod(self.path + suffix, 0o600)
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[_SqliteConn]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteConn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
+        # INSERT OR REPLACE, as before PostgreSQL came: a replaced person also frees the token,
+        # ID number or face id another row held
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+class _PgConn:
+    """A psycopg connection taking `?` marks (the SQL here never has a literal `?` or `%`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._conn.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> Any:
+        cursor = self._conn.cursor()
+        cursor.executemany(sql.replace("?", "%s"), rows)
+        return cursor
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database shared by any number of service processes, through a small pool of
+    psycopg 3 connections per process (READ COMMITTED; what must not race is made safe by the
+    statements themselves or a transaction-scoped advisory lock, `_serialise`)."""
+
+    _IS = "IS NOT DISTINCT FROM"
+
+    #: connections per process: FastAPI's thread pool waits for one when all are busy
+    POOL_SIZE = 8
+
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+        import psycopg  # imported only when PostgreSQL is asked for: the default needs no driver
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.path = url
+        self._integrity = (psycopg.errors.IntegrityError,)
+        size = pool_size or self.POOL_SIZE
+        self._pool = ConnectionPool(url, min_size=1, max_size=size, kwargs={"row_factory": dict_row}, open=False, name="sentinel-store")
+        self._pool.open(wait=True, timeout=10.0)
+        try:
+            with self._tx() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('sentinel schema_migrations'))")
+                self._migrate(conn, lambda sql: conn._conn.execute(sql))
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[_PgConn]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield _PgConn(conn)
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        with self._pool.connection() as conn:
+            return _PgConn(conn).execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._pool.connection() as conn:
+            return _PgConn(conn).execute(sql, params).fetchall()
+
+    def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        if replace:
+            sql += f" ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+        return sql
+
+    def _serialise(self, conn: Any, names: list[str]) -> None:
+        if names:
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(n)) FROM (SELECT unnest(?::text[]) AS n ORDER BY 1) AS names",
+                (sorted(names),),
+            )
+
+    def shares_limits(self) -> bool:
+        return True
