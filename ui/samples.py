@@ -54,8 +54,30 @@ def _done(value) -> Future:
     return future
 
 
+def _network_rows(language: str) -> list[tuple[str, str]]:
+    """The network panel as the running kiosk words it (sentinel.kiosk_technician), for a kiosk
+    whose last heartbeat came back in 42 ms 12 s ago and whose last upload failed three hours ago."""
+    from types import SimpleNamespace
+
+    from sentinel.heartbeat import ServiceContact
+    from sentinel.kiosk_technician import technician_actions
+
+    now = datetime.now(timezone.utc)
+    contact = ServiceContact(wall=lambda: now)
+    contact.ok(0.042, at=now - timedelta(seconds=12))
+    uploads = SimpleNamespace(
+        state="idle", queue_depth=0, consecutive_failures=0, last_success_at=now - timedelta(seconds=40),
+        last_error="timeout: no answer in 20 s", last_error_at=now - timedelta(hours=3), last_round_trip_s=0.08,
+    )
+    kiosk = SimpleNamespace(
+        config=SimpleNamespace(device=SimpleNamespace(language=language), verifier=SimpleNamespace(url="https://hs.example.gov.cn/api")),
+        contact=contact, uploader=SimpleNamespace(status=lambda: uploads), pipeline=None, source=None,
+    )
+    return technician_actions(kiosk).network_status()
+
+
 def technician_views(language: str) -> dict[str, MenuView]:
-    """The PIN pad after one wrong PIN, and the menu showing the device status."""
+    """The PIN pad after one wrong PIN, the menu showing the device status, and the network panel."""
     actions = TechnicianActions(
         device_status=lambda: [
             ("设备" if language == "zh-CN" else "Device", "sentinel-0042"),
@@ -64,7 +86,7 @@ def technician_views(language: str) -> dict[str, MenuView]:
             ("摄像头" if language == "zh-CN" else "Camera", "picamera2 · 30 fps"),
             ("本机时间" if language == "zh-CN" else "Local time", "2022-04-12 14:03:22 (UTC+08:00)"),
         ],
-        network_status=lambda: [],
+        network_status=lambda: _network_rows(language),
         gate_test=lambda: [],
         outbox_status=lambda: [],
         reload_config=lambda: [],
@@ -85,7 +107,10 @@ def technician_views(language: str) -> dict[str, MenuView]:
     menu.poll()
     menu.press("device")
     menu.poll()
-    return {"technician_pin": pin, "technician_menu": menu.view()}
+    device = menu.view()
+    menu.press("network")
+    menu.poll()
+    return {"technician_pin": pin, "technician_menu": device, "technician_network": menu.view()}
 
 
 def samples(language: str, technician: bool = True) -> list[Sample]:
