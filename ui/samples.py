@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from datetime import datetime, timedelta, timezone
 
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
@@ -14,6 +15,9 @@ from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
 from sentinel.screens import QUEUE_HINT, Screen, ScreenKind, StatusBar
 from ui.pin import PinGate, hash_pin
 from ui.technician import MenuView, TechnicianActions, TechnicianMenu
+
+if TYPE_CHECKING:
+    from sentinel.vehicle import Check
 
 SHANGHAI = timezone(timedelta(hours=8))
 #: a fixed moment, so that the pictures do not change from run to run

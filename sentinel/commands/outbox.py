@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,19 +282,9 @@ def _export_lines(source: Path, table: str):
 
 
 def _write_private(path: Path, lines) -> int:
-    """Owner-only file, written in full and synced before it takes its name."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
+    """Owner-only file, written in full and synced before it takes its name (sentinel.atomic)."""
+    from sentinel.atomic import write_atomic
+
+    lines = list(lines)
+    write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
+    return len(lines)

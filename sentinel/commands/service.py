@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import signal
 import sys
 import threading
@@ -87,15 +86,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text`, owner-only from the first byte."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Replace `path` with `text`, owner-only from the first byte (sentinel.atomic)."""
+    from sentinel.atomic import write_atomic
+
+    write_atomic(path, text.encode())
 
 
 def run(args: argparse.Namespace) -> int:
