@@ -241,16 +241,30 @@ class StateOwner:
 
 
 @contextlib.contextmanager
-def as_state_owner(user: str = STATE_USER, *, lookup: Callable[[str], object] | None = None) -> Iterator[StateOwner]:
+def as_state_owner(
+    user: str = STATE_USER, *, lookup: Callable[[str], object] | None = None, state_dir: Path | str | None = None
+) -> Iterator[StateOwner]:
     """Run the body with the effective user and groups of `user` when this process is root and
     `user` exists; otherwise unchanged. The saved user id stays root, so root is given back at the
     end (the threat is the kiosk user's links, not code in this process). Read root-only files
-    (the config, the device token) before entering."""
+    (the config, the device token) before entering.
+
+    A `state_dir` that root owns is worked on as root: the kiosk's user planted nothing there, and
+    as that user the work could not even read it (a state directory given on the command line, or
+    a test's; the installed one, /var/lib/sentinel, is the kiosk user's)."""
     import pwd
 
     if os.geteuid() != 0:
         yield StateOwner(None, note="not root")
         return
+    if state_dir is not None:
+        try:
+            root_owned = os.lstat(state_dir).st_uid == 0
+        except OSError:
+            root_owned = False  # not there yet: made as the kiosk's user, who must write it later
+        if root_owned:
+            yield StateOwner(None, note="state directory owned by root")
+            return
     try:
         pw = (lookup or pwd.getpwnam)(user)
     except KeyError:

@@ -301,6 +301,21 @@ def test_as_root_the_work_runs_as_the_kiosk_user_and_root_comes_back(tmp_path):
     assert root_only.read_bytes() == PRECIOUS
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_a_state_directory_root_owns_is_worked_on_as_root(tmp_path):
+    """A device where the `sentinel` user exists (an installed Pi) and a state directory given on
+    the command line that root owns: as the kiosk user the command could not even read it."""
+    nobody = pwd.getpwnam("nobody")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    with as_state_owner("sentinel", lookup=lambda name: nobody, state_dir=state) as owner:
+        assert owner.user is None and os.geteuid() == 0
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)  # the kiosk user's, as /var/lib/sentinel is
+    with as_state_owner("sentinel", lookup=lambda name: nobody, state_dir=state) as owner:
+        assert owner.user == "nobody" and os.geteuid() == nobody.pw_uid
+    assert os.geteuid() == 0
+
+
 # --- retention of the face gallery ----------------------------------------------------------------
 
 

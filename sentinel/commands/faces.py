@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from sentinel.state_files import as_state_owner
 
     try:
-        with as_state_owner():
+        with as_state_owner(state_dir=config.device.state_dir):
             return _on_gallery(args, config, engine, client)
     finally:
         if client is not None:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from sentinel.state_files import as_state_owner
 
     token = _Token.read(config)  # as root, before dropping to the kiosk's user
-    with as_state_owner() as owner:
+    with as_state_owner(state_dir=config.device.state_dir) as owner:
         code = _wipe(args, config, owner, token)
     if token.go:
         code = max(code, token.retire(config))
