@@ -36,6 +36,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger("sentinel.state_files")
 
@@ -249,19 +250,24 @@ def as_state_owner(
     end (the threat is the kiosk user's links, not code in this process). Read root-only files
     (the config, the device token) before entering.
 
-    A `state_dir` that root owns is worked on as root: the kiosk's user planted nothing there, and
-    as that user the work could not even read it (a state directory given on the command line, or
-    a test's; the installed one, /var/lib/sentinel, is the kiosk user's)."""
+    A `state_dir` that root owns (or, when it is not there yet, whose nearest existing folder root
+    owns) is worked on as root: the kiosk's user planted nothing there, and as that user the work
+    could not even read it (a state directory given on the command line, or a test's; the installed
+    one, /var/lib/sentinel, is the kiosk user's, made by systemd-tmpfiles)."""
     import pwd
 
     if os.geteuid() != 0:
         yield StateOwner(None, note="not root")
         return
     if state_dir is not None:
+        # not there yet: whoever owns the nearest folder above it would own it
+        existing = Path(state_dir)
+        while not os.path.lexists(existing) and existing != existing.parent:
+            existing = existing.parent
         try:
-            root_owned = os.lstat(state_dir).st_uid == 0
+            root_owned = os.lstat(existing).st_uid == 0
         except OSError:
-            root_owned = False  # not there yet: made as the kiosk's user, who must write it later
+            root_owned = False
         if root_owned:
             yield StateOwner(None, note="state directory owned by root")
             return

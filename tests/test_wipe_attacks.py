@@ -310,6 +310,8 @@ def test_a_state_directory_root_owns_is_worked_on_as_root(tmp_path):
     state.mkdir(mode=0o700)
     with as_state_owner("sentinel", lookup=lambda name: nobody, state_dir=state) as owner:
         assert owner.user is None and os.geteuid() == 0
+    with as_state_owner("sentinel", lookup=lambda name: nobody, state_dir=state / "not-yet") as owner:
+        assert owner.user is None and os.geteuid() == 0  # would be made in a folder root owns
     os.chown(state, nobody.pw_uid, nobody.pw_gid)  # the kiosk user's, as /var/lib/sentinel is
     with as_state_owner("sentinel", lookup=lambda name: nobody, state_dir=state) as owner:
         assert owner.user == "nobody" and os.geteuid() == nobody.pw_uid
