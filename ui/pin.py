@@ -19,20 +19,19 @@ Make a hash with `sentinel screens --hash-pin`, or:
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sentinel.atomic import write_atomic
 
 log = logging.getLogger("ui.pin")
 
@@ -136,17 +135,7 @@ class PinGate:
         data = {"failures": self._failures, "lockouts": self._lockouts, "locked_until": self._wall() + left if left else 0.0}
         try:
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self._state_file.name}.", dir=self._state_file.parent)  # 0600
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self._state_file)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self._state_file, json.dumps(data).encode("utf-8"))  # 0600
         except OSError as e:
             log.warning("cannot keep the PIN lockout state in %s: %s (kept in memory)", self._state_file, e)
 
