@@ -23,8 +23,10 @@ python="${PYTHON:-python3}"
 
 # System packages the dev machine needs: zbar for the pyzbar decoder, a CJK font for the screens,
 # PostgreSQL's server binaries for the service tests on PostgreSQL (each starts its own throwaway
-# cluster with initdb/pg_ctl; no system cluster is used).
-apt_packages=(libzbar0 fonts-noto-cjk postgresql)
+# cluster with initdb/pg_ctl; no system cluster is used), Mosquitto for the fleet tests (each starts
+# its own broker on a free loopback port; the system service is not used), and chromium with its
+# driver for the fleet dashboard's test in a real headless browser.
+apt_packages=(libzbar0 fonts-noto-cjk postgresql mosquitto chromium chromium-driver)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -353,7 +355,7 @@ with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
 extras = project.get("optional-dependencies", {})
 from_apt = {name.lower() for name in sys.argv[2:]}
-for requirement in project["dependencies"] + extras.get("pi", []) + extras.get("service", []):
+for requirement in project["dependencies"] + extras.get("pi", []) + extras.get("service", []) + extras.get("fleet", []):
     name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
     if name not in from_apt:
         print(requirement)
