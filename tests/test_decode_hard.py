@@ -56,7 +56,7 @@ def on_label(codes_or_outlines, quad) -> bool:
 
 
 def wechat():
-    from hardware.wechat_qr import WechatDecoder
+    from sentinel.decoding.wechat import WechatDecoder
 
     decoder = WechatDecoder()
     try:
@@ -112,7 +112,7 @@ def test_wechat_reads_utf8_chinese_and_drops_what_it_cannot_hand_over():
 
 
 def test_wechat_refuses_model_files_that_are_not_the_upstream_ones(tmp_path):
-    from hardware.wechat_qr import MODEL_MD5, model_folder
+    from sentinel.decoding.wechat import MODEL_MD5, model_folder
 
     for name in MODEL_MD5:
         (tmp_path / name).write_bytes(b"not a model")
@@ -121,7 +121,7 @@ def test_wechat_refuses_model_files_that_are_not_the_upstream_ones(tmp_path):
 
 
 def test_wechat_without_its_models_is_unavailable_with_what_to_install(tmp_path):
-    from hardware.wechat_qr import WechatDecoder
+    from sentinel.decoding.wechat import WechatDecoder
 
     with pytest.raises(DecoderUnavailable, match="cannot be read|wechat_qrcode|OpenCV"):
         WechatDecoder(models=tmp_path / "missing").decode(np.full((64, 64), 255, dtype=np.uint8))
@@ -228,3 +228,52 @@ def test_a_config_can_put_wechat_after_zxing_cpp_for_located_symbols_only():
     config = DecoderConfig(order=["zxing-cpp", "wechat", "pyzbar"])
     decoder = make_decoder(config.order, fallback_every=config.fallback_every)
     assert [d.name for d in decoder.decoders] == ["zxing-cpp", "wechat", "pyzbar"] and decoder.decoders[1].only_located
+
+
+# --- pyzbar on located regions ----------------------------------------------------------------
+
+
+def test_pyzbar_reads_the_located_regions_only_with_corners_in_the_frame():
+    """On a located symbol pyzbar reads its region (scaled down when large), not the whole frame."""
+    big, small = qr_grey("HC1:located", scale=16), qr_grey("HC1:elsewhere")  # big: region over 400 px
+    frame = np.full((960, 1280), 255, dtype=np.uint8)
+    frame[300 : 300 + big.shape[0], 700 : 700 + big.shape[1]] = big
+    frame[50 : 50 + small.shape[0], 50 : 50 + small.shape[1]] = small
+    side = big.shape[0] - 2 * 4 * 16  # the symbol without its quiet zone
+    quad = square(700 + 64, 300 + 64, side)
+    (code,) = PyzbarDecoder().decode_located(frame, [quad])
+    assert code.text == "HC1:located" and code.decoder == "pyzbar"
+    assert all(abs(x - qx) <= 6 and abs(y - qy) <= 6 for (x, y), (qx, qy) in zip(sorted(code.corners), sorted(quad)))
+    assert PyzbarDecoder().decode_located(frame, [square(100, 700, 150)]) == []  # an empty region: nothing
+
+
+class Regional(Fake):
+    """A backend that reads regions when given outlines (as pyzbar does)."""
+
+    def __init__(self, name, codes):
+        super().__init__(name, codes)
+        self.given = []
+
+    def decode_located(self, grey, located):
+        self.given.append(list(located))
+        return list(self.codes)
+
+
+def test_the_cascade_gives_a_regional_backend_the_unread_outlines_and_skips_wechat_once_all_are_read():
+    left, right = square(0, 0), square(300, 0)
+    first = Fake("zxing-cpp", [code("HC1:left", left, "zxing-cpp")], located=[right])
+    zbar = Regional("pyzbar", [code("HC1:right", square(302, 3), "pyzbar")])
+    slow = Fake("wechat", [], only_located=True)
+    result = CascadeDecoder([first, zbar, slow], fallback_every=None).scan(np.zeros((10, 10), np.uint8))
+    assert zbar.given == [[right]] and zbar.calls == 0  # its region, never the whole frame
+    assert slow.calls == 0  # nothing left unread: no WeChat pass
+    assert [c.text for c in result.codes] == ["HC1:left", "HC1:right"] and not result.unreadable
+
+
+def test_a_symbol_that_was_only_counted_has_the_regional_backend_read_the_whole_frame():
+    first = Fake("zxing-cpp", [], located=[])
+    first._scan = lambda grey: Scan(codes=[], unread=1, located=())  # counted, no outline
+    first.scan = first._scan
+    zbar = Regional("pyzbar", [code("HC1:x", square(0, 0), "pyzbar")])
+    assert [c.text for c in CascadeDecoder([first, zbar], fallback_every=None).decode(np.zeros((10, 10), np.uint8))] == ["HC1:x"]
+    assert zbar.given == [] and zbar.calls == 1

@@ -374,6 +374,14 @@ def test_importing_the_module_loads_no_native_library():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_decoders_import_nothing_from_the_hardware_edge():
+    """The core's decoders (WeChat's among them) stand on their own: no import circle with hardware/."""
+    code = "import sys, sentinel.decoding; print(sorted(m for m in sys.modules if m.split('.')[0] == 'hardware'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert "wechat" in make_decoder(["zxing-cpp", "wechat"]).decoders[1].name
+
+
 # --- image files -------------------------------------------------------------------------------
 
 

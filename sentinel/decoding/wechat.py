@@ -1,10 +1,16 @@
 """OpenCV's WeChat QR reader (opencv-contrib `wechat_qrcode`) with its CNN detector and
-super-resolution models: the decoder for glare, damage and tiny codes that zxing-cpp locates but
-cannot read.
+super-resolution models: the backend for glare, bright spots and damage that zxing-cpp locates
+but cannot read.
 
-It is slow (tens of milliseconds on a 640 px frame here, about 100× zxing-cpp on large photos), so
-the cascade in `sentinel.decoding` runs it only on frames where zxing-cpp located a QR symbol it
-could not decode, never on an empty frame.
+It is a decoder like the other two (no device behind it; OpenCV is imported on first use, like
+zxing-cpp), so it lives in the core beside them. It is slow (100-300 ms of CPU on a photo here,
+50-100× zxing-cpp: a candidate its detector proposes that does not decode is tried at up to three
+scales with four binarizers each, and a success is the cheap case), so the cascade runs it last
+and only where zxing-cpp located a symbol nothing before it could read, never on an empty frame.
+It reads the whole frame: on the located symbols' regions alone it read fewer codes (20 against
+27 on the hard photos) for the same time, its detector being trained on whole scenes, and neither
+a smaller detector input (`setScaleFactor` 0.1-0.5), a frame scaled to 640 or 480 px, nor regions
+scaled down to 300-400 px made it cheaper by more than a third (docs/benchmarks.md, "Hard photos").
 
 What it needs, and how it fails (each one a `DecoderUnavailable`, so the cascade logs it once and
 reads on with the other backends):
@@ -17,25 +23,22 @@ reads on with the other backends):
   upstream one: a truncated or different model is refused, not half-trusted.
 
 Payloads: OpenCV hands back text only, decoded as UTF-8 by its Python binding; a payload that is
-not UTF-8 (Shift-JIS, GBK) raises `UnicodeDecodeError` for the whole frame, which is caught and
-yields no codes from this backend for that frame. So `raw` is the UTF-8 encoding of the text, which
-is the symbol's bytes for every code it returns.
+not UTF-8 (Shift-JIS, GBK) raises `UnicodeDecodeError` for the whole image, which is caught and
+yields no codes from this backend for that image. So `raw` is the UTF-8 encoding of the text,
+which is the symbol's bytes for every code it returns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentinel.decoding import DecodedCode, DecoderUnavailable, Point
+from sentinel.decoding.base import DecodedCode, DecoderUnavailable, Point
 
 if TYPE_CHECKING:
     import numpy as np
-
-log = logging.getLogger("sentinel.decoding")
 
 MODEL_MD5 = {
     "detect.prototxt": "6fb4976b32695f9f5c6305c19f12537d",
@@ -95,6 +98,7 @@ class WechatDecoder:
         return self._reader
 
     def decode(self, grey: "np.ndarray") -> list[DecodedCode]:
+        """The codes in the whole frame (detector, then each candidate decoded)."""
         return self._detect(grey)
 
     def _detect(self, grey: "np.ndarray", offset: Point = (0, 0)) -> list[DecodedCode]:
@@ -103,7 +107,7 @@ class WechatDecoder:
             texts, points = reader.detectAndDecode(grey)
         except UnicodeDecodeError:
             # A Shift-JIS or GBK payload: OpenCV's binding cannot hand it over, and a guess would
-            # garble it. Nothing from this backend for this frame; the others still ran.
+            # garble it. Nothing from this backend for this image; the others still ran.
             return []
         return [
             DecodedCode(text=text, raw=text.encode("utf-8"), corners=_corners(quad, offset), decoder=self.name)
