@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.config import ConfigError, SentinelConfig, load_config
+from sentinel.locale import message, plural
 
 log = logging.getLogger("sentinel.kiosk")
 
@@ -77,32 +78,27 @@ def local_time(when: datetime, *, with_zone: bool = False, today: datetime | Non
     return text
 
 
-def camera_text(camera: Any, source: Any, zh: bool) -> str:
+def camera_text(camera: Any, source: Any, language: str) -> str:
     """'picamera2 · 30 fps' (the configured backend and rate; a picamera2 runs at the sensor's
     rate), or the fault with its last error."""
     if not getattr(source, "healthy", True):
         error = getattr(source, "last_error", "") or "?"
-        return f"{'故障' if zh else 'fault'}: {error}"
+        return f"{message('technician.fault', language)}: {error}"
     fps = getattr(camera, "fps", None)
     return f"{camera.type} · {fps:g} fps" if fps else f"{camera.type}"
 
 
-#: the uploader's states in words (sentinel.uploader.UploaderStatus.state)
-_UPLOADER_STATE = {
-    "idle": ("空闲，无待传记录", "idle, nothing waiting"),
-    "uploading": ("正在上传", "uploading"),
-    "retrying": ("上传失败，稍后重试", "failed, will retry"),
-    "unauthorized": ("服务拒绝本设备（需重新绑定）", "refused by the service (bind again)"),
-    "stopped": ("已停止", "stopped"),
-}
+#: the uploader's states said in words (sentinel.uploader.UploaderStatus.state), the messages
+#: `technician.uploader.<state>`; another state is shown as it is
+_UPLOADER_STATES = frozenset({"idle", "uploading", "retrying", "unauthorized", "stopped"})
 
 
-def uploader_text(status: Any, zh: bool) -> str:
-    words = _UPLOADER_STATE.get(status.state, (status.state, status.state))[0 if zh else 1]
+def uploader_text(status: Any, language: str) -> str:
+    words = message(f"technician.uploader.{status.state}", language) if status.state in _UPLOADER_STATES else status.state
     if status.state == "idle" and status.queue_depth:
-        words = f"{status.queue_depth}条待上传" if zh else f"{status.queue_depth} waiting"
+        words = message("technician.uploader_waiting", language, n=status.queue_depth)
     if status.consecutive_failures:
-        words += f"（连续失败{status.consecutive_failures}次）" if zh else f" ({status.consecutive_failures} failures in a row)"
+        words += message("technician.uploader_failures", language, n=status.consecutive_failures)
     return words
 
 
@@ -113,28 +109,25 @@ def round_trip_text(seconds: float | None) -> str:
     return f"{round(seconds * 1000)} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def contact_text(contact: Any, zh: bool) -> str:
+def contact_text(contact: Any, language: str) -> str:
     """Reachability and the round trip of the last timed contact, from what reached the service
     lately (`heartbeat.ServiceContact`, fed by heartbeats, uploads and checks): '可达 · 42 ms'.
     No probe of its own, so it never pretends a blocked network is fine because one ping got
     through, and opening the panel sends nothing."""
     rtt = round_trip_text(getattr(contact, "round_trip_s", None))
+    failures = plural("technician.failures", "technician.failures.plural", contact.failures, language)
     if contact.fault():
-        words = f"无法连接（之后失败{contact.failures}次）" if zh else f"unreachable ({_failures(contact.failures)} since)"
+        words = message("technician.unreachable", language, n=contact.failures, failures=failures)
     elif getattr(contact, "last_contact_at", None) is None:
-        return "尚未联系上服务" if zh else "no contact yet"
+        return message("technician.no_contact", language)
     elif contact.failures:
-        words = f"不稳定（之后失败{contact.failures}次）" if zh else f"unsteady ({_failures(contact.failures)} since)"
+        words = message("technician.unsteady", language, n=contact.failures, failures=failures)
     else:
-        words = "可达" if zh else "reachable"
+        words = message("technician.reachable", language)
     return f"{words} · {rtt}" if rtt else words
 
 
-def _failures(n: int) -> str:
-    return "1 failure" if n == 1 else f"{n} failures"
-
-
-def last_contact_text(contact: Any, zh: bool) -> str:
+def last_contact_text(contact: Any, language: str) -> str:
     """The last contact in local time and how long ago: '14:03:22（5秒前）' (the date too when it
     was not today); '' if none."""
     at = getattr(contact, "last_contact_at", None)
@@ -143,9 +136,9 @@ def last_contact_text(contact: Any, zh: bool) -> str:
     age = contact.contact_age_s or 0.0
     ago = round(age)
     shown = local_time(at, today=at + timedelta(seconds=age))  # today: the time of day is enough
-    if zh:
-        return f"{shown}（{ago}秒前）" if ago < 120 else f"{shown}（{ago // 60}分钟前）"
-    return f"{shown} ({ago} s ago)" if ago < 120 else f"{shown} ({ago // 60} min ago)"
+    if ago < 120:
+        return message("technician.seconds_ago", language, time=shown, n=ago)
+    return message("technician.minutes_ago", language, time=shown, n=ago // 60)
 
 
 def technician_actions(kiosk: Any):
@@ -154,38 +147,40 @@ def technician_actions(kiosk: Any):
     from sentinel import __version__
     from ui.technician import TechnicianActions
 
-    def zh() -> bool:
-        return kiosk.config.device.language == "zh-CN"
+    def words(msgid: str, **params: object) -> str:  # in the language configured now (a reload may change it)
+        return message(msgid, kiosk.config.device.language, **params)
 
     def device_status() -> InfoLines:
         config = kiosk.config
+        language = config.device.language
         return [
-            ("设备" if zh() else "Device", config.device.id),
-            ("场所" if zh() else "Site", f"{config.device.site_name} ({config.device.site_id})"),
-            ("版本" if zh() else "Version", __version__),
-            ("摄像头" if zh() else "Camera", camera_text(config.camera, kiosk.source, zh())),
-            ("本机时间" if zh() else "Local time", local_time(datetime.now(UTC), with_zone=True)),
+            (words("technician.row.device"), config.device.id),
+            (words("technician.row.site"), f"{config.device.site_name} ({config.device.site_id})"),
+            (words("technician.row.version"), __version__),
+            (words("technician.row.camera"), camera_text(config.camera, kiosk.source, language)),
+            (words("technician.row.local_time"), local_time(datetime.now(UTC), with_zone=True)),
         ]
 
     def network_status() -> InfoLines:
-        rows = [("服务" if zh() else "Service", kiosk.config.verifier.url)]
+        language = kiosk.config.device.language
+        rows = [(words("technician.row.service"), kiosk.config.verifier.url)]
         contact = getattr(kiosk, "contact", None)
         st = kiosk.uploader.status() if kiosk.uploader is not None else None
         if contact is not None:
             if st is not None:  # an upload the fault probe has not seen yet (it looks while the kiosk is idle)
                 contact.observe_uploader(st)
-            rows.append(("连通" if zh() else "Reachable", contact_text(contact, zh())))
-            last = last_contact_text(contact, zh())
+            rows.append((words("technician.row.reachable"), contact_text(contact, language)))
+            last = last_contact_text(contact, language)
             if last:
-                rows.append(("上次联系" if zh() else "Last contact", last))
+                rows.append((words("technician.row.last_contact"), last))
         if st is not None:
-            words = uploader_text(st, zh())
+            uploads = uploader_text(st, language)
             if st.last_success_at:  # one row with the state: the panel has room for five rows at most
-                words += f" · {'上次成功' if zh() else 'last'} {local_time(st.last_success_at, today=datetime.now(UTC))}"
-            rows.append(("上传" if zh() else "Uploads", words))
+                uploads += f" · {words('technician.last_success')} {local_time(st.last_success_at, today=datetime.now(UTC))}"
+            rows.append((words("technician.row.uploads"), uploads))
             if st.last_error:
                 when = f"{local_time(st.last_error_at, today=datetime.now(UTC))} " if st.last_error_at else ""
-                rows.append(("上次错误" if zh() else "Last error", f"{when}{st.last_error}"))
+                rows.append((words("technician.row.last_error"), f"{when}{st.last_error}"))
         return rows
 
     def gate_test() -> InfoLines:
@@ -195,7 +190,7 @@ def technician_actions(kiosk: Any):
             record_event(kiosk, "gate_test", {"result": "failed", "error": type(e).__name__})
             raise
         record_event(kiosk, "gate_test", {"result": "pulsed"})
-        return [("闸机" if zh() else "Gate", "已开启一次" if zh() else "pulsed once")]
+        return [(words("technician.row.gate"), words("technician.gate_pulsed"))]
 
     def outbox_status() -> InfoLines:
         return kiosk.outbox_status_lines()
@@ -266,18 +261,16 @@ def _record_maker(kiosk: Any):
 
 def reload_config(kiosk: Any, path: Path | str | None = None) -> InfoLines:
     """The menu's "Reload config" (module docstring): rows for the menu's info panel."""
-    zh = kiosk.config.device.language == "zh-CN"
     path = path or kiosk.config_path
     if path is None:
-        return [("", "本机未从配置文件启动（内置配置），无可重新加载" if zh else
-                 "This kiosk was not started from a config file (built-in config): nothing to reload")]
+        return [("", message("technician.reload.no_file", kiosk.config.device.language))]
     try:
         new = load_config(path)
     except ConfigError as e:
         keys = [p.split(":", 1)[0] for p in e.problems]
         record_event(kiosk, "config_reload_failed", {"problems": len(e.problems), "keys": _short(", ".join(keys))})
         log.warning("config reload: %s has %d problem(s); still running on the old config", path, len(e.problems))
-        head = f"配置有误，仍使用原配置：{path}" if zh else f"Config has mistakes, still running on the old one: {path}"
+        head = message("technician.reload.mistakes", kiosk.config.device.language, path=path)
         return [("", head)] + [("", problem) for problem in e.problems]
     changes = diff_config(kiosk.config, new)
     live = [c for c in changes if _is_live(c[0], kiosk)]
@@ -289,17 +282,16 @@ def reload_config(kiosk: Any, path: Path | str | None = None) -> InfoLines:
         "keys": _short(", ".join(k for k, _, _ in changes)),
     })
     log.info("config reload from %s: %d applied, %d need a restart", path, len(live), len(restart))
-    zh = kiosk.config.device.language == "zh-CN"  # the answer in the language just applied
+    language = kiosk.config.device.language  # the answer in the language just applied
     if not changes:
-        return [("", "配置无变化" if zh else "No changes")]
+        return [("", message("technician.reload.no_changes", language))]
     rows: InfoLines = []
     for key, old, value in live:
-        rows.append(("已生效" if zh else "Applied", _change(key, old, value)))
+        rows.append((message("technician.reload.applied", language), _change(key, old, value)))
     for key, old, value in restart:
-        rows.append(("需重启" if zh else "Restart needed", _change(key, old, value)))
+        rows.append((message("technician.reload.restart_needed", language), _change(key, old, value)))
     if restart:
-        rows.append(("", "重启后生效：sudo systemctl restart sentinel" if zh else
-                     "Takes effect after a restart: sudo systemctl restart sentinel"))
+        rows.append(("", message("technician.reload.restart_hint", language)))
     return rows
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from sentinel.config import PolicyConfig
 from sentinel.health import HealthStatus, NatResult, Status
+from sentinel.locale import message, pairs
 
 
 class VerdictKind(StrEnum):
@@ -24,43 +25,28 @@ class VerdictKind(StrEnum):
     MANUAL_CHECK = "manual_check"
 
 
-#: reason code → (zh-CN, en), the words under the screen's headline: the headline already says
-#: the verdict (禁止通行, 请人工核验…), so a reason never repeats it, and says what happened in plain
-#: words a person in the queue understands. `{h}` is the NAT window in hours, `{n}` the required doses.
-REASON_TEXT: dict[str, tuple[str, str]] = {
-    "ok": ("请通行", "Please pass"),
-    "red_code": ("红码", "Red code"),
-    "yellow_code": ("黄码", "Yellow code"),
-    "yellow_denied": ("黄码", "Yellow code"),
-    "expired_code": ("健康码已过期，请刷新", "Code expired: refresh it"),
-    "not_found": ("查不到此健康码", "Health code not found"),
-    "nat_positive": ("核酸结果阳性", "NAT result positive"),
-    "nat_missing": ("无{h}小时内核酸记录", "No NAT result within {h} h"),
-    "nat_too_old": ("核酸超过{h}小时", "NAT older than {h} h"),
-    "vaccination": ("疫苗接种不足{n}针", "Fewer than {n} vaccine doses"),
-    "unrecognised": ("这不是健康码", "This is not a health code"),
-    "offline_allowed": ("网络中断，按本场所规定放行", "Network down: let in by site rule"),
-    "offline_denied": ("网络中断，无法查询健康码", "Network down: cannot look up your code"),
-    "offline_no_cache": ("网络中断，无法查询健康码", "Network down: cannot look up your code"),
-    "device_unauthorized": ("本设备未获授权，请联系技术人员", "This device is not authorised: call a technician"),
-    "verify_failed": ("无法查询健康码", "Could not look up your code"),
-    "face_not_live": ("未能确认是本人在场", "Could not confirm a live face"),
-    "face_staff_check": ("刷脸核验，需工作人员确认", "Checked by face: staff confirm"),
-    "record_failed": ("核验记录保存失败", "Could not save the check"),
-    "outbox_full": ("待上传记录已满", "Too many records waiting to upload"),
-    "outbox_overdue": ("记录长时间未能上传", "Records not uploaded for too long"),
-}
+#: the reason codes a verdict can carry. Each one's words are the message `reason.<code>` in
+#: sentinel/locale: the words under the screen's headline. The headline already says the verdict
+#: (禁止通行, 请人工核验…), so a reason never repeats it, and says what happened in plain words a
+#: person in the queue understands. `{h}` is the NAT window in hours, `{n}` the required doses.
+REASONS: tuple[str, ...] = (
+    "ok", "red_code", "yellow_code", "yellow_denied", "green_not_allowed", "expired_code", "not_found",
+    "nat_positive", "nat_missing", "nat_too_old", "vaccination", "unrecognised", "offline_allowed",
+    "offline_denied", "offline_no_cache", "device_unauthorized", "verify_failed", "face_not_live",
+    "face_staff_check", "record_failed", "outbox_full", "outbox_overdue",
+)
+#: reason code → (zh-CN, en) words, read from the catalogue (the tests and samples list them)
+REASON_TEXT: dict[str, tuple[str, str]] = pairs("reason", REASONS)
 
 
 @dataclass(frozen=True)
 class Verdict:
     kind: VerdictKind
-    reason: str  # a key of REASON_TEXT
+    reason: str  # one of REASONS
     params: tuple[tuple[str, int], ...] = ()
 
     def text(self, language: str) -> str:
-        zh, en = REASON_TEXT[self.reason]
-        return (zh if language == "zh-CN" else en).format(**dict(self.params))
+        return message(f"reason.{self.reason}", language, **dict(self.params))
 
 
 @dataclass(frozen=True)
@@ -104,7 +90,7 @@ def _decide_online(status: HealthStatus, policy: PolicyConfig, now: datetime) ->
                 return Verdict(VerdictKind.DENY, "yellow_denied")
             return Verdict(VerdictKind.MANUAL_CHECK, "yellow_code")
         case Status.GREEN if "green" not in policy.allowed_colours:  # a site that only admits yellow is odd but valid
-            return Verdict(VerdictKind.DENY, "red_code")
+            return Verdict(VerdictKind.DENY, "green_not_allowed")
         case Status.GREEN | Status.YELLOW:
             pass  # an allowed colour: the site's NAT, antigen and vaccination rules decide below
         case _:  # verify_failed, or a status this code does not know: fail closed

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
-from sentinel.health import HealthStatus, NatResult, Status
+from sentinel.health import HealthStatus, Status
+from sentinel.locale import N_, message, pair, plural
 from sentinel.policy import Verdict, VerdictKind
 
 
@@ -80,42 +81,20 @@ _DEFAULT_ICON = {
     ScreenKind.VEHICLE_SUMMARY: Icon.MANUAL,
 }
 
-#: (zh-CN, en) pairs; `_t` picks one
-_PROMPTS = {
-    ScreenKind.IDLE: ("请出示健康码", "Show your health code"),
-    ScreenKind.CHECKING: ("正在核验…", "Checking..."),
-    ScreenKind.ONE_AT_A_TIME: ("请一人一人核验", "One person at a time"),
-    ScreenKind.HOLD_CLOSER: ("手机靠近一点，调亮屏幕", "Hold it closer / brighter"),
-}
+#: the words are messages in sentinel/locale: `screen.prompt.<kind>` (the prompts),
+#: `screen.prompt_hint.<kind>`, `screen.headline.<kind>` (each verdict screen's headline; the
+#: verdict's reason goes under it), `screen.fault.<part>`, `screen.nat_result.<result>`,
+#: `screen.code_colour.<colour>`
+_PROMPTS = frozenset({ScreenKind.IDLE, ScreenKind.CHECKING, ScreenKind.ONE_AT_A_TIME, ScreenKind.HOLD_CLOSER})
 #: prompts shown in both languages: the site's large, the other one under it as the hint
 _BILINGUAL_PROMPTS = frozenset({ScreenKind.IDLE, ScreenKind.HOLD_CLOSER})
 #: on the idle screen while people are coming through (a verdict shortly before): the queue's rule
-QUEUE_HINT = ("一人一码，请保持1米距离", "One at a time, keep 1 m apart")
+QUEUE_HINT = pair(N_("screen.queue_hint"))
 #: the idle screen's help for a person without a phone (every site has staff; an ID number is
-#: accepted by default, `policy.accept_id_number`)
-NO_PHONE = ("没有手机？请出示身份证或找工作人员", "No phone? Show your ID card or ask staff")
-_PROMPT_HINTS = {
-    ScreenKind.CHECKING: ("已读取二维码，请稍候", "Code read, one moment"),
-    ScreenKind.ONE_AT_A_TIME: ("镜头前只留一人", "Only one person in front of the camera"),
-}
+#: accepted by default, `policy.accept_id_number`): `screen.no_phone`
 
-#: the headline of each verdict screen; the verdict's reason goes under it
-_HEADLINES = {
-    ScreenKind.PASS: ("请通行", "Please pass"),
-    ScreenKind.DENY: ("禁止通行", "Entry refused"),
-    ScreenKind.MANUAL_CHECK: ("请人工核验", "Staff will check"),
-    ScreenKind.UNKNOWN_CODE: ("无法识别", "Not recognised"),
-    ScreenKind.FAULT: ("设备故障", "Out of order"),
-}
-
-FAULTS: dict[str, tuple[str, str]] = {
-    "camera": ("摄像头故障，请联系工作人员", "Camera not working: please call staff"),
-    "network": ("网络中断，无法核验，请联系工作人员", "Network down, cannot check: please call staff"),
-    "gate": ("闸机故障，请走人工通道", "Gate fault: please use the staffed lane"),
-    # the record key cannot be written (a full or read-only SD card): no checks, sentinel/kiosk.py
-    "storage": ("无法保存记录，暂停核验，请联系工作人员", "Cannot save records: checks paused, please call staff"),
-}
-_GENERIC_FAULT = ("设备故障，请联系工作人员", "Device fault: please call staff")
+#: the parts a fault screen names (any other: `screen.fault.generic`)
+FAULTS: tuple[str, ...] = ("camera", "network", "gate", "storage")  # storage: the record key cannot be written (kiosk.py)
 _FAULT_ICON = {"camera": Icon.CAMERA, "network": Icon.NETWORK, "gate": Icon.GATE}
 
 #: verdicts whose reason is about the device, not the person, are not drawn as a red refusal:
@@ -128,19 +107,9 @@ REASON_SCREEN: dict[str, ScreenKind] = {
     "device_unauthorized": ScreenKind.FAULT,
 }
 
-_NAT_RESULT = {
-    NatResult.NEGATIVE: ("阴性", "negative"),
-    NatResult.POSITIVE: ("阳性", "positive"),
-    NatResult.PENDING: ("待出结果", "pending"),
-}
-
 #: the offline banner: on a result decided offline, and on any screen while the network is down
-OFFLINE_DECISION = ("离线核验，记录联网后上传", "Checked offline")
-OFFLINE_MODE = ("网络中断，离线模式", "Network down: offline")
-
-
-def _t(pair: tuple[str, str], language: str) -> str:
-    return pair[0] if language == "zh-CN" else pair[1]
+OFFLINE_DECISION = pair(N_("screen.offline_decision"))
+OFFLINE_MODE = pair(N_("screen.offline_mode"))
 
 
 def other_language(language: str) -> str:
@@ -155,34 +124,29 @@ def nat_text(status: HealthStatus, now: datetime, language: str, tz: tzinfo | No
         return ""
     nat = status.nat
     if nat is None:
-        return _t(("无核酸记录", "No NAT result"), language)
-    result = _t(_NAT_RESULT[nat.result], language)
+        return message("screen.no_nat", language)
+    result = message(f"screen.nat_result.{nat.result.value}", language)
     when = f"{nat.sampled_at.astimezone(tz):%m-%d %H:%M}"
     days = (now - nat.sampled_at).days
     if days >= 7:  # the month-day alone is ambiguous across a year
         when = f"{nat.sampled_at.astimezone(tz):%Y-%m-%d}"
-    return f"核酸{result}，{when}采样" if language == "zh-CN" else f"NAT {result}, {when}"
+    return message("screen.nat", language, result=result, when=when)
 
 
-#: the code's colour in words, for the card (colour is never the only signal)
-_CODE_COLOUR = {
-    Status.GREEN: ("绿码", "Green code"),
-    Status.YELLOW: ("黄码", "Yellow code"),
-    Status.RED: ("红码", "Red code"),
-}
+#: the codes whose colour is said in words on the card (colour is never the only signal)
+_CODE_COLOURS = frozenset({Status.GREEN, Status.YELLOW, Status.RED})
 
 
 def code_text(status: HealthStatus, language: str, reason: str = "") -> str:
     """'绿码 · 已接种3针' / 'Green code · 3 vaccine doses'; the colour is left out when the
     reason above already says it ("红码"), the doses when the answer has none."""
     parts = []
-    colour = _CODE_COLOUR.get(status.status)
-    if colour and _t(colour, language) != reason:
-        parts.append(_t(colour, language))
+    colour = message(f"screen.code_colour.{status.status.value}", language) if status.status in _CODE_COLOURS else ""
+    if colour and colour != reason:
+        parts.append(colour)
     if status.status.is_colour and status.vaccination is not None:
-        doses = status.vaccination.doses
-        parts.append(f"已接种{doses}针" if language == "zh-CN" else f"{doses} vaccine dose{'s' if doses != 1 else ''}")
-    return ("，" if language == "zh-CN" else ", ").join(parts)
+        parts.append(plural("screen.doses", "screen.doses.plural", status.vaccination.doses, language))
+    return message("join.parts", language).join(parts)
 
 
 @dataclass(frozen=True)
@@ -274,13 +238,15 @@ class Screen:
 
     @staticmethod
     def prompt(kind: ScreenKind, language: str, offline: bool = False) -> "Screen":
-        pair = _PROMPTS[kind]
+        if kind not in _PROMPTS:
+            raise KeyError(kind)
+        prompt = f"screen.prompt.{kind.value}"
         if kind in _BILINGUAL_PROMPTS:
-            hint = _t(pair, other_language(language))  # shown in both languages
+            hint = message(prompt, other_language(language))  # shown in both languages
         else:
-            hint = _t(_PROMPT_HINTS[kind], language)
-        help_ = _t(NO_PHONE, language) if kind == ScreenKind.IDLE else ""
-        return Screen(kind, _t(pair, language), offline=offline, hint=hint, language=language, help=help_)
+            hint = message(f"screen.prompt_hint.{kind.value}", language)
+        help_ = message("screen.no_phone", language) if kind == ScreenKind.IDLE else ""
+        return Screen(kind, message(prompt, language), offline=offline, hint=hint, language=language, help=help_)
 
     @staticmethod
     def result(
@@ -298,21 +264,21 @@ class Screen:
         kind = REASON_SCREEN.get(verdict.reason, _VERDICT_SCREEN[verdict.kind])
         person = status.person.name_masked if status.person else ""
         person_id = status.person.id_masked if status.person else ""
-        title = _t(_HEADLINES[kind], language)
-        message = verdict.text(language)
-        message = "" if message == title else message
+        title = _headline(kind, language)
+        reason = verdict.text(language)
+        reason = "" if reason == title else reason
         return Screen(
             kind,
-            message,
+            reason,
             person=person,
             person_id=person_id,
-            code=code_text(status, language, message),
+            code=code_text(status, language, reason),
             nat=nat_text(status, now, language, tz),
             offline=offline,
             title=title,
             time=f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S}",
             language=language,
-            second=_second(_HEADLINES[kind], verdict, language),
+            second=_second(kind, verdict, language),
             failed_part="device" if kind == ScreenKind.FAULT else "",
             reason=verdict.reason,
         )
@@ -322,42 +288,46 @@ class Screen:
         return Screen(
             ScreenKind.UNKNOWN_CODE,
             verdict.text(language),
-            title=_t(_HEADLINES[ScreenKind.UNKNOWN_CODE], language),
-            hint=_t(_PROMPTS[ScreenKind.IDLE], language),
+            title=_headline(ScreenKind.UNKNOWN_CODE, language),
+            hint=message("screen.prompt.idle", language),
             language=language,
-            second=_second(_HEADLINES[ScreenKind.UNKNOWN_CODE], verdict, language),
+            second=_second(ScreenKind.UNKNOWN_CODE, verdict, language),
             reason=verdict.reason,
         )
 
     @staticmethod
     def fault(fault: str, language: str) -> "Screen":
-        other = other_language(language)
+        words = f"screen.fault.{fault if fault in FAULTS else 'generic'}"
         return Screen(
             ScreenKind.FAULT,
-            _t(FAULTS.get(fault, _GENERIC_FAULT), language),
-            title=_t(_HEADLINES[ScreenKind.FAULT], language),
+            message(words, language),
+            title=_headline(ScreenKind.FAULT, language),
             icon=_FAULT_ICON.get(fault, Icon.FAULT),
             language=language,
             failed_part=fault,
-            second=_t(FAULTS.get(fault, _GENERIC_FAULT), other),
+            second=message(words, other_language(language)),
         )
 
 
-def _second(headline: tuple[str, str], verdict: Verdict, language: str) -> str:
+def _headline(kind: ScreenKind, language: str) -> str:
+    return message(f"screen.headline.{kind.value}", language)
+
+
+def _second(kind: ScreenKind, verdict: Verdict, language: str) -> str:
     """The verdict in the other language: 'Entry refused: Red code' under '禁止通行 / 红码'."""
-    return _headline_and_reason(headline, verdict, other_language(language))
+    return _headline_and_reason(kind, verdict, other_language(language))
 
 
-def _headline_and_reason(headline: tuple[str, str], verdict: Verdict, language: str) -> str:
-    title, reason = _t(headline, language), verdict.text(language)
-    return title if reason == title else f"{title}：{reason}" if language == "zh-CN" else f"{title}: {reason}"
+def _headline_and_reason(kind: ScreenKind, verdict: Verdict, language: str) -> str:
+    title, reason = _headline(kind, language), verdict.text(language)
+    return title if reason == title else message("screen.headline_reason", language, title=title, reason=reason)
 
 
 def verdict_line(verdict: Verdict, language: str) -> str:
     """The verdict as one line, headline and reason, as its screen says it ('禁止通行：红码',
     'Staff will check: Network down: cannot look up your code'): for logs and the demo's output."""
     kind = REASON_SCREEN.get(verdict.reason, _VERDICT_SCREEN[verdict.kind])
-    return _headline_and_reason(_HEADLINES[kind], verdict, language)
+    return _headline_and_reason(kind, verdict, language)
 
 
 @dataclass(frozen=True)

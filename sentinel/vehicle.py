@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
+from sentinel.locale import message, pairs
+from sentinel.policy import REASONS, Verdict, VerdictKind
 
 # --- plates ---------------------------------------------------------------------------------------
 
@@ -304,34 +305,28 @@ class VehicleVerdict:
     seats: tuple[int, ...] = ()  # the occupants the verdict is about (who failed, who was shown twice)
 
 
-#: vehicle reason → (zh-CN, en); `{who}` lists the seats in words
-VEHICLE_REASON_TEXT: dict[str, tuple[str, str]] = {
-    "all_passed": ("全车人员核验通过", "Everyone in the vehicle passed"),
-    "occupant_denied": ("{who}未通过", "{who}: refused"),
-    "occupant_manual_check": ("{who}需人工核验", "{who}: staff will check"),
-    "duplicate_code": ("同一凭证出示两次，请核对车内人数", "A code was shown twice: count the people in the vehicle"),
-    "no_occupants": ("未核验任何人员", "Nobody was checked"),
-}
+#: the vehicle's reasons; the words are the messages `vehicle_reason.<reason>` in sentinel/locale,
+#: `{who}` lists the seats in words
+VEHICLE_REASONS: tuple[str, ...] = ("all_passed", "occupant_denied", "occupant_manual_check", "duplicate_code", "no_occupants")
+VEHICLE_REASON_TEXT: dict[str, tuple[str, str]] = pairs("vehicle_reason", VEHICLE_REASONS)
 
 
 def seat_label(seat: int, language: str) -> str:
     """'驾驶员' / 'Driver' for seat 1, '乘客1' / 'Passenger 1' for seat 2, …"""
     if seat == 1:
-        return "驾驶员" if language == "zh-CN" else "Driver"
-    return f"乘客{seat - 1}" if language == "zh-CN" else f"Passenger {seat - 1}"
+        return message("seat.driver", language)
+    return message("seat.passenger", language, n=seat - 1)
 
 
 def seats_text(seats: Iterable[int], language: str) -> str:
-    labels = [seat_label(s, language) for s in seats]
-    return ("、" if language == "zh-CN" else ", ").join(labels)
+    return message("join.seats", language).join(seat_label(s, language) for s in seats)
 
 
 def vehicle_reason_text(verdict: VehicleVerdict, language: str) -> str:
-    zh, en = VEHICLE_REASON_TEXT[verdict.reason]
-    return (zh if language == "zh-CN" else en).format(who=seats_text(verdict.seats, language))
+    return message(f"vehicle_reason.{verdict.reason}", language, who=seats_text(verdict.seats, language))
 
 
-assert all(reason not in REASON_TEXT for reason in VEHICLE_REASON_TEXT)  # one reason, one meaning
+assert not set(REASONS) & set(VEHICLE_REASONS)  # one reason, one meaning
 
 
 def new_id() -> str:

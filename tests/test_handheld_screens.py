@@ -4,30 +4,25 @@ the status bar only where there is one, and taps and keys reaching the controlle
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
+import time
 
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+import pytest
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+from hardware.battery import Battery
+from sentinel.config import DisplayConfig
+from sentinel.handheld import HandheldController
+from sentinel.screens import ScreenKind, StatusBar
+from tests.helpers import WallClock, wait_until
 
-import pytest  # noqa: E402
+# the renderer's tests set SDL's dummy drivers before pygame loads (or skip without pygame)
+from tests.test_ui_render import LANGUAGES, check_text_in_boxes, colour_share, pygame
+from ui.layout import LAYOUTS, Box
+from ui.pygame_display import PygameDisplay
+from ui.render import Renderer
+from ui.samples import SAMPLE_NOW, vehicle_samples, vehicle_stress_samples
 
-pygame = pytest.importorskip("pygame", reason="pygame is a dev dependency (apt python3-pygame on the Pi)")
-
-from hardware.battery import Battery  # noqa: E402
-from sentinel.config import DisplayConfig  # noqa: E402
-from sentinel.handheld import HandheldController  # noqa: E402
-from sentinel.screens import ScreenKind, StatusBar  # noqa: E402
-from tests.helpers import WallClock, wait_until  # noqa: E402
-from ui.layout import LAYOUTS, Box  # noqa: E402
-from ui.pygame_display import PygameDisplay  # noqa: E402
-from ui.render import Renderer  # noqa: E402
-from ui.samples import SAMPLE_NOW, vehicle_samples, vehicle_stress_samples  # noqa: E402
-
-LANGUAGES = ["zh-CN", "en"]
 SIZES = [LAYOUTS["landscape"], LAYOUTS["portrait"], (1280, 720), (1024, 600), (720, 1280), (480, 320)]
 
 
@@ -43,16 +38,8 @@ def draw(renderer, sample, size):
 
 
 def check_layout(renderer, size, name):
+    check_text_in_boxes(renderer, size, name)  # every text in its box, on screen, none overlapping
     screen_box = Box(0, 0, *size)
-    assert renderer.drawn, f"{name}: no text drawn"
-    for d in renderer.drawn:
-        assert d.box.contains(d.ink), f"{name}: {d.role} {d.text!r} at {d.ink} outside its box {d.box}"
-        assert screen_box.contains(d.ink), f"{name}: {d.role} {d.text!r} off screen"
-    inks = [d.ink for d in renderer.drawn]
-    for i, a in enumerate(inks):
-        for b in inks[i + 1:]:
-            overlap = pygame.Rect(a).clip(pygame.Rect(b))
-            assert overlap.w * overlap.h == 0, f"{name}: texts overlap: {a} {b}"
     hits = list(renderer.hits.items())
     for i, (ida, a) in enumerate(hits):
         assert screen_box.contains(a), f"{name}: button {ida} off screen"
@@ -95,17 +82,6 @@ def test_a_full_minibus_and_long_names_stay_in_their_boxes(renderer, size, langu
     draw(renderer, summary, size)
     title = next(d for d in renderer.drawn if d.role == "title")
     assert title.size >= round(0.08 * min(size))
-
-
-def colour_share(surface, kind: str) -> float:
-    rgb = pygame.surfarray.array3d(surface).astype(int)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    mask = {
-        "green": (g > r + 60) & (g > b + 40),
-        "red": (r > g + 100) & (r > b + 100),
-        "yellow": (r > 200) & (g > 150) & (b < 80),
-    }[kind]
-    return float(mask.mean())
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

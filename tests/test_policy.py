@@ -115,3 +115,12 @@ def test_no_reason_repeats_a_headline(reason):
 @pytest.mark.parametrize("jargon", ["flagged", "known to the service", "delivering frames", "queue", "Offline:"])
 def test_reasons_use_plain_words(jargon):
     assert not [en for _, en in REASON_TEXT.values() if jargon.lower() in en.lower()]
+
+
+def test_a_site_that_admits_only_yellow_refuses_green_for_what_it_is_not_as_a_red_code():
+    """policy.py used to give a refused green code the reason `red_code`: the screen said 红码 to a
+    person holding a green one."""
+    verdict = decide(status("green"), P(allowed_colours=["yellow"]), NOW)
+    assert (verdict.kind, verdict.reason) == ("deny", "green_not_allowed")
+    assert verdict.text("zh-CN") == "本场所不接受绿码" and verdict.text("en") == "Green code not accepted here"
+    assert "红码" not in verdict.text("zh-CN") and "red" not in verdict.text("en").lower()

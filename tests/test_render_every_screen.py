@@ -10,7 +10,6 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from sentinel.config import DisplayConfig
 from sentinel.health import HealthStatus, Status
 from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
 from sentinel.screens import FAULTS, VEHICLE_KINDS, Screen, ScreenKind, StatusBar
+from tests.helpers import wait_until
 from ui.layout import LAYOUTS
 from ui.pygame_display import PygameDisplay
 from ui.render import PLAIN_BG, Renderer
@@ -107,15 +107,6 @@ def test_the_plain_screen_shows_the_words(renderer):
 
 
 # --- the touchscreen's draw path ---------------------------------------------------------------------
-
-
-def wait_until(condition, timeout: float = 15.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from tests.helpers import T0, FakeClock, WallClock  # noqa: E402
 
 
 def test_camera_row_names_the_backend_and_its_rate_or_the_fault():
-    assert camera_text(OpenCVCameraConfig(type="opencv", fps=30), SimpleNamespace(healthy=True), zh=False) == "opencv · 30 fps"
-    assert camera_text(ReplayCameraConfig(fps=10), None, zh=True) == "replay · 10 fps"
+    assert camera_text(OpenCVCameraConfig(type="opencv", fps=30), SimpleNamespace(healthy=True), language="en") == "opencv · 30 fps"
+    assert camera_text(ReplayCameraConfig(fps=10), None, language="zh-CN") == "replay · 10 fps"
     broken = SimpleNamespace(healthy=False, last_error="no frame in 2 s")
-    assert camera_text(ReplayCameraConfig(), broken, zh=True) == "故障: no frame in 2 s"
+    assert camera_text(ReplayCameraConfig(), broken, language="zh-CN") == "故障: no frame in 2 s"
 
 
 def test_times_are_local_not_iso_utc():
@@ -47,33 +47,33 @@ def test_times_are_local_not_iso_utc():
 
 def test_uploader_state_in_words_in_the_kiosk_language():
     status = SimpleNamespace(state="idle", queue_depth=0, consecutive_failures=0)
-    assert uploader_text(status, zh=True) == "空闲，无待传记录"
+    assert uploader_text(status, language="zh-CN") == "空闲，无待传记录"
     failing = SimpleNamespace(state="retrying", queue_depth=37, consecutive_failures=4)
-    assert uploader_text(failing, zh=False) == "failed, will retry (4 failures in a row)"
-    assert "idle" not in uploader_text(status, zh=True)
+    assert uploader_text(failing, language="en") == "failed, will retry (4 failures in a row)"
+    assert "idle" not in uploader_text(status, language="zh-CN")
 
 
 def test_reachability_comes_from_contact_with_the_service():
     clock = FakeClock()
     wall = WallClock(T0)
     contact = ServiceContact(after_s=120, min_failures=3, clock=clock, wall=wall)
-    assert contact_text(contact, zh=False) == "no contact yet"  # the start is no contact, only a grace period
-    assert last_contact_text(contact, zh=True) == ""
+    assert contact_text(contact, language="en") == "no contact yet"  # the start is no contact, only a grace period
+    assert last_contact_text(contact, language="zh-CN") == ""
     contact.ok(0.042)
     clock.advance(5)
     wall.advance(5)
-    assert contact_text(contact, zh=False) == "reachable · 42 ms"
-    assert contact_text(contact, zh=True) == "可达 · 42 ms"
-    assert last_contact_text(contact, zh=False) == f"{T0.astimezone():%H:%M:%S} (5 s ago)"  # today: the time of day
-    assert "-" not in last_contact_text(contact, zh=False).split(" (")[0]
+    assert contact_text(contact, language="en") == "reachable · 42 ms"
+    assert contact_text(contact, language="zh-CN") == "可达 · 42 ms"
+    assert last_contact_text(contact, language="en") == f"{T0.astimezone():%H:%M:%S} (5 s ago)"  # today: the time of day
+    assert "-" not in last_contact_text(contact, language="en").split(" (")[0]
     contact.observe_outcome(SimpleNamespace(credential_kind="health_code", offline=False))  # a check answered: contact, not timed
-    assert contact_text(contact, zh=False) == "reachable · 42 ms"
+    assert contact_text(contact, language="en") == "reachable · 42 ms"
     contact.failed(3)
     clock.advance(200)
     wall.advance(200)
-    assert contact_text(contact, zh=False) == "unreachable (3 failures since) · 42 ms"
-    assert contact_text(contact, zh=True).startswith("无法连接")
-    assert last_contact_text(contact, zh=True).endswith("（3分钟前）")
+    assert contact_text(contact, language="en") == "unreachable (3 failures since) · 42 ms"
+    assert contact_text(contact, language="zh-CN").startswith("无法连接")
+    assert last_contact_text(contact, language="zh-CN").endswith("（3分钟前）")
     assert round_trip_text(12.34) == "12.3 s" and round_trip_text(None) == ""
 
 

@@ -24,15 +24,17 @@ from sentinel.config import DisplayConfig  # noqa: E402
 from sentinel.frames import Frame  # noqa: E402
 from sentinel.policy import Verdict, VerdictKind  # noqa: E402
 from sentinel.screens import Screen, ScreenKind, StatusBar  # noqa: E402
+from tests.helpers import FakeClock, wait_until  # noqa: E402
 from ui import pygame_display  # noqa: E402
-from ui.console import ConsoleDisplay, NoDisplay, open_display  # noqa: E402
+from ui.console import ConsoleDisplay, NoDisplay  # noqa: E402
+from ui.display import open_display  # noqa: E402
 from ui.fonts import FontNotFoundError  # noqa: E402
 from ui.pin import hash_pin  # noqa: E402
-from ui.pygame_display import PygameDisplay, to_logical  # noqa: E402
+from ui.pointer import to_logical  # noqa: E402
+from ui.pygame_display import PygameDisplay  # noqa: E402
 from ui.samples import samples  # noqa: E402
 from ui.sound import SoundPlayer  # noqa: E402
 from ui.technician import MenuState, TechnicianActions  # noqa: E402
-from tests.helpers import FakeClock, wait_until  # noqa: E402
 
 PIN = "246800"
 PIN_HASH = hash_pin(PIN, iterations=2000)
@@ -398,7 +400,7 @@ def test_no_cjk_font_is_a_clear_error(monkeypatch):
 def test_no_screen_is_a_clear_error():
     code = (
         "import os\nos.environ['SDL_VIDEODRIVER'] = 'no-such-driver'\n"
-        "from ui.console import open_display\nfrom sentinel.config import DisplayConfig\n"
+        "from ui.display import open_display\nfrom sentinel.config import DisplayConfig\n"
         "try:\n    open_display(DisplayConfig(type='pygame'))\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

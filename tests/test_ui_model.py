@@ -323,7 +323,7 @@ def test_fontconfig_choice_prefers_simplified_chinese(monkeypatch, tmp_path):
 
 
 def test_ui_console_does_not_load_pygame():
-    code = "import sys, ui.console, ui.technician, ui.pin, ui.text, ui.layout, ui.fonts, ui.samples\nprint('pygame' in sys.modules)"
+    code = "import sys, ui.console, ui.display, ui.errors, ui.technician, ui.pin, ui.text, ui.layout, ui.fonts, ui.samples\nprint('pygame' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

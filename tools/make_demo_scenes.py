@@ -16,8 +16,6 @@ uses, and exits non-zero if one does not.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -31,7 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sentinel.demo_data import DEMO_NOT_FOUND_PERSON, DEMO_UNKNOWN_PAYLOAD, DemoPerson, demo_person  # noqa: E402
+from sentinel.demo_data import (  # noqa: E402
+    DEMO_NOT_FOUND_PERSON,
+    DEMO_UNKNOWN_PAYLOAD,
+    DemoPerson,
+    demo_person,
+)
+from tools.scene_files import parser, render_scenes, report  # noqa: E402
 
 DEFAULT_OUT = REPO / "sentinel" / "assets" / "scenes"
 SIZE = (640, 480)
@@ -81,36 +85,18 @@ def _scenes() -> list[Scene]:
 
     return [
         Scene("01_empty.png", None, exposure=1.0),
-        health("02_green.png", "green", Hold(
-            centre=(330, 275), height=340, angle=-6, yaw=0.10, pitch=0.04, blur=0.7,
-            glare=(0.30, 0.22, 0.45, 0.20, 0.55),
-            body=(28, 28, 32), coat=(40, 62, 110), skin=(226, 186, 160), hair=(30, 24, 22))),
+        health("02_green.png", "green", Hold(centre=(330, 275), height=340, angle=-6, yaw=0.10, pitch=0.04, blur=0.7, glare=(0.30, 0.22, 0.45, 0.20, 0.55), body=(28, 28, 32), coat=(40, 62, 110), skin=(226, 186, 160), hair=(30, 24, 22))),
         Scene("03_empty.png", None, exposure=0.97),
-        health("04_yellow.png", "yellow", Hold(
-            centre=(290, 280), height=325, angle=8, yaw=-0.12, pitch=-0.05, blur=0.9,
-            glare=(0.70, 0.62, 0.35, 0.25, 0.40),
-            body=(38, 42, 58), coat=(150, 40, 45), skin=(204, 160, 126), hair=(20, 18, 18))),
+        health("04_yellow.png", "yellow", Hold(centre=(290, 280), height=325, angle=8, yaw=-0.12, pitch=-0.05, blur=0.9, glare=(0.70, 0.62, 0.35, 0.25, 0.40), body=(38, 42, 58), coat=(150, 40, 45), skin=(204, 160, 126), hair=(20, 18, 18))),
         Scene("05_empty.png", None, exposure=1.03),
-        health("06_red.png", "red", Hold(
-            centre=(360, 272), height=350, angle=-13, yaw=0.06, pitch=0.10, blur=1.0,
-            glare=(0.22, 0.70, 0.40, 0.30, 0.50),
-            body=(22, 22, 24), coat=(70, 72, 60), skin=(186, 140, 108), hair=(45, 35, 30))),
+        health("06_red.png", "red", Hold(centre=(360, 272), height=350, angle=-13, yaw=0.06, pitch=0.10, blur=1.0, glare=(0.22, 0.70, 0.40, 0.30, 0.50), body=(22, 22, 24), coat=(70, 72, 60), skin=(186, 140, 108), hair=(45, 35, 30))),
         Scene("07_empty.png", None, exposure=0.99),
-        Scene("08_unknown.png", DEMO_UNKNOWN_PAYLOAD, None, Hold(
-            centre=(300, 278), height=330, angle=4, yaw=-0.05, pitch=-0.10, blur=0.8,
-            glare=(0.75, 0.28, 0.40, 0.22, 0.50),
-            body=(60, 30, 40), coat=(200, 190, 170), skin=(230, 196, 170), hair=(80, 50, 30))),
+        Scene("08_unknown.png", DEMO_UNKNOWN_PAYLOAD, None, Hold(centre=(300, 278), height=330, angle=4, yaw=-0.05, pitch=-0.10, blur=0.8, glare=(0.75, 0.28, 0.40, 0.22, 0.50), body=(60, 30, 40), coat=(200, 190, 170), skin=(230, 196, 170), hair=(80, 50, 30))),
         Scene("09_empty.png", None, exposure=1.02),
-        health("10_stale_nat.png", "stale_nat", Hold(
-            centre=(345, 284), height=320, angle=11, yaw=0.14, pitch=-0.03, blur=1.1,
-            glare=(0.45, 0.85, 0.50, 0.18, 0.60),
-            body=(30, 34, 44), coat=(30, 30, 34), skin=(214, 172, 140), hair=(60, 40, 36))),
+        health("10_stale_nat.png", "stale_nat", Hold(centre=(345, 284), height=320, angle=11, yaw=0.14, pitch=-0.03, blur=1.1, glare=(0.45, 0.85, 0.50, 0.18, 0.60), body=(30, 34, 44), coat=(30, 30, 34), skin=(214, 172, 140), hair=(60, 40, 36))),
         # after the face scenes (11-13, sentinel/assets/face_scenes): someone the service does not know
         Scene("14_empty.png", None, exposure=1.01),
-        Scene("15_not_found.png", DEMO_NOT_FOUND_PERSON.payload, DEMO_NOT_FOUND_PERSON, Hold(
-            centre=(318, 276), height=335, angle=-3, yaw=-0.08, pitch=0.06, blur=0.8,
-            glare=(0.60, 0.40, 0.38, 0.22, 0.45),
-            body=(34, 30, 28), coat=(90, 110, 70), skin=(220, 178, 150), hair=(25, 22, 20))),
+        Scene("15_not_found.png", DEMO_NOT_FOUND_PERSON.payload, DEMO_NOT_FOUND_PERSON, Hold(centre=(318, 276), height=335, angle=-3, yaw=-0.08, pitch=0.06, blur=0.8, glare=(0.60, 0.40, 0.38, 0.22, 0.45), body=(34, 30, 28), coat=(90, 110, 70), skin=(220, 178, 150), hair=(25, 22, 20))),
     ]
 
 
@@ -376,15 +362,7 @@ def _render(scene: Scene, backdrop: np.ndarray, rng: np.random.Generator) -> Ima
 
 def generate(out: Path) -> dict[str, str | None]:
     """Write every scene and the manifest into `out`; returns the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
-    backdrop = _backdrop(np.random.default_rng(SEED))
-    manifest: dict[str, str | None] = {}
-    for index, scene in enumerate(_scenes()):
-        rng = np.random.default_rng(SEED + 1 + index)
-        _render(scene, backdrop, rng).save(out / scene.file, optimize=True)
-        manifest[scene.file] = scene.payload
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return manifest
+    return render_scenes(out, _scenes(), _backdrop(np.random.default_rng(SEED)), _render, SEED, optimize=True)
 
 
 def check(out: Path, manifest: dict[str, str | None]) -> list[str]:
@@ -402,17 +380,9 @@ def check(out: Path, manifest: dict[str, str | None]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, DEFAULT_OUT).parse_args(argv)
     manifest = generate(args.out)
-    problems = check(args.out, manifest)
-    for name in manifest:
-        size = (args.out / name).stat().st_size
-        print(f"{name:18} {size / 1000:6.0f} kB  {manifest[name] or '-'}")
-    for problem in problems:
-        print(f"FAILED {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return report(args.out, manifest, check(args.out, manifest), lambda payload: payload or "-")
 
 
 if __name__ == "__main__":

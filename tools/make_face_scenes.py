@@ -21,7 +21,6 @@ scene does not give what the manifest says.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ from sentinel.faces.engine import FaceEngine, load_rgb  # noqa: E402
 from sentinel.faces.enrol import read_enrolment_image  # noqa: E402
 from sentinel.faces.gallery import Gallery  # noqa: E402
 from sentinel.faces.matcher import FaceMatcher, ObservationKind  # noqa: E402
+from tools.scene_files import parser, report, write_manifest  # noqa: E402
 
 ASSETS = REPO / "sentinel" / "assets"
 PORTRAIT = ASSETS / "faces" / "astronaut.jpg"
@@ -134,7 +134,7 @@ def generate(out: Path, encoding_out: Path, engine: FaceEngine) -> dict:
             img = _place(img, cut, centre, enrolled["box"]["width"], spec)
         _camera(img, rng).save(out / name, optimize=True)
         manifest[name] = {"expect": expected, **({"person": PERSON_KEY} if expected == "match" else {})}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_manifest(out, manifest, ensure_ascii=True)
     return manifest
 
 
@@ -160,18 +160,13 @@ def check(out: Path, encoding_file: Path, engine: FaceEngine) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"scene folder (default {DEFAULT_OUT})")
-    parser.add_argument("--encoding-out", type=Path, default=DEFAULT_ENCODING, help=f"encoding file (default {DEFAULT_ENCODING})")
-    args = parser.parse_args(argv)
+    cli = parser(__doc__, DEFAULT_OUT, "scene folder")
+    cli.add_argument("--encoding-out", type=Path, default=DEFAULT_ENCODING, help=f"encoding file (default {DEFAULT_ENCODING})")
+    args = cli.parse_args(argv)
     engine = FaceEngine()
     manifest = generate(args.out, args.encoding_out, engine)
     problems = check(args.out, args.encoding_out, engine)
-    for name, want in manifest.items():
-        print(f"{name:20} {(args.out / name).stat().st_size / 1000:6.0f} kB  {want['expect']}")
-    for problem in problems:
-        print(f"FAILED {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return report(args.out, manifest, problems, lambda want: want["expect"], name_width=20)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,6 @@ zxing-cpp on the grey plane, or the script exits non-zero.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -35,18 +32,9 @@ if str(REPO) not in sys.path:
 from sentinel.commands.demo import DEMO_VEHICLE_REFRESHED  # noqa: E402
 from sentinel.demo_data import demo_person  # noqa: E402
 from sentinel.service.seed import DEMO_EXPIRED_PERSON  # noqa: E402
+from tools import make_demo_scenes as mds  # noqa: E402
+from tools.scene_files import parser, render_scenes, report  # noqa: E402
 
-
-def _demo_scenes_module():
-    spec = importlib.util.spec_from_file_location("make_demo_scenes", REPO / "tools" / "make_demo_scenes.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["make_demo_scenes"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-mds = _demo_scenes_module()
 Hold, Scene = mds.Hold, mds.Scene
 DEFAULT_OUT = REPO / "sentinel" / "assets" / "vehicle_scenes"
 SEED = 20220613
@@ -64,30 +52,15 @@ def _scenes() -> list:
     yellow = demo_person("yellow")
     return [
         window("01_window.jpg"),
-        phone("02_driver_green.jpg", driver, Hold(
-            centre=(318, 262), height=330, angle=-9, yaw=0.12, pitch=0.05, blur=0.8,
-            glare=(0.28, 0.25, 0.45, 0.22, 0.55),
-            body=(28, 28, 32), coat=(36, 40, 52), skin=(222, 182, 156), hair=(28, 22, 20))),
+        phone("02_driver_green.jpg", driver, Hold(centre=(318, 262), height=330, angle=-9, yaw=0.12, pitch=0.05, blur=0.8, glare=(0.28, 0.25, 0.45, 0.22, 0.55), body=(28, 28, 32), coat=(36, 40, 52), skin=(222, 182, 156), hair=(28, 22, 20))),
         window("03_window.jpg", 0.98),
-        phone("04_passenger1_expired.jpg", DEMO_EXPIRED_PERSON, Hold(
-            centre=(352, 268), height=318, angle=7, yaw=-0.1, pitch=-0.06, blur=0.9,
-            glare=(0.72, 0.6, 0.38, 0.25, 0.45),
-            body=(210, 210, 214), coat=(120, 60, 80), skin=(232, 196, 172), hair=(50, 30, 24))),
+        phone("04_passenger1_expired.jpg", DEMO_EXPIRED_PERSON, Hold(centre=(352, 268), height=318, angle=7, yaw=-0.1, pitch=-0.06, blur=0.9, glare=(0.72, 0.6, 0.38, 0.25, 0.45), body=(210, 210, 214), coat=(120, 60, 80), skin=(232, 196, 172), hair=(50, 30, 24))),
         window("05_window.jpg", 1.02),
-        phone("06_passenger1_refreshed.jpg", DEMO_VEHICLE_REFRESHED, Hold(
-            centre=(338, 266), height=326, angle=4, yaw=-0.08, pitch=-0.04, blur=0.8,
-            glare=(0.3, 0.7, 0.4, 0.25, 0.45),
-            body=(210, 210, 214), coat=(120, 60, 80), skin=(232, 196, 172), hair=(50, 30, 24))),
+        phone("06_passenger1_refreshed.jpg", DEMO_VEHICLE_REFRESHED, Hold(centre=(338, 266), height=326, angle=4, yaw=-0.08, pitch=-0.04, blur=0.8, glare=(0.3, 0.7, 0.4, 0.25, 0.45), body=(210, 210, 214), coat=(120, 60, 80), skin=(232, 196, 172), hair=(50, 30, 24))),
         window("07_window.jpg", 0.99),
-        phone("08_passenger2_yellow.jpg", yellow, Hold(
-            centre=(300, 270), height=310, angle=-12, yaw=0.08, pitch=0.1, blur=1.0,
-            glare=(0.24, 0.68, 0.4, 0.3, 0.5),
-            body=(38, 42, 58), coat=(70, 90, 60), skin=(200, 156, 122), hair=(18, 16, 16))),
+        phone("08_passenger2_yellow.jpg", yellow, Hold(centre=(300, 270), height=310, angle=-12, yaw=0.08, pitch=0.1, blur=1.0, glare=(0.24, 0.68, 0.4, 0.3, 0.5), body=(38, 42, 58), coat=(70, 90, 60), skin=(200, 156, 122), hair=(18, 16, 16))),
         window("09_window.jpg", 1.01),
-        phone("10_driver_again.jpg", driver, Hold(
-            centre=(330, 258), height=336, angle=-4, yaw=0.1, pitch=0.02, blur=0.8,
-            glare=(0.5, 0.3, 0.45, 0.2, 0.5),
-            body=(28, 28, 32), coat=(36, 40, 52), skin=(222, 182, 156), hair=(28, 22, 20))),
+        phone("10_driver_again.jpg", driver, Hold(centre=(330, 258), height=336, angle=-4, yaw=0.1, pitch=0.02, blur=0.8, glare=(0.5, 0.3, 0.45, 0.2, 0.5), body=(28, 28, 32), coat=(36, 40, 52), skin=(222, 182, 156), hair=(28, 22, 20))),
         window("11_window.jpg", 0.97),
     ]
 
@@ -121,29 +94,13 @@ def _backdrop(rng: np.random.Generator) -> np.ndarray:
 
 
 def generate(out: Path) -> dict[str, str | None]:
-    out.mkdir(parents=True, exist_ok=True)
-    backdrop = _backdrop(np.random.default_rng(SEED))
-    manifest: dict[str, str | None] = {}
-    for index, scene in enumerate(_scenes()):
-        rng = np.random.default_rng(SEED + 1 + index)
-        mds._render(scene, backdrop, rng).save(out / scene.file, quality=QUALITY, optimize=True)
-        manifest[scene.file] = scene.payload
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return manifest
+    return render_scenes(out, _scenes(), _backdrop(np.random.default_rng(SEED)), mds._render, SEED, quality=QUALITY, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, DEFAULT_OUT).parse_args(argv)
     manifest = generate(args.out)
-    problems = mds.check(args.out, manifest)
-    for name in manifest:
-        size = (args.out / name).stat().st_size
-        print(f"{name:28} {size / 1000:5.0f} kB  {manifest[name] or '-'}")
-    for problem in problems:
-        print(f"FAILED {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return report(args.out, manifest, mds.check(args.out, manifest), lambda payload: payload or "-", name_width=28, size_width=5)
 
 
 if __name__ == "__main__":

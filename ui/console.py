@@ -1,32 +1,25 @@
-"""Displays without pygame, and `open_display`, which picks the configured one.
+"""The displays without pygame (display.type = "console" or "none"); `ui.display.open_display`
+picks the configured one.
 
 ConsoleDisplay logs each screen change (a kiosk without a screen, the tests), with the text of
 the service (masked names, messages) passed through `sentinel.textsafe.printable`, so it cannot
-put escape sequences or forged lines into the journal; NoDisplay shows nothing. The touchscreen is `ui.pygame_display.PygameDisplay`, imported only when configured,
-so that `import ui.console` never loads pygame.
+put escape sequences or forged lines into the journal; NoDisplay shows nothing.
+`DisplayError` is `ui.errors.DisplayError` (here too for its callers).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sentinel.screens import Screen, StatusBar
+from sentinel.screens import Screen
 from sentinel.textsafe import printable
+from ui.errors import DisplayError
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from sentinel.config import DisplayConfig
-    from ui.technician import TechnicianActions
+__all__ = ["ConsoleDisplay", "DisplayError", "NoDisplay"]
 
 log = logging.getLogger("ui.console")
-
-
-class DisplayError(RuntimeError):
-    """The configured display cannot be used (no screen, no CJK font); the message says why and
-    what to do. `sentinel run` reports it and exits instead of running blind."""
 
 
 class ConsoleDisplay:
@@ -65,35 +58,10 @@ class NoDisplay:
         pass
 
 
-def open_display(
-    config: "DisplayConfig | str" = "console",
-    *,
-    language: str = "zh-CN",
-    site_name: str = "",
-    status: Callable[[], StatusBar] | None = None,
-    actions: "TechnicianActions | None" = None,
-    on_quit: Callable[[], None] | None = None,
-    on_menu: Callable[[bool], None] | None = None,
-    pin_state_file: "Path | None" = None,
-) -> Any:
-    """The display a config's `[display]` section names (or a bare type: "pygame", "console",
-    "none"). The pygame display is running when this returns; it raises DisplayError instead of
-    starting blind: no screen, or no CJK font (FontNotFoundError, which names the package).
-
-    `status` is polled once a second for the status bar, `actions` back the technician menu,
-    `on_quit` is called when the window is closed (a desktop) so the kiosk can stop, and
-    `on_menu(opened)` when the technician's PIN pad is asked for (True: pause the checks) and when
-    pad and menu are gone (False). Displays without a menu never call it. `pin_state_file` keeps the
-    PIN pad's failed tries and lockout across restarts (in the state directory)."""
-    from sentinel.config import DisplayConfig
-
-    if isinstance(config, str):
-        config = DisplayConfig(type=config)
-    if config.type == "pygame":
-        from ui.pygame_display import PygameDisplay
-
-        return PygameDisplay(
-            config, language=language, site_name=site_name, status=status, actions=actions, on_quit=on_quit, on_menu=on_menu,
-            pin_state_file=pin_state_file,
-        )
-    return ConsoleDisplay() if config.type == "console" else NoDisplay()
+def __getattr__(name: str) -> Any:
+    """`ui.console.open_display`, the factory's old home, for callers not moved to `ui.display` yet
+    (sentinel/kiosk.py, sentinel/commands/*): looked up when asked for, so that this module does
+    not import the factory that imports it. Remove once they import `ui.display`."""
+    if name == "open_display":
+        return importlib.import_module("ui.display").open_display
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

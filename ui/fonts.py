@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ui.console import DisplayError
+from ui.errors import DisplayError
 
 log = logging.getLogger("ui.fonts")
 

@@ -93,16 +93,13 @@ class PinGate:
     ):
         """`state_file`: where the failures and the lockout are kept across restarts (0600);
         None keeps them in memory only."""
-        self._hash = pin_hash
-        self._clock = clock
-        self._max_failures = max_failures
-        self._lockout_s = lockout_s
-        self._max_lockout_s = max_lockout_s
+        self._hash, self._clock, self._wall = pin_hash, clock, wall
+        # the lockout policy: this many wrong PINs lock the pad for lockout_s, doubling up to max_lockout_s
+        self._max_failures, self._lockout_s, self._max_lockout_s = max_failures, lockout_s, max_lockout_s
         self._lock = threading.Lock()
         self._failures = 0
         self._lockouts = 0
         self._locked_until = float("-inf")
-        self._wall = wall
         self._state_file = Path(state_file) if state_file is not None else None
         self._load()
 

@@ -14,6 +14,7 @@ from typing import Any
 import pygame
 
 from ui.layout import Box
+from ui.theme import PREVIEW_EMPTY
 
 _GREY_PALETTE = [(i, i, i) for i in range(256)]
 
@@ -76,3 +77,13 @@ class Preview:
             return None
         h, w = frame.grey.shape[:2]
         return {"w": w, "h": h, "seq": frame.sequence}
+
+
+def draw_preview(surface: pygame.Surface, box: Box, preview: Any) -> None:
+    """The camera view scaled into `box` (`preview(box)`), or the box filled plainly while there
+    is no frame yet (or no camera)."""
+    image = preview(box) if preview else None
+    if image is not None:
+        surface.blit(image, (box.x, box.y))
+    else:
+        surface.fill(PREVIEW_EMPTY, pygame.Rect(box))

@@ -18,10 +18,11 @@ A frame that fails to draw (a renderer bug, a screen kind it does not know) is d
 the screen never stays frozen on an old verdict; each distinct failure is logged once, and
 `fallback_frames` / `last_draw_error` say so. Warming up at start skips a screen that fails.
 
-Touch: SDL reports fingers normalised to 0..1 of the window and also synthesises mouse events
-from them; those carry `touch = True` and are dropped, so a tap counts once. A real mouse works
-too (a desktop, the demo). Holding the top-left corner for 3 s opens the technician menu (F2 on a
-keyboard); its PIN is checked against `display.technician_pin_hash`.
+Touch (ui/pointer.py): a tap counts once, a real mouse works too. Holding the top-left corner for
+3 s opens the technician menu (F2 on a keyboard); its PIN is checked against
+`display.technician_pin_hash`. The window is opened by ui/window.py (`display.fullscreen`,
+`display.width`, `display.height`, `display.rotation`); the status bar is polled and the kiosk's
+hooks are called off this thread (ui/workers.py).
 
 The menu and the queue. The gesture (or F2) *asks* for the PIN pad: at that moment `on_menu(True)`
 tells the kiosk to pause its checks (no new check, relay closed; sentinel/kiosk_technician.py), and
@@ -39,18 +40,20 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sentinel.config import DisplayConfig
-from sentinel.screens import CAMERA_KINDS, QUEUE_HINT, VEHICLE_KINDS, Screen, ScreenKind, StatusBar
-from ui.console import DisplayError
+from sentinel.locale import message
+from sentinel.screens import CAMERA_KINDS, Screen, ScreenKind, StatusBar
+from ui.errors import DisplayError
 from ui.fonts import FontSet, find_cjk_fonts
 from ui.pin import PinGate
+from ui.pointer import DisplayInput
 from ui.sound import CUES, SOUND_TEST, SoundPlayer
 from ui.strings import text as ui_text
 from ui.technician import (
@@ -60,11 +63,12 @@ from ui.technician import (
     TechnicianActions,
     TechnicianMenu,
 )
+from ui.theme import PLAIN_BG
+from ui.window import explain, open_window
+from ui.workers import Handoff, StatusPoller
 
 log = logging.getLogger("ui.display")
 
-#: drivers without windows: always full screen there
-FULLSCREEN_DRIVERS = {"kmsdrm", "fbcon", "directfb"}
 START_TIMEOUT_S = 20.0
 #: screens that carry a person's verdict: the PIN pad waits until they have been up result_s
 #: how long after a verdict the idle screen says the queue's rule (one at a time, 1 m apart)
@@ -74,76 +78,7 @@ VERDICT_KINDS = frozenset({ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_C
 CHECKING_HOLD_S = 10.0
 
 
-def to_logical(x: float, y: float, rotation: int, logical_size: tuple[int, int]) -> tuple[float, float]:
-    """A point on the panel (physical pixels) → the same point in the picture as drawn, for a
-    picture turned clockwise by `rotation` degrees onto the panel."""
-    lw, lh = logical_size
-    if rotation == 90:
-        return y, lh - 1 - x
-    if rotation == 180:
-        return lw - 1 - x, lh - 1 - y
-    if rotation == 270:
-        return lw - 1 - y, x
-    return x, y
-
-
-def pointer_event(event: Any, window_size: tuple[int, int]) -> tuple[str, float, float, Any] | None:
-    """(down | up | move, x, y, pointer id) in window pixels for a finger or a real mouse's left
-    button; None for anything else, including mouse events SDL synthesised from touch."""
-    import pygame
-
-    w, h = window_size
-    if event.type in (pygame.FINGERDOWN, pygame.FINGERUP, pygame.FINGERMOTION):
-        action = {pygame.FINGERDOWN: "down", pygame.FINGERUP: "up", pygame.FINGERMOTION: "move"}[event.type]
-        x = min(max(event.x, 0.0), 1.0) * (w - 1)
-        y = min(max(event.y, 0.0), 1.0) * (h - 1)
-        return action, x, y, ("finger", event.finger_id)
-    if event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION):
-        if getattr(event, "touch", False):
-            return None  # the same touch again, as a mouse: already handled as a finger
-        if event.type == pygame.MOUSEMOTION:
-            if not event.buttons[0]:
-                return None
-            return "move", event.pos[0], event.pos[1], "mouse"
-        if event.button != 1:
-            return None
-        return ("down" if event.type == pygame.MOUSEBUTTONDOWN else "up"), event.pos[0], event.pos[1], "mouse"
-    return None
-
-
-class _StatusPoller:
-    """Asks the kiosk's status provider once a second, off the render thread (it may read SQLite)."""
-
-    def __init__(self, provider: Callable[[], StatusBar] | None, fallback: StatusBar):
-        self.latest = fallback
-        self._provider = provider
-        self._stop = threading.Event()
-        self._failed = False
-        self._thread = threading.Thread(target=self._run, name="ui-status", daemon=True)
-        if provider is not None:
-            self._thread.start()
-
-    def set_provider(self, provider: Callable[[], StatusBar]) -> None:
-        self._provider = provider
-        if not self._thread.is_alive() and not self._stop.is_set():
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.latest = self._provider()
-                self._failed = False
-            except Exception:
-                if not self._failed:
-                    log.exception("status bar provider failed (shown as before until it works again)")
-                self._failed = True
-            self._stop.wait(1.0)
-
-    def close(self) -> None:
-        self._stop.set()
-
-
-class PygameDisplay:
+class PygameDisplay(DisplayInput):
     """The kiosk's display seam on pygame. `show` and `preview` may be called from any thread and
     return at once; everything else happens on the render thread."""
 
@@ -176,13 +111,13 @@ class PygameDisplay:
         self._last_verdict_at = float("-inf")  # people are coming through: idle says the queue's rule
         self._menu_requested = False  # the gesture or F2 asked for the pad; it waits for the verdict
         self._menu_reported = False  # what on_menu heard last
-        self._menu_hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-menu")
+        self._menu_hooks = Handoff("ui-menu", "the menu hook")
         self._new_sound: SoundPlayer | None = None  # a reloaded config's sound settings, for the render thread
         self._frame: Any = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._status = _StatusPoller(status, StatusBar(site_name=site_name))
+        self._status = StatusPoller(status, StatusBar(site_name=site_name))
         self._sound = SoundPlayer(language, volume=self.config.volume, mute=self.config.mute, voice=self.config.voice)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ui-action")
         if actions is not None and actions.on_menu is not None:
@@ -199,7 +134,7 @@ class PygameDisplay:
         #: a handheld's vehicle screens report their buttons here (`connect(on_button=...)`); taps
         #: are handed over in order on a worker of their own, never on the render thread
         self.on_button: Callable[[str], None] | None = None
-        self._buttons = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-button")
+        self._buttons = Handoff("ui-button", "a button")
         self._flips: deque[float] = deque(maxlen=61)
         self.frames_drawn = 0
         self.fallback_frames = 0  # frames drawn plainly because drawing the real one failed
@@ -276,15 +211,7 @@ class PygameDisplay:
                 self._report_menu(True, force=True)
 
     def _menu_actions(self, actions: TechnicianActions) -> TechnicianActions:
-        return TechnicianActions(
-            device_status=self._with_display_info(actions.device_status),
-            network_status=actions.network_status,
-            gate_test=actions.gate_test,
-            outbox_status=actions.outbox_status,
-            reload_config=actions.reload_config,
-            on_menu=actions.on_menu,
-            audit=actions.audit,
-        )
+        return dataclasses.replace(actions, device_status=self._with_display_info(actions.device_status))
 
     def reconfigure(self, config: DisplayConfig, language: str) -> None:
         """Take what a reloaded config changes that the display can apply live: the language,
@@ -328,7 +255,7 @@ class PygameDisplay:
             raise DisplayError(f"the display did not start within {START_TIMEOUT_S:.0f} s")
         if self._error is not None:
             self.close()
-            raise DisplayError(_explain(self._error)) from self._error
+            raise DisplayError(explain(self._error)) from self._error
 
     def close(self) -> None:
         self._stop.set()
@@ -336,8 +263,8 @@ class PygameDisplay:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._buttons.shutdown(wait=False, cancel_futures=True)
-        self._menu_hooks.shutdown(wait=False)
+        self._buttons.close(cancel=True)
+        self._menu_hooks.close()
 
     # --- technician actions the display does itself ------------------------------------------------
 
@@ -355,7 +282,7 @@ class PygameDisplay:
         def status() -> InfoLines:
             lines = list(device_status()) if device_status else []
             w, h = self.size
-            lines.append(("显示" if self.language == "zh-CN" else "Display", f"{w}×{h} · {self.driver} · {self.fps:.0f} fps"))
+            lines.append((message("ui.display", self.language), f"{w}×{h} · {self.driver} · {self.fps:.0f} fps"))
             return lines
 
         return status
@@ -399,31 +326,12 @@ class PygameDisplay:
         from ui.render import Renderer
 
         self._pygame = pygame
-        pygame.display.init()
-        self.driver = pygame.display.get_driver()
-        if self.driver.lower() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
-            # SDL found no screen (no DISPLAY or WAYLAND_DISPLAY, no KMS) and draws into memory:
-            # the kiosk runs, but nobody sees it, so say so rather than stay silent
-            log.warning("display: no screen to draw on (DISPLAY is %s, WAYLAND_DISPLAY is %s): drawing off screen; "
-                        "start it on the kiosk's screen, or set DISPLAY", os.environ.get("DISPLAY") or "not set",
-                        os.environ.get("WAYLAND_DISPLAY") or "not set")
-        fullscreen = self.config.fullscreen or self.driver.lower() in FULLSCREEN_DRIVERS
-        turned = self.config.rotation in (90, 270)
-        if fullscreen:
-            window = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
-            pygame.mouse.set_visible(False)
-        else:
-            w, h = self.config.width, self.config.height
-            if turned:
-                w, h = h, w
-            if self.driver.lower() in ("x11", "wayland", "windows", "cocoa"):
-                w, h = _fit_on_desktop(pygame, w, h)
-            window = pygame.display.set_mode((w, h), pygame.RESIZABLE)
-        pygame.display.set_caption("数字哨兵 · Digital sentinel")
+        window = open_window(pygame, self.config)
+        self.driver, fullscreen = window.driver, window.fullscreen
         self._fullscreen = fullscreen
         self._renderer = Renderer(self._fonts)
         self._preview = Preview(mirror=self.config.mirror_preview)
-        self._use_window(window)
+        self._use_window(window.surface)
         self._drawn_key: tuple | None = None
         self._drawn_frame: Any = None
         self._pressed: tuple[Any, str | None] | None = None
@@ -499,7 +407,7 @@ class PygameDisplay:
         (`Renderer.draw_plain`), and at worst a plain fill, so that what shows is never an old
         verdict frozen in place. Each distinct failure is logged once with its traceback."""
         if screen.kind == ScreenKind.IDLE and not screen.queue and now - self._last_verdict_at < QUEUE_HINT_S:
-            screen = dataclasses.replace(screen, queue=QUEUE_HINT[0 if screen.language == "zh-CN" else 1])
+            screen = dataclasses.replace(screen, queue=message("screen.queue_hint", screen.language))
         try:
             self._renderer.draw(
                 self._canvas, screen, status, now=datetime.now(), preview=self._preview, menu=view,
@@ -518,7 +426,7 @@ class PygameDisplay:
             self._renderer.draw_plain(self._canvas, screen, status, error=error)
         except Exception:
             log.exception("display: even the plain screen failed")
-            self._canvas.fill((38, 50, 56))
+            self._canvas.fill(PLAIN_BG)
 
     # --- the technician menu and the kiosk behind it ----------------------------------------------
 
@@ -543,162 +451,11 @@ class PygameDisplay:
         if opened == self._menu_reported and not force:
             return
         self._menu_reported = opened
-        hook = self.on_menu
-        if hook is None:
-            return
-        try:
-            self._menu_hooks.submit(_call_hook, hook, opened)
-        except RuntimeError:  # closing
-            pass
+        if self.on_menu is not None:
+            self._menu_hooks.submit(self.on_menu, opened)
 
     def _swap_sound(self) -> None:
         new, self._new_sound = self._new_sound, None
         old, self._sound = self._sound, new
         old.close()
         new.open()
-
-    # --- input -------------------------------------------------------------------------------------
-
-    def _event(self, event) -> None:
-        pygame = self._pygame
-        if event.type == pygame.QUIT:
-            self._quit()
-            return
-        if event.type in (pygame.VIDEORESIZE, pygame.WINDOWSIZECHANGED) and not self._fullscreen:
-            self._use_window(pygame.display.get_surface())
-            return
-        if event.type == pygame.KEYDOWN:
-            self._key(event)
-            return
-        pointer = pointer_event(event, self._window.get_size())
-        if pointer is not None:
-            action, x, y, pid = pointer
-            x, y = to_logical(x, y, self.config.rotation, self.size)
-            self.handle_pointer(action, x, y, pid)
-
-    def handle_pointer(self, action: str, x: float, y: float, pid: Any = "mouse") -> None:
-        """One finger or mouse step in picture pixels (the render thread calls this; tests too)."""
-        if action == "down":
-            if self._pressed is not None and self._pressed[0] != pid:
-                return  # a second finger while the first is down: ignored
-            self.gesture.down(x, y, self._clock(), self.size)
-            self._pressed = (pid, self._hit(x, y))
-        elif action == "move":
-            if self._pressed is not None and self._pressed[0] == pid:
-                self.gesture.move(x, y)
-        elif action == "up":
-            if self._pressed is None or self._pressed[0] != pid:
-                return
-            pressed_button = self._pressed[1]
-            self._pressed = None
-            self.gesture.up()
-            if pressed_button is not None and self._hit(x, y) == pressed_button:
-                if self.menu.is_open:
-                    self.menu.press(pressed_button)
-                else:
-                    self._button(pressed_button)
-
-    def _button(self, button: str) -> None:
-        """A vehicle screen's button: to whoever connected (the handheld controller), off this thread."""
-        handler = self.on_button
-        if handler is None:
-            return
-        try:
-            self._buttons.submit(_call_button, handler, button)
-        except RuntimeError:  # closing
-            pass
-
-    def _hit(self, x: float, y: float) -> str | None:
-        if not self.menu.is_open and not self._vehicle_screen():
-            return None
-        for button, box in self._renderer.hits.items():
-            if box.hit(x, y):
-                return button
-        return None
-
-    def _vehicle_screen(self) -> bool:
-        with self._lock:
-            return self._screen.kind in VEHICLE_KINDS and self.on_button is not None
-
-    def _key(self, event) -> None:
-        pygame = self._pygame
-        if not self.menu.is_open and self._vehicle_screen() and self._vehicle_key(event):
-            return
-        if event.key == pygame.K_F2 and not self.menu.is_open:
-            self.request_menu()
-        elif event.key == pygame.K_ESCAPE:
-            if self.menu.is_open:
-                self.menu.close()
-            elif self._menu_requested:
-                self._menu_requested = False  # asked for, not shown yet: forget it (the kiosk resumes)
-            elif not self._fullscreen:
-                self._quit()
-        elif self.menu.is_open and self.menu.state == MenuState.PIN:
-            if event.unicode and event.unicode.isdigit():
-                self.menu.press(f"digit:{event.unicode}")
-            elif event.key == pygame.K_BACKSPACE:
-                self.menu.press("back")
-            elif event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
-                self.menu.press("ok")
-
-    def _vehicle_key(self, event) -> bool:
-        """A keyboard on a desktop (the demo): the plate keypad's keys, Enter, Backspace, Escape."""
-        pygame = self._pygame
-        with self._lock:
-            kind = self._screen.kind
-        if kind == ScreenKind.PLATE:
-            if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
-                self._button("key:ok")
-            elif event.key == pygame.K_BACKSPACE:
-                self._button("key:back")
-            elif event.key == pygame.K_ESCAPE:
-                self._button("key:skip")
-            elif event.unicode and event.unicode.strip():
-                self._button(f"key:{event.unicode.upper()}")
-            else:
-                return False
-            return True
-        return False
-
-    def _quit(self) -> None:
-        log.info("display: window closed")
-        if self.on_quit is not None:
-            self.on_quit()
-
-
-def _call_hook(hook: Callable[[bool], None], opened: bool) -> None:
-    try:
-        hook(opened)
-    except Exception:  # the kiosk's bug must not kill the hook worker or the render thread
-        log.exception("display: the menu hook failed (opened=%s)", opened)
-
-
-def _call_button(handler: Callable[[str], None], button: str) -> None:
-    try:
-        handler(button)
-    except Exception:  # the handler's bug must not kill the button worker
-        log.exception("display: button %s failed", button)
-
-
-def _fit_on_desktop(pygame, w: int, h: int) -> tuple[int, int]:
-    """A window larger than the desktop (a 1080×1920 pillar layout on a laptop) is shrunk to fit,
-    keeping its shape, so the layout stays the one asked for."""
-    try:
-        desktop_w, desktop_h = pygame.display.get_desktop_sizes()[0]
-    except (pygame.error, IndexError, AttributeError):
-        return w, h
-    scale = min(1.0, desktop_w * 0.95 / w, desktop_h * 0.9 / h)
-    if scale < 1.0 and desktop_w > 0 and desktop_h > 0:
-        log.info("display: a %dx%d window does not fit the %dx%d desktop; shrunk to %.0f %%", w, h, desktop_w, desktop_h, scale * 100)
-        return max(160, int(w * scale)), max(120, int(h * scale))
-    return w, h
-
-
-def _explain(error: BaseException) -> str:
-    message = str(error) or type(error).__name__
-    hint = (
-        "no screen for pygame: on the Pi run the kiosk on the console (the systemd unit's TTYPath=/dev/tty1 "
-        "with PAMName=login) or under a desktop; for a headless test set SDL_VIDEODRIVER=dummy; "
-        "or set display.type = \"console\""
-    )
-    return f"cannot open the display ({message}); {hint}"

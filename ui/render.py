@@ -23,82 +23,32 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 import pygame.freetype  # noqa: E402
 
-from sentinel.screens import CAMERA_KINDS, OFFLINE_DECISION, OFFLINE_MODE, VEHICLE_KINDS, Screen, ScreenKind, StatusBar  # noqa: E402
+from sentinel.locale import message  # noqa: E402
+from sentinel.screens import CAMERA_KINDS, VEHICLE_KINDS, Screen, ScreenKind, StatusBar  # noqa: E402
 from ui import vehicle as vehicle_screens  # noqa: E402
 from ui.fonts import FontSet, find_cjk_fonts  # noqa: E402
 from ui.icons import icon_surface  # noqa: E402
 from ui.layout import STYLES, Box, Layout  # noqa: E402
+from ui.preview import draw_preview  # noqa: E402
+from ui.render_menu import draw_menu  # noqa: E402
+from ui.render_status import draw_status_bar  # noqa: E402
 from ui.strings import text as ui_text  # noqa: E402
 from ui.technician import MenuState, MenuView  # noqa: E402
 from ui.text import Fit, fit_text  # noqa: E402
+from ui.theme import (  # noqa: E402
+    AMBER,
+    BLACK,
+    FALLBACK_THEME,
+    INK,
+    MENU_BG,
+    PLAIN_BG,
+    THEMES,
+    WHITE,
+    Colour,
+    Theme,
+)
 
-Colour = tuple[int, int, int]
 _REFERENCE_SIZE = 100  # px: text widths are measured once at this size and scaled
-WHITE: Colour = (255, 255, 255)
-BLACK: Colour = (0, 0, 0)
-INK: Colour = (26, 26, 26)
-AMBER: Colour = (255, 179, 0)
-GREEN_DOT: Colour = (76, 217, 100)
-
-
-@dataclass(frozen=True)
-class Theme:
-    bg: Colour
-    fg: Colour  # headline and main text
-    soft: Colour  # secondary text
-    disc: Colour | None  # the circle behind the icon
-    ink: Colour  # the icon itself
-
-
-THEMES: dict[ScreenKind, Theme] = {
-    ScreenKind.IDLE: Theme((11, 29, 51), WHITE, (172, 196, 222), None, WHITE),
-    ScreenKind.CHECKING: Theme((13, 71, 161), WHITE, (200, 220, 245), None, WHITE),
-    ScreenKind.PASS: Theme((0, 128, 60), WHITE, (220, 245, 228), WHITE, (0, 128, 60)),
-    ScreenKind.DENY: Theme((200, 30, 30), WHITE, (255, 226, 226), WHITE, (200, 30, 30)),
-    ScreenKind.MANUAL_CHECK: Theme((255, 193, 7), INK, (70, 54, 0), INK, (255, 193, 7)),
-    ScreenKind.UNKNOWN_CODE: Theme((69, 90, 100), WHITE, (214, 222, 226), WHITE, (69, 90, 100)),
-    ScreenKind.FAULT: Theme((38, 50, 56), WHITE, (207, 216, 220), AMBER, (38, 50, 56)),
-    # several faces in view: a request, not a verdict, so neither green nor red nor the amber of
-    # "staff will check"; the same deep blue family as the prompts, with the amber disc of a notice
-    ScreenKind.ONE_AT_A_TIME: Theme((21, 52, 95), WHITE, (190, 210, 235), AMBER, (21, 52, 95)),
-    # a code seen but not read: the camera view stays (where to hold the phone) and the request is
-    # in amber on the prompts' blue, so that it reads as a change from "show your code"
-    ScreenKind.HOLD_CLOSER: Theme((21, 52, 95), AMBER, (214, 226, 240), None, WHITE),
-}
-#: a kind without a theme of its own (a kind added later) is drawn like a fault rather than not at all
-FALLBACK_THEME = THEMES[ScreenKind.FAULT]
-#: the plain screen drawn when drawing the real one failed (`Renderer.draw_plain`)
-PLAIN_BG: Colour = (38, 50, 56)
-STATUS_BG: Colour = (16, 20, 24)
-STATUS_FG: Colour = (236, 239, 241)
-MENU_BG: Colour = (28, 32, 38)
-BUTTON_BG: Colour = (58, 68, 82)
-BUTTON_OFF: Colour = (40, 45, 52)
-BUTTON_FG: Colour = WHITE
-PREVIEW_EMPTY: Colour = (24, 44, 68)
-
-
-@lru_cache(maxsize=64)
-def battery_icon(side: int, percent: int, charging: bool = False) -> pygame.Surface:
-    """A battery on its side, filled to `percent` (amber from 30 %, red from 15 %), a bolt when charging."""
-    s = side * 3
-    surf = pygame.Surface((s, s), pygame.SRCALPHA)
-    body = pygame.Rect(round(s * 0.04), round(s * 0.26), round(s * 0.82), round(s * 0.48))
-    line = max(2, round(s * 0.07))
-    pygame.draw.rect(surf, STATUS_FG, body, line, border_radius=round(s * 0.08))
-    pygame.draw.rect(surf, STATUS_FG, pygame.Rect(body.right, round(s * 0.4), round(s * 0.1), round(s * 0.2)), border_radius=round(s * 0.03))
-    level = max(0, min(100, percent))
-    colour = (229, 57, 53) if level <= 15 else AMBER if level <= 30 else GREEN_DOT
-    inner = body.inflate(-2 * line - 4, -2 * line - 4)
-    if level:
-        surf.fill(colour, pygame.Rect(inner.x, inner.y, max(1, round(inner.w * level / 100)), inner.h))
-    if charging:
-        cx, cy, u = body.centerx, body.centery, body.h * 0.5
-        bolt = [(cx + 0.1 * u, cy - 0.9 * u), (cx - 0.45 * u, cy + 0.1 * u), (cx, cy + 0.1 * u),
-                (cx - 0.1 * u, cy + 0.9 * u), (cx + 0.45 * u, cy - 0.1 * u), (cx, cy - 0.1 * u)]
-        pygame.draw.polygon(surf, WHITE, bolt)
-        pygame.draw.polygon(surf, STATUS_BG, bolt, max(1, line // 2))
-    return pygame.transform.smoothscale(surf, (side, side))
 
 
 @dataclass(frozen=True)
@@ -111,14 +61,11 @@ class DrawnText:
     size: int  # font size in px
 
 
-_WEEKDAYS_ZH = "一二三四五六日"
-
-
 def _date_text(when: datetime, language: str) -> str:
-    """'4月12日 星期二' / 'Tue 12 Apr 2022': the idle screen's date, under its clock."""
-    if language == "zh-CN":
-        return f"{when.month}月{when.day}日 星期{_WEEKDAYS_ZH[when.weekday()]}"
-    return f"{when:%a} {when.day} {when:%b %Y}"
+    """'4月12日 星期二' / 'Tue 12 Apr 2022': the idle screen's date, under its clock (the
+    message `ui.date`, its weekday and month names from the catalogue, not the C library's locale)."""
+    return message("ui.date", language, year=when.year, month=when.month, day=when.day,
+                   weekday=message(f"ui.weekday.{when.weekday()}", language), month_name=message(f"ui.month.{when.month}", language))
 
 
 def _box(rect: pygame.Rect) -> Box:
@@ -229,7 +176,7 @@ class Renderer:
         self.hits = {}
         if menu is not None and menu.state != MenuState.CLOSED:
             surface.fill(MENU_BG)
-            self._menu(surface, layout, menu, preview, language)
+            draw_menu(self, surface, layout, menu, preview, language)
         elif screen.kind in VEHICLE_KINDS:  # a handheld's vehicle screens (ui/vehicle.py)
             vehicle_screens.draw(self, surface, layout, screen, preview, phase, language, self._banner_text(screen, status))
         else:
@@ -242,7 +189,7 @@ class Renderer:
                 self._idle(surface, layout, screen, theme, bool(banner), preview, status.time or now)
             else:
                 self._result(surface, layout, screen, theme, bool(banner), phase, language)
-        self._status_bar(surface, layout, status, now, language)
+        draw_status_bar(self, surface, layout, status, now, language)
 
     @staticmethod
     def _banner_text(screen: Screen, status: StatusBar) -> str:
@@ -251,9 +198,9 @@ class Renderer:
         language = screen.language
         words = []
         if screen.offline:
-            words.append(OFFLINE_DECISION[0] if language == "zh-CN" else OFFLINE_DECISION[1])
+            words.append(message("screen.offline_decision", language))
         elif status.online is False:
-            words.append(OFFLINE_MODE[0] if language == "zh-CN" else OFFLINE_MODE[1])
+            words.append(message("screen.offline_mode", language))
         if status.alarm:
             words.append(status.alarm)
         return " · ".join(words)
@@ -282,8 +229,7 @@ class Renderer:
         short = max(1, min(w, h))
         size = max(10, round(short * 0.08))
         margin = max(4, round(short * 0.04))
-        zh = screen.language == "zh-CN"
-        lines = [t for t in screen.lines if t] or ["设备故障，请联系工作人员" if zh else "Device fault: please call staff"]
+        lines = [t for t in screen.lines if t] or [message("screen.fault.generic", screen.language)]
         if status is not None and status.alarm:
             lines.append(status.alarm)
         font, style = self._font(False)
@@ -326,13 +272,8 @@ class Renderer:
 
     def _idle(self, surface, layout: Layout, screen: Screen, theme: Theme, banner: bool, preview, now: datetime | None = None) -> None:
         boxes = layout.idle(banner)
-        pbox = boxes["preview"]
-        image = preview(pbox) if preview else None
-        if image is not None:
-            surface.blit(image, (pbox.x, pbox.y))
-        else:
-            surface.fill(PREVIEW_EMPTY, pygame.Rect(pbox))
-        self._framing_guide(surface, pbox, layout)
+        draw_preview(surface, boxes["preview"], preview)
+        self._framing_guide(surface, boxes["preview"], layout)
         short = layout.short
         when = now or datetime.now()
         clock = f"{when:%H:%M}"
@@ -357,13 +298,7 @@ class Renderer:
             fits, gap = self._stack(rows, column, short, layout.px(0.02), droppable, self._IDLE_STEPS)
             total = sum(len(f.lines) * f.line_height for f in fits.values()) + gap * (len(fits) - 1)
             y = column.y + max(0, (column.h - total) // 2)
-            for role, value in rows:
-                fit = fits.get(role)
-                if fit is None:
-                    continue
-                h = len(fit.lines) * fit.line_height
-                self.text(surface, value, Box(column.x, y, column.w, h), role, colours[role], short, align=align, fit=fit)
-                y += h + gap
+            self._draw_rows(surface, rows, fits, Box(column.x, y, column.w, column.h), gap, colours, short, align)
 
     @staticmethod
     def _framing_guide(surface, box: Box, layout: Layout) -> None:
@@ -417,6 +352,12 @@ class Renderer:
         align = "center" if layout.portrait else "left"
         colours = {"title": theme.fg, "message": theme.fg, "person": theme.fg, "code": theme.fg, "nat": theme.fg,
                    "time": theme.soft, "hint": theme.soft, "second": theme.soft}
+        self._draw_rows(surface, rows, fits, Box(column.x, y, column.w, column.h), gap, colours, short, align)
+
+    def _draw_rows(self, surface, rows: list[tuple[str, str]], fits: dict, column: Box, gap: int, colours: dict[str, Colour],
+                   short: int, align: str) -> None:
+        """The rows `_stack` fitted, top down from `column.y`, `gap` apart (a row it dropped is left out)."""
+        y = column.y
         for role, value in rows:
             fit = fits.get(role)
             if fit is None:
@@ -462,140 +403,3 @@ class Renderer:
                     break
             else:
                 return fits, gap
-
-    # --- status bar ------------------------------------------------------------------------------
-
-    def _status_bar(self, surface, layout: Layout, status: StatusBar, now: datetime | None, language: str) -> None:
-        """Right to left at their natural widths: time, battery, records waiting to upload (only
-        when there are any), online; the site name gets what is left (shortened with "…"
-        when it is not enough, never below 30 % of the bar). The alarm is not here: it is the
-        banner's (`_banner_text`), so it neither shrinks nor pushes out the site name."""
-        bar = layout.status_bar
-        surface.fill(STATUS_BG, pygame.Rect(bar))
-        short = layout.short
-        m = layout.margin
-        size = min(round(short * STYLES["status"].max_frac), int(bar.h / 1.32))
-        if layout.portrait:  # a pillar's bar is as wide as a panel's, and 54 px there is 13 mm
-            size = min(size, layout.px(0.05))
-        icon_side = round(size * 0.9)
-        gap = max(4, icon_side // 4)
-        when = status.time or now or datetime.now()
-        items: list[tuple[str, str, pygame.Surface | None, Colour]] = [
-            ("status_bold", f"{when:%H:%M}", None, STATUS_FG),
-        ]
-        if status.battery is not None:  # only where the hardware reports one
-            low = status.battery <= 15 and not status.charging
-            items.append(("status", f"{status.battery}%", battery_icon(icon_side, status.battery, bool(status.charging)), AMBER if low else STATUS_FG))
-        if status.outbox_depth:  # records waiting to upload; none waiting says nothing
-            items.append(("status", ui_text("outbox", language, n=status.outbox_depth), icon_surface("upload", icon_side, STATUS_FG, STATUS_BG), STATUS_FG))
-        # online last: when room is short it shrinks to its icon (the banner says offline in words)
-        if status.online is True:
-            items.append(("status", ui_text("online", language), icon_surface("online", icon_side, GREEN_DOT, STATUS_BG), STATUS_FG))
-        elif status.online is False:
-            items.append(("status", ui_text("offline", language), icon_surface("warning", icon_side, AMBER, STATUS_BG), AMBER))
-        # the site name first, at its natural width up to 55 % of the bar; the items then take
-        # what is left, right to left, each whole or (online, offline) as its icon alone, or not at all
-        room = bar.w - 2 * m
-        site_w = min(round(self.measure(status.site_name, size) * 1.03) + 4, round(room * 0.55)) if status.site_name else 0
-        x = bar.right - m
-        limit = bar.x + m + site_w + 2 * gap
-        #: the short form of an item when its words do not fit: online/offline as the icon alone
-        #: (the banner says offline in words), records to upload as the icon and the number
-        short_forms = {ui_text("online", language): "", ui_text("offline", language): "",
-                       ui_text("outbox", language, n=status.outbox_depth): f"{status.outbox_depth}"}
-        for role, words, icon, colour in items:
-            w = round(self.measure(words, size, STYLES[role].bold) * 1.03) + 4  # the fit estimates 2 % wide
-            need = w + (icon_side + gap if icon else 0)
-            if x - need < limit and words in short_forms and icon is not None:
-                words = short_forms[words]
-                w = round(self.measure(words, size, STYLES[role].bold) * 1.03) + 4 if words else 0
-                need = w + icon_side + (gap if words else 0)
-            if x - need < limit:
-                continue
-            if not words:
-                x -= icon_side
-                surface.blit(icon, (x, bar.y + (bar.h - icon_side) // 2))
-                x -= 2 * gap
-                continue
-            x -= w
-            self.text(surface, words, Box(x, bar.y, w, bar.h), role, colour, short, align="right", cap=size)
-            if icon is not None:
-                x -= icon_side + gap
-                surface.blit(icon, (x, bar.y + (bar.h - icon_side) // 2))
-            x -= 2 * gap
-        left = Box(bar.x + m, bar.y, max(0, x - bar.x - m - gap), bar.h)
-        if status.site_name:
-            self.text(surface, status.site_name, left, "status", STATUS_FG, short, cap=size)
-
-    # --- technician menu -----------------------------------------------------------------------------
-
-    def _button(self, surface, layout: Layout, box: Box, label: str, enabled: bool = True, role: str = "button") -> None:
-        pygame.draw.rect(surface, BUTTON_BG if enabled else BUTTON_OFF, pygame.Rect(box), border_radius=layout.px(0.02))
-        pad = max(4, layout.px(0.015))
-        self.text(surface, label, box.inset(pad), role, BUTTON_FG if enabled else (120, 126, 134), layout.short, align="center")
-
-    def _menu(self, surface, layout: Layout, menu: MenuView, preview, language: str) -> None:
-        short = layout.short
-        if menu.state == MenuState.PIN:
-            boxes = layout.pin_pad()
-            self.text(surface, menu.title, boxes["title"], "menu_title", WHITE, short)
-            dots = boxes["dots"]
-            n = max(4, menu.pin_digits)
-            r = round(dots.h * 0.18)
-            step = r * 3
-            x0 = dots.x + (dots.w - (n - 1) * step) // 2
-            for i in range(n):
-                centre = (x0 + i * step, dots.y + dots.h // 2)
-                pygame.draw.circle(surface, WHITE, centre, r, 0 if i < menu.pin_digits else max(2, r // 4))
-            if menu.message:
-                self.text(surface, menu.message, boxes["message"], "info", AMBER if menu.message_is_error else STATUS_FG, short, align="center")
-            for i, button in enumerate(b for b in menu.buttons if b.id != "cancel"):
-                box = boxes[f"key{i}"]
-                self._button(surface, layout, box, button.label, button.enabled and not menu.busy, role="pin" if button.id.startswith("digit:") else "button")
-                self.hits[button.id] = box
-            self._button(surface, layout, boxes["cancel"], ui_text("cancel", language))
-            self.hits["cancel"] = boxes["cancel"]
-        elif menu.state == MenuState.MENU:
-            boxes = layout.menu(len(menu.buttons))
-            self.text(surface, menu.title, boxes["title"], "menu_title", WHITE, short)
-            for i, button in enumerate(menu.buttons):
-                box = boxes[f"button{i}"]
-                self._button(surface, layout, box, button.label, button.enabled)
-                self.hits[button.id] = box
-            info = boxes["info"]
-            pygame.draw.rect(surface, (16, 19, 23), pygame.Rect(info), border_radius=layout.px(0.015))
-            inner = info.inset(layout.margin)
-            rows = ([("__title__", menu.info_title)] if menu.info_title else []) + list(menu.info)
-            # every row of the panel shown: rows get closer (down to 4.5 % of the short side)
-            # rather than the last ones dropped
-            row_h = min(layout.px(0.07), max(layout.px(0.045), inner.h // max(1, len(rows))))
-            label_w = round(inner.w * (0.3 if layout.portrait else 0.26))
-            y = inner.y
-            for label, value in rows:
-                if y + row_h > inner.bottom:
-                    break
-                if label == "__title__":
-                    self.text(surface, value, Box(inner.x, y, inner.w, row_h), "menu_title", AMBER, short)
-                    y += row_h
-                    continue
-                x = inner.x + label_w if label else inner.x
-                room = Box(x, y, inner.right - x, min(2 * row_h, inner.bottom - y))  # a long value takes two lines
-                fit = self._cached_fit(value, room.w, room.h, "info", short, None)
-                h = max(row_h, len(fit.lines) * fit.line_height)
-                self.text(surface, value, Box(room.x, y, room.w, h), "info", WHITE, short, fit=fit)
-                if label:
-                    self.text(surface, label, Box(inner.x, y, label_w - layout.margin // 2, row_h), "info", (170, 180, 190), short)
-                y += h
-        elif menu.state == MenuState.PREVIEW:
-            boxes = layout.menu_preview()
-            pbox = boxes["preview"]
-            image = preview(pbox) if preview else None
-            if image is not None:
-                surface.blit(image, (pbox.x, pbox.y))
-            else:
-                surface.fill(PREVIEW_EMPTY, pygame.Rect(pbox))
-            self._framing_guide(surface, pbox, layout)
-            info = getattr(preview, "info", None)
-            words = ui_text("preview_info", language, **info) if info else ui_text("preview_none", language)
-            self.text(surface, words, boxes["info"], "info", WHITE, short, align="center")
-            self.hits["back"] = layout.content(False)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sentinel.health import HealthStatus, Nat, NatResult, Person, Status, Vaccination
+from sentinel.locale import PAIR, message, pair
 from sentinel.policy import REASON_TEXT, Verdict, VerdictKind
-from sentinel.screens import QUEUE_HINT, Screen, ScreenKind, StatusBar
+from sentinel.screens import Screen, ScreenKind, StatusBar
 from ui.pin import PinGate, hash_pin
 from ui.technician import MenuView, TechnicianActions, TechnicianMenu
 
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 SHANGHAI = timezone(timedelta(hours=8))
 #: a fixed moment, so that the pictures do not change from run to run
 SAMPLE_NOW = datetime(2022, 4, 12, 14, 3, 22, tzinfo=SHANGHAI)
-SITE_NAME = {"zh-CN": "徐汇滨江商场 东门", "en": "Riverside Mall, East Gate"}
-ALARM = {"zh-CN": "摄像头无画面", "en": "Camera fault"}
+#: the samples' site and alarm in zh-CN and en (the tests look for them on the pictures)
+SITE_NAME = dict(zip(PAIR, pair("sample.site_name")))
+ALARM = dict(zip(PAIR, pair("sample.alarm")))
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,6 @@ def _status(colour: Status, name: str, nat_hours: float | None, result: NatResul
 
 def _result(verdict: Verdict, status: HealthStatus, language: str, offline: bool = False, now: datetime = SAMPLE_NOW) -> Screen:
     return Screen.result(verdict, status, language, offline, now=now, tz=SHANGHAI)
-
-
-def _t_queue(language: str) -> str:
-    return QUEUE_HINT[0 if language == "zh-CN" else 1]
 
 
 def _done(value) -> Future:
@@ -84,11 +82,11 @@ def technician_views(language: str) -> dict[str, MenuView]:
     """The PIN pad after one wrong PIN, the menu showing the device status, and the network panel."""
     actions = TechnicianActions(
         device_status=lambda: [
-            ("设备" if language == "zh-CN" else "Device", "sentinel-0042"),
-            ("站点" if language == "zh-CN" else "Site", f"xh-mall-east · {SITE_NAME[language]}"),
-            ("版本" if language == "zh-CN" else "Version", "0.1.0"),
-            ("摄像头" if language == "zh-CN" else "Camera", "picamera2 · 30 fps"),
-            ("本机时间" if language == "zh-CN" else "Local time", "2022-04-12 14:03:22 (UTC+08:00)"),
+            (message("technician.row.device", language), "sentinel-0042"),
+            (message("technician.row.site", language), f"xh-mall-east · {message('sample.site_name', language)}"),
+            (message("technician.row.version", language), "0.1.0"),
+            (message("technician.row.camera", language), "picamera2 · 30 fps"),
+            (message("technician.row.local_time", language), "2022-04-12 14:03:22 (UTC+08:00)"),
         ],
         network_status=lambda: _network_rows(language),
         gate_test=lambda: [],
@@ -118,16 +116,17 @@ def technician_views(language: str) -> dict[str, MenuView]:
 
 
 def samples(language: str, technician: bool = True) -> list[Sample]:
-    online = StatusBar(site_name=SITE_NAME[language], online=True, outbox_depth=0, time=SAMPLE_NOW)
-    offline = StatusBar(site_name=SITE_NAME[language], online=False, outbox_depth=37, time=SAMPLE_NOW)
-    fault_bar = StatusBar(site_name=SITE_NAME[language], online=True, outbox_depth=3, alarm=ALARM[language], time=SAMPLE_NOW)
+    site, alarm = message("sample.site_name", language), message("sample.alarm", language)
+    online = StatusBar(site_name=site, online=True, outbox_depth=0, time=SAMPLE_NOW)
+    offline = StatusBar(site_name=site, online=False, outbox_depth=37, time=SAMPLE_NOW)
+    fault_bar = StatusBar(site_name=site, online=True, outbox_depth=3, alarm=alarm, time=SAMPLE_NOW)
     green = _status(Status.GREEN, "王*明", 20)
     nat_48 = (("h", 48),)
     out = [
         Sample("idle", Screen.prompt(ScreenKind.IDLE, language), online),
         Sample("idle_offline", Screen.prompt(ScreenKind.IDLE, language), offline),
         # people coming through: the display adds the queue's rule for a minute after a verdict
-        Sample("idle_queue", replace(Screen.prompt(ScreenKind.IDLE, language), queue=_t_queue(language)), online),
+        Sample("idle_queue", replace(Screen.prompt(ScreenKind.IDLE, language), queue=message("screen.queue_hint", language)), online),
         Sample("checking", Screen.prompt(ScreenKind.CHECKING, language), online),
         Sample("pass", _result(Verdict(VerdictKind.PASS, "ok"), green, language), online),
         Sample(
@@ -162,7 +161,7 @@ def stress_samples(language: str) -> list[Sample]:
     long_site = "上海市徐汇区龙腾大道滨江商业广场东门北侧第三号入口（地下车库方向）" if language == "zh-CN" else (
         "Riverside Commercial Plaza, East Gate, North Side, Entrance No. 3 (towards the car park)"
     )
-    bar = StatusBar(site_name=long_site, online=False, outbox_depth=123456, alarm=ALARM[language] * 3, time=SAMPLE_NOW)
+    bar = StatusBar(site_name=long_site, online=False, outbox_depth=123456, alarm=message("sample.alarm", language) * 3, time=SAMPLE_NOW)
     out = []
     for reason in REASON_TEXT:
         kind = VerdictKind.PASS if reason in ("ok", "offline_allowed") else VerdictKind.DENY
@@ -179,9 +178,6 @@ def stress_samples(language: str) -> list[Sample]:
 
 
 # --- the handheld's vehicle screens ------------------------------------------------------------------------
-
-CHECKPOINT_NAME = {"zh-CN": "G60沪昆高速 松江检查站 3号道", "en": "G60 Songjiang checkpoint, lane 3"}
-
 
 def _vehicle_check(seat_hash: str, status: HealthStatus, verdict: Verdict, offline: bool = False, record: int = 1) -> "Check":
     from sentinel.vehicle import Check
@@ -234,13 +230,18 @@ def vehicle_samples(language: str) -> list[Sample]:
     stage, the plate keypad, and the vehicle's verdict in its three colours."""
     from dataclasses import replace
 
-    from sentinel.handheld import idle_screen, plate_screen, session_screen, summary_screen
-    from sentinel.vehicle import PlateEntry
+    from sentinel.handheld import (
+        idle_screen,
+        plate_screen,
+        session_screen,
+        summary_screen,
+    )
+    from sentinel.vehicle import PlateEntry, seat_label
 
-    bar = StatusBar(site_name=CHECKPOINT_NAME[language], online=True, outbox_depth=2, battery=76, time=SAMPLE_NOW)
-    offline_bar = StatusBar(site_name=CHECKPOINT_NAME[language], online=False, outbox_depth=41, battery=14, time=SAMPLE_NOW)
+    checkpoint = message("sample.checkpoint", language)
+    bar = StatusBar(site_name=checkpoint, online=True, outbox_depth=2, battery=76, time=SAMPLE_NOW)
+    offline_bar = StatusBar(site_name=checkpoint, online=False, outbox_depth=41, battery=14, time=SAMPLE_NOW)
     p = _people(language)
-    zh = language == "zh-CN"
 
     def card(check, hint: str) -> Screen:
         status = _status(Status(check.status), check.name_masked, 20) if check.name_masked else HealthStatus.unreachable(
@@ -248,15 +249,15 @@ def vehicle_samples(language: str) -> list[Sample]:
         return replace(_result(check.verdict, status, language, check.offline), hint=hint)
 
     started = _vehicle(None, [])
-    prompt = Screen(ScreenKind.IDLE, "请出示健康码" if zh else "Show your health code", language=language)
+    prompt = Screen(ScreenKind.IDLE, message("screen.prompt.idle", language), language=language)
     two = _vehicle("沪A12345", [p["driver"], p["p1_expired"]])
     three = _vehicle("沪A12345", [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"]])
     with_dup = _vehicle("沪A12345", [p["driver"], p["p1_expired"], 2, p["p1_fresh"], p["p2_yellow"], p["driver_again"]])
     armed = _vehicle("沪A12345", [p["driver"], p["p1_expired"]], rescan_seat=2)
-    armed_card = Screen(ScreenKind.IDLE, "重扫乘客1" if zh else "Re-scan Passenger 1",
-                        hint="请出示刷新后的健康码" if zh else "Show the refreshed code", language=language)
-    dup_card = Screen(ScreenKind.MANUAL_CHECK, "与驾驶员为同一人或同一凭证，不重复计数" if zh else "Same as Driver: not counted twice",
-                      person="王*明", title="重复出示" if zh else "Shown twice", language=language)
+    armed_card = Screen(ScreenKind.IDLE, message("handheld.rescan_armed", language, seat=seat_label(2, language)),
+                        hint=message("handheld.rescan_armed_hint", language), language=language)
+    dup_card = Screen(ScreenKind.MANUAL_CHECK, message("handheld.duplicate_message", language, seat=seat_label(1, language)),
+                      person="王*明", title=message("handheld.duplicate_title", language), language=language)
 
     passed = _vehicle("沪AD12345", [p["driver"], p["p3_green"]])
     passed.finish(SAMPLE_NOW)
@@ -272,7 +273,8 @@ def vehicle_samples(language: str) -> list[Sample]:
     entry_valid = PlateEntry()
     entry_valid.type("沪A12345")
     checking = Screen.prompt(ScreenKind.CHECKING, language)
-    seat = (lambda n: ("驾驶员" if n == 1 else f"乘客{n - 1}") if zh else ("Driver" if n == 1 else f"Passenger {n - 1}"))
+    def seat(n: int) -> str:
+        return seat_label(n, language)
 
     return [
         Sample("vehicle_idle", idle_screen(language, trigger=True), bar),
@@ -281,7 +283,7 @@ def vehicle_samples(language: str) -> list[Sample]:
         Sample("vehicle_checking", session_screen(two, language, checking), bar),
         Sample("vehicle_result", session_screen(three, language, card(p["p2_yellow"], seat(3))), bar),
         Sample("vehicle_rescan_armed", session_screen(armed, language, armed_card), bar),
-        Sample("vehicle_rescanned", session_screen(three, language, card(p["p1_fresh"], seat(2) + (" 重扫" if zh else ": re-scan"))), bar),
+        Sample("vehicle_rescanned", session_screen(three, language, card(p["p1_fresh"], message("handheld.seat_rescan", language, seat=seat(2)))), bar),
         Sample("vehicle_duplicate", session_screen(with_dup, language, dup_card), bar),
         Sample("vehicle_plate_empty", plate_screen(PlateEntry(), language), bar),
         Sample("vehicle_plate_partial", plate_screen(entry_partial, language), bar),
@@ -304,8 +306,8 @@ def vehicle_stress_samples(language: str) -> list[Sample]:
         status = _status(Status.GREEN, long_name if i == 0 else f"{'孙钱周吴郑冯'[i]}*", 10)
         checks.append(_vehicle_check("0123456789"[i], status, Verdict(VerdictKind.DENY, "nat_too_old", (("h", 48),)), record=10 + i))
     bus = _vehicle("粤BFA1234", checks)
-    bar = StatusBar(site_name=CHECKPOINT_NAME[language] * 3, online=False, outbox_depth=123456, battery=5, charging=False,
-                    alarm=ALARM[language], time=SAMPLE_NOW)
+    bar = StatusBar(site_name=message("sample.checkpoint", language) * 3, online=False, outbox_depth=123456, battery=5, charging=False,
+                    alarm=message("sample.alarm", language), time=SAMPLE_NOW)
     card = _result(Verdict(VerdictKind.DENY, "not_found"), HealthStatus(status=Status.NOT_FOUND), language)
     finished = _vehicle("粤BFA1234", checks)
     finished.finish(SAMPLE_NOW)

@@ -28,6 +28,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from sentinel.locale import pairs
 from sentinel.screens import Screen, ScreenKind
 
 log = logging.getLogger("ui.sound")
@@ -37,28 +38,16 @@ SOUNDS_DIR = Path(__file__).resolve().parent / "sounds"
 #: tone files, shared by both languages
 TONES = ("pass", "deny", "attention", "read")
 
-#: the spoken prompts (one home for their words): name → (zh-CN, en). Each says the verdict and
-#: its reason in a few words, as the screen does (the screen's headline and reason, shortened);
-#: `tools/make_sounds.py` speaks them into `ui/sounds/<language>/<name>.wav`.
-VOICE_TEXT: dict[str, tuple[str, str]] = {
-    "pass": ("请通行", "Please pass"),
-    "deny": ("禁止通行", "Entry refused"),
-    "manual": ("请人工核验", "Please wait for staff"),
-    "red": ("红码，禁止通行", "Red code. Entry refused"),
-    "yellow_check": ("黄码，请人工核验", "Yellow code. Please wait for staff"),
-    "yellow_deny": ("黄码，禁止通行", "Yellow code. Entry refused"),
-    "expired": ("健康码已过期，请刷新", "Code expired. Please refresh it"),
-    "not_found": ("查不到此码，请人工核验", "Code not found. Please wait for staff"),
-    "nat_positive": ("核酸阳性，禁止通行", "Positive test. Entry refused"),
-    "nat_missing": ("无核酸记录，禁止通行", "No recent test. Entry refused"),
-    "nat_too_old": ("核酸超时，禁止通行", "Test too old. Entry refused"),
-    "vaccination": ("疫苗针数不足，禁止通行", "Not enough vaccine doses. Entry refused"),
-    "unknown": ("无法识别，请出示健康码", "Not a health code"),
-    "offline": ("网络中断，请人工核验", "Network down. Please wait for staff"),
-    "face_not_live": ("未确认本人，请人工核验", "Face not confirmed. Please wait for staff"),
-    "one_at_a_time": ("请一人一人核验", "One person at a time"),
-    "fault": ("设备故障，请找工作人员", "Out of order. Please ask staff"),
-}
+#: the spoken prompts, by name: each says the verdict and its reason in a few words, as the screen
+#: does (the screen's headline and reason, shortened). The words are the messages `voice.<name>` in
+#: sentinel/locale; `tools/make_sounds.py` speaks them into `ui/sounds/<language>/<name>.wav`, so a
+#: name is also a file name and stays as it is.
+VOICE_NAMES: tuple[str, ...] = (
+    "pass", "deny", "manual", "red", "yellow_check", "yellow_deny", "expired", "not_found", "nat_positive",
+    "nat_missing", "nat_too_old", "vaccination", "unknown", "offline", "face_not_live", "one_at_a_time", "fault",
+)
+#: name → (zh-CN, en) words, read from the catalogue
+VOICE_TEXT: dict[str, tuple[str, str]] = pairs("voice", VOICE_NAMES)
 VOICES = tuple(VOICE_TEXT)
 
 _P, _D, _M = ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK
@@ -71,7 +60,7 @@ VOICE_KIND: dict[str, ScreenKind] = {
     "one_at_a_time": ScreenKind.ONE_AT_A_TIME, "fault": ScreenKind.FAULT,
 }
 
-#: each verdict reason's prompt (`sentinel.policy.REASON_TEXT`; tests/test_voice.py holds every
+#: each verdict reason's prompt (`sentinel.policy.REASONS`; tests/test_voice.py holds every
 #: reason to one): what the screen for that reason says, so a reason shown as an amber staff
 #: check (offline) or a fault (device not authorised) is not spoken as a refusal
 REASON_VOICE: dict[str, str] = {
@@ -80,6 +69,7 @@ REASON_VOICE: dict[str, str] = {
     "red_code": "red",
     "yellow_code": "yellow_check",
     "yellow_denied": "yellow_deny",
+    "green_not_allowed": "deny",
     "expired_code": "expired",
     "not_found": "not_found",
     "nat_positive": "nat_positive",

@@ -257,14 +257,7 @@ class TechnicianMenu:
             return
         if self._pending is not None:
             return
-        functions = {
-            "device": self._actions.device_status,
-            "network": self._actions.network_status,
-            "gate": self._actions.gate_test,
-            "outbox": self._actions.outbox_status,
-            "reload": self._actions.reload_config,
-            "sound": self._sound_test,
-        }
+        functions = self._functions()
         if button not in functions:
             return
         label = dict(MENU_BUTTONS)[button]
@@ -358,14 +351,7 @@ class TechnicianMenu:
                 busy=self._pending is not None,
             )
         if self.state == MenuState.MENU:
-            functions = {
-                "device": self._actions.device_status,
-                "network": self._actions.network_status,
-                "gate": self._actions.gate_test,
-                "outbox": self._actions.outbox_status,
-                "reload": self._actions.reload_config,
-                "sound": self._sound_test,
-            }
+            functions = self._functions()
             buttons = tuple(
                 Button(b, text(key, lang), enabled=functions.get(b, True) is not None) for b, key in MENU_BUTTONS
             )
@@ -377,6 +363,17 @@ class TechnicianMenu:
         if self.state == MenuState.PREVIEW:
             return MenuView(MenuState.PREVIEW, title=text("preview", lang), buttons=(Button("back", text("back", lang)),))
         return MenuView(MenuState.CLOSED)
+
+    def _functions(self) -> dict[str, Callable[[], InfoLines] | None]:
+        """Menu button → what it runs (None: not wired on this device, shown disabled)."""
+        return {
+            "device": self._actions.device_status,
+            "network": self._actions.network_status,
+            "gate": self._actions.gate_test,
+            "outbox": self._actions.outbox_status,
+            "reload": self._actions.reload_config,
+            "sound": self._sound_test,
+        }
 
     def _set_message(self, message: str, error: bool = False) -> None:
         if (message, error) != (self._message, self._message_is_error):

@@ -18,43 +18,44 @@ import pygame
 from sentinel.screens import Button, OccupantRow, Screen, ScreenKind, VehicleView
 from ui.icons import icon_surface
 from ui.layout import Box, Layout
+from ui.preview import draw_preview
+from ui.theme import INK, THEMES, WHITE, Colour
 
-Colour = tuple[int, int, int]
-WHITE: Colour = (255, 255, 255)
-INK: Colour = (26, 26, 26)
-BG: Colour = (11, 29, 51)  # the idle screen's navy: a vehicle screen is a working screen, not a verdict
+BG: Colour = THEMES[ScreenKind.IDLE].bg  # the idle screen's navy: a vehicle screen is a working screen, not a verdict
 PANEL: Colour = (22, 46, 76)
 PANEL_ARMED: Colour = (64, 52, 8)
-SOFT: Colour = (172, 196, 222)
-AMBER: Colour = (255, 193, 7)
-PREVIEW_EMPTY: Colour = (24, 44, 68)
+SOFT: Colour = THEMES[ScreenKind.IDLE].soft
+AMBER: Colour = THEMES[ScreenKind.MANUAL_CHECK].bg
 BUTTON: Colour = (58, 80, 110)
 BUTTON_PRIMARY: Colour = (0, 122, 204)
 BUTTON_OFF: Colour = (34, 46, 62)
 KEY: Colour = (40, 64, 94)
 FIELD: Colour = (246, 247, 249)
 
+
+def _style(kind: ScreenKind) -> tuple[Colour, Colour, Colour]:
+    """(fill, ink, soft ink) of a kind's theme: a card or a verdict in the colours of its screen."""
+    theme = THEMES[kind]
+    return theme.bg, theme.fg, theme.soft
+
+
 #: verdict → (fill, ink on it, icon)
 VERDICT_STYLE: dict[str, tuple[Colour, Colour, str]] = {
-    "pass": ((0, 128, 60), WHITE, "pass"),
-    "deny": ((200, 30, 30), WHITE, "deny"),
-    "manual_check": ((255, 193, 7), INK, "manual"),
+    "pass": (*_style(ScreenKind.PASS)[:2], "pass"),
+    "deny": (*_style(ScreenKind.DENY)[:2], "deny"),
+    "manual_check": (*_style(ScreenKind.MANUAL_CHECK)[:2], "manual"),
 }
 #: the card for the latest check: screen kind → (fill, ink, soft ink)
 CARD_STYLE: dict[ScreenKind, tuple[Colour, Colour, Colour]] = {
     ScreenKind.IDLE: ((30, 58, 92), WHITE, SOFT),
-    ScreenKind.CHECKING: ((13, 71, 161), WHITE, (200, 220, 245)),
-    ScreenKind.PASS: ((0, 128, 60), WHITE, (220, 245, 228)),
-    ScreenKind.DENY: ((200, 30, 30), WHITE, (255, 226, 226)),
-    ScreenKind.MANUAL_CHECK: ((255, 193, 7), INK, (70, 54, 0)),
-    ScreenKind.UNKNOWN_CODE: ((69, 90, 100), WHITE, (214, 222, 226)),
-    ScreenKind.FAULT: ((38, 50, 56), WHITE, (207, 216, 220)),
+    **{kind: _style(kind) for kind in (ScreenKind.CHECKING, ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK,
+                                       ScreenKind.UNKNOWN_CODE, ScreenKind.FAULT)},
 }
 #: the verdict screen's background by its icon (pass, deny, manual)
 SUMMARY_STYLE: dict[str, tuple[Colour, Colour, Colour]] = {
-    "pass": ((0, 128, 60), WHITE, (220, 245, 228)),
-    "deny": ((200, 30, 30), WHITE, (255, 226, 226)),
-    "manual": ((255, 193, 7), INK, (70, 54, 0)),
+    "pass": _style(ScreenKind.PASS),
+    "deny": _style(ScreenKind.DENY),
+    "manual": _style(ScreenKind.MANUAL_CHECK),
 }
 
 
@@ -116,11 +117,7 @@ def _buttons_row(r, surface, layout: Layout, box: Box, buttons: tuple[Button, ..
 
 
 def _preview(surface, box: Box, preview, layout: Layout) -> None:
-    image = preview(box) if preview else None
-    if image is not None:
-        surface.blit(image, (box.x, box.y))
-    else:
-        surface.fill(PREVIEW_EMPTY, pygame.Rect(box))
+    draw_preview(surface, box, preview)
     pygame.draw.rect(surface, (90, 110, 130), pygame.Rect(box), 1)
 
 

@@ -21,6 +21,8 @@ import re
 import sys
 from pathlib import Path
 
+from sentinel.locale import CATALOGUE, PAIR
+
 NAME = "screens"
 HELP = "render every screen to PNG files; --hash-pin makes a technician PIN hash"
 
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--layout", action="append", metavar="NAME|WxH",
         help="landscape (800x480), portrait (1080x1920) or a size like 1280x720; repeatable (default: landscape and portrait)",
     )
-    parser.add_argument("--language", action="append", choices=["zh-CN", "en"], help="repeatable (default: both)")
+    parser.add_argument("--language", action="append", choices=CATALOGUE.languages,
+                        help="a language of sentinel/locale; repeatable (default: zh-CN and en)")
     parser.add_argument("--only", action="append", metavar="SCREEN", help="only these screens (e.g. pass, deny_nat); repeatable")
     parser.add_argument("--preview", type=Path, help="camera image for the idle screen's view (default: a demo scene)")
     parser.add_argument("--stress", action="store_true", help="also render the worst cases and list texts that had to be cut")
@@ -111,14 +114,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"sentinel screens: {e}", file=sys.stderr)
         return 1
     if args.only:  # a name that matches nothing is a typo, not "write nothing"
-        known = {s.name for language in ("zh-CN", "en") for s in samples(language) + stress_samples(language)
+        known = {s.name for language in PAIR for s in samples(language) + stress_samples(language)
                  + vehicle_samples(language) + vehicle_stress_samples(language)}
         unknown = sorted(set(args.only) - known)
         if unknown:
             print(f"sentinel screens: no screen named {', '.join(unknown)}; the screens are: {', '.join(sorted(known))}",
                   file=sys.stderr)
             return 2
-        wanted = {s.name for language in ("zh-CN", "en") for s in samples(language)
+        wanted = {s.name for language in PAIR for s in samples(language)
                   + (stress_samples(language) if args.stress else [])
                   + (vehicle_samples(language) + (vehicle_stress_samples(language) if args.stress else [])
                      if args.handheld else [])}
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     cut: list[str] = []
     for layout_name, size in _sizes(args.layout):
         surface = pygame.Surface(size)
-        for language in args.language or ["zh-CN", "en"]:
+        for language in args.language or PAIR:
             todo = samples(language) + (stress_samples(language) if args.stress else [])
             if getattr(args, "handheld", False):
                 todo += vehicle_samples(language) + (vehicle_stress_samples(language) if args.stress else [])

@@ -1,5 +1,5 @@
-"""The handheld's screens (idle, an open vehicle, the plate keypad, the verdict) and their
-words in zh-CN and en: pure functions of a `VehicleSession`, called by the controller, the
+"""The handheld's screens (idle, an open vehicle, the plate keypad, the verdict), their words from
+the message catalogue (`handheld.*` in sentinel/locale): pure functions of a `VehicleSession`, called by the controller, the
 samples and the tests. Nothing here draws or blocks.
 """
 
@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 
+from sentinel.locale import message, pairs
 from sentinel.policy import VerdictKind
 from sentinel.screens import (
     Button,
@@ -30,66 +31,13 @@ from sentinel.vehicle import (
 
 log = logging.getLogger("sentinel.handheld")
 
-#: (zh-CN, en) of the vehicle screens' words
-TEXT: dict[str, tuple[str, str]] = {
-    "vehicle": ("车辆核验", "Vehicle check"),
-    "vehicle_plate": ("车辆 {plate}", "Vehicle {plate}"),
-    "start_hint_trigger": ("点击开始，或按扳机", "Tap Start, or press the trigger"),
-    "start_hint": ("点击开始核验下一辆车", "Tap Start for the next vehicle"),
-    "camera_off": ("摄像头已关闭，省电中", "Camera off to save the battery"),
-    "last_vehicle": ("上一辆：{what}", "Last vehicle: {what}"),
-    "start": ("开始核验", "Start"),
-    "next": ("下一辆", "Next vehicle"),
-    "back_to_vehicle": ("返回本车", "Back to car"),
-    "finish": ("完成", "Finish"),
-    "cancel": ("取消", "Cancel"),
-    "plate": ("车牌", "Plate"),
-    "no_plate": ("车牌未录入", "No plate entered"),
-    "show_code": ("请出示健康码", "Show your health code"),
-    "next_person": ("请下一位出示健康码", "Next person: show your code"),
-    "rescan_armed": ("重扫{seat}", "Re-scan {seat}"),
-    "rescan_armed_hint": ("请出示刷新后的健康码", "Show the refreshed code"),
-    "checked_n": ("已核验 {n} 人", "{n} checked"),
-    "counts": ("{n}人 · 未通过{f}人", "{n} checked, {f} failed"),
-    "counts_all": ("{n}人 · 全部通过", "{n} checked, all passed"),
-    "more": ("↑ 还有{n}人", "↑ {n} more"),
-    "newest": ("↓ 回到最新", "↓ back to the newest"),
-    "more_passed": ("另有{n}人通过", "{n} more passed"),  # the summary: who is not listed all passed
-    "more_listed": ("另有{n}人未列出", "{n} more not listed"),
-    "chip": ("重扫", "Re-scan"),
-    "chip_armed": ("待重扫", "Waiting"),
-    "driver_first": ("请驾驶员出示健康码", "Driver first: show the code"),
-    "then_passengers": ("然后乘客依次出示，不必下车", "then each passenger in turn, nobody gets out"),
-    "duplicate_title": ("重复出示", "Shown twice"),
-    "duplicate_message": ("与{seat}为同一人或同一凭证，不重复计数", "Same as {seat}: not counted twice"),
-    "flag_duplicate": ("重复出示", "Shown twice"),
-    "flag_duplicate_n": ("重复出示{n}次", "Shown {n} more times"),
-    "flag_rescanned": ("已重扫", "Re-scanned"),
-    "flag_offline": ("离线判定", "Offline"),
-    "vehicle_full": ("已达{n}人上限，未计入本车", "Vehicle full ({n}): not added"),
-    "seat_check": ("{seat}", "{seat}"),
-    "seat_rescan": ("{seat} 重扫", "{seat}: re-scan"),
-    "plate_title": ("录入车牌", "Enter the plate"),
-    "plate_label": ("车牌号", "Plate"),
-    "plate_empty": ("请选择省份简称", "Choose the province"),
-    "plate_letter": ("请输入发牌机关字母", "Now the issuing letter"),
-    "plate_short": ("车牌未输完整", "Plate not complete"),
-    "plate_ok": ("格式正确，请点确定", "Valid plate: tap OK"),
-    "plate_bad": ("不是有效的车牌", "Not a valid plate"),
-    "page_characters": ("ABC 123", "ABC 123"),
-    "page_provinces": ("省份", "Province"),
-    "back": ("删除", "Delete"),
-    "ok": ("确定", "OK"),
-    "skip": ("跳过", "Skip"),
-    "summary_pass": ("全车通行", "Vehicle may pass"),
-    "summary_deny": ("禁止通行", "Vehicle refused"),
-    "summary_manual": ("请人工核验", "Staff will check"),
-}
+#: name → (zh-CN, en) of the `handheld.*` messages (kept for `sentinel.handheld.TEXT`)
+TEXT: dict[str, tuple[str, str]] = pairs("handheld")
 
 
 def text(key: str, language: str, **params: Any) -> str:
-    zh, en = TEXT[key]
-    return (zh if language == "zh-CN" else en).format(**params)
+    """The vehicle screens' words: the message `handheld.<key>` in sentinel/locale."""
+    return message(f"handheld.{key}", language, **params)
 
 
 _SUMMARY_KEY = {VerdictKind.PASS: "summary_pass", VerdictKind.DENY: "summary_deny", VerdictKind.MANUAL_CHECK: "summary_manual"}
@@ -150,8 +98,8 @@ def session_screen(session: VehicleSession, lang: str, card: Screen | None, *, c
         plate=session.plate or "",
         plate_hint=_plate_hint(session, lang),
         rows=_rows(session, lang),
-        more=TEXT["more"][0 if lang == "zh-CN" else 1],
-        newest=TEXT["newest"][0 if lang == "zh-CN" else 1],
+        more=text("more", lang),
+        newest=text("newest", lang),
         pages_back=pages_back,
         counts=_counts(session, lang),
         check=card,
@@ -205,8 +153,8 @@ def summary_screen(
         plate_hint=_plate_hint(session, lang),
         rows=tuple(replace(r, button="") for r in _rows(session, lang)),
         # the summary lists who failed first; this says who did not fit ({n} filled in when drawn)
-        more=TEXT["more_listed"][0 if lang == "zh-CN" else 1],
-        more_passed=TEXT["more_passed"][0 if lang == "zh-CN" else 1],
+        more=text("more_listed", lang),
+        more_passed=text("more_passed", lang),
         counts=_counts(session, lang),
         buttons=((Button("back", text("back_to_vehicle", lang)),) if back else ()) + (Button("next", text("next", lang), primary=True),),
         cue=cue,
