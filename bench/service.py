@@ -6,30 +6,38 @@ Each simulated device does what a kiosk at a busy entrance does: one `POST /v1/v
 `--batch-every` seconds with the records of its checks since the last batch, and one heartbeat a
 minute. Devices start at random offsets within one interval, so the load is even rather than in
 bursts. The service runs as `--workers` separate `sentinel service` processes on one database
-(a SQLite file, or one database of a throwaway PostgreSQL server from tests/postgres.py, or
-`--pg-url`), each on its own loopback port; device i talks to process i mod workers, as behind a
+(a SQLite file, or one database of a kept PostgreSQL cluster started by tests/postgres.py, fsync
+off), each on its own loopback port; device i talks to process i mod workers, as behind a
 load balancer. Each device has its own token and keep-alive session.
 
-    .venv/bin/python bench/service.py [--stores sqlite,postgresql] [--workers 1,2,4] [--devices 10,300]
-                                      [--duration 20] [--stored 0] [--pg-url URL] [--json]
+    .venv/bin/python bench/service.py [--stores sqlite,postgresql] [--workers 1,2,4] [--devices 10,300,1000]
+                                      [--stored 1,1000000,10000000] [--duration 20] [--explain] [--json]
 
 Measured per run: verifies/s and records/s actually answered (200) over the run, p50/p99 of the
 request latency (send to answer) for verifies and record batches, errors (non-200 or no answer
-within 5 s), and how many actions started more than 100 ms late (the load generator itself fell
-behind: then the figures understate the service). The load generator shares the machine with the
-service (on the bench's 2 cores that is a real cost: the numbers are for one small machine).
-`--stored N` puts N generated records in the database first (not counted), to see the listing
-and insert paths with a populated table; large N takes long to generate.
+within 5 s), how many actions started more than 100 ms late (the load generator itself fell
+behind: then the figures understate the service), a device's first page of its own records
+after the load (`GET /v1/records`, p50 of 20), and the machine's load average. The load generator
+shares the machine with the service (on the bench's 2 cores that is a real cost).
+
+`--stored N` runs against a database holding N records first: 1,000 bench devices bound with the
+same tokens every time and N check records over the 30 days before, generated in SQL (seconds per
+million on a quiet machine) and cached under ~/.cache/sentinel/bench-service/ (SQLite files; a kept
+PostgreSQL cluster, in /var/tmp/sentinel-bench-service/ when run as root, since the server runs as
+`nobody` and cannot enter /root; $SENTINEL_BENCH_CACHE moves both). What a run adds is deleted
+after it, so the cache stays at N. `--explain` prints, instead of loading, the plans and times of
+a device's first page (the store's own query, `Store.records_query`) and of one day's purge.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import json
+import os
 import random
-import signal
-import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,13 +57,18 @@ import uuid6
 from sentinel.contract import RecordIn
 from sentinel.demo_data import demo_person
 from sentinel.service.seed import DEMO_SITE, SEEDS
-from sentinel.service.store import Store
+from sentinel.service.store import Store, utc_text
+from sentinel.service.store.schema import KIND_TABLES, MIGRATIONS, migration_sql
+from tests.postgres import free_port, stop_processes
 
 ADMIN = "adm_bench-service-000000000000000000000000"
 TIMEOUT_S = 5.0
 LATE_S = 0.1
 HEARTBEAT_EVERY_S = 60.0
 THREADS = 48
+MAX_DEVICES = 1000
+LISTINGS = 20
+CACHE = Path(os.environ.get("SENTINEL_BENCH_CACHE", Path.home() / ".cache" / "sentinel" / "bench-service"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,12 +77,6 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def record_body(device_id: str, when: datetime) -> dict:
@@ -81,24 +88,179 @@ def record_body(device_id: str, when: datetime) -> dict:
     }  # fmt: skip
 
 
-def prepare(db: str, devices: int, stored: int) -> list[tuple[str, str]]:
-    """Seed the demo world, bind `devices` bench devices, and store `stored` generated records."""
-    store = Store(db)
+def device_token(n: int) -> str:
+    """The same token every run, so a cached database's devices keep their bindings (and records)."""
+    return f"sdt_bench-{n:04d}-{hashlib.sha256(f'bench {n}'.encode()).hexdigest()[:32]}"
+
+
+def pg_home() -> Path:
+    """The kept PostgreSQL cluster. As root the server runs as `nobody`, who cannot enter /root
+    (0700), so it lives in /var/tmp then."""
+    if os.geteuid() == 0 and str(CACHE).startswith("/root"):
+        return Path("/var/tmp/sentinel-bench-service/pg")
+    return CACHE / "pg"
+
+
+class Db:
+    """One database of the bench: a cached SQLite file or a database of the kept cluster, with a
+    plain driver connection for what the store does not do (generation, EXPLAIN, tidying)."""
+
+    def __init__(self, kind: str, stored: int, pg) -> None:
+        self.kind, self.stored = kind, stored
+        CACHE.mkdir(parents=True, exist_ok=True)
+        if kind == "sqlite":
+            self.url = str(CACHE / f"sqlite-{stored}.db")
+        else:
+            self.name = f"bench_{stored}"
+            self.url = pg.url.rsplit("/", 1)[0] + "/" + self.name
+            self._admin = pg.url
+
+    def connect(self):
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(self.url, isolation_level=None)
+            return conn, "?"
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True), "%s"
+
+    def ready(self) -> bool:
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self._admin, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)).fetchone() is None:
+                    conn.execute(f"CREATE DATABASE {self.name}")  # a name made here, never input
+                    return False
+        elif not Path(self.url).exists():
+            return False
+        conn, mark = self.connect()
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS bench_meta (stored BIGINT NOT NULL, made_at TEXT NOT NULL)")
+            return conn.execute(f"SELECT 1 FROM bench_meta WHERE stored = {mark}", (self.stored,)).fetchone() is not None
+        finally:
+            conn.close()
+
+
+def generate(db: Db, bindings: list[tuple[str, str]], now: datetime) -> float:
+    """`db.stored` records over the 30 days before `now`, spread over the bench devices, straight
+    in SQL (a recursive CTE in SQLite, generate_series in PostgreSQL): ids in time order like the
+    devices' uuid7s, bodies a real record's JSON. The listing and purging indexes are dropped first
+    and built once at the end (faster than keeping them up to date row by row). Seconds taken."""
+    began = time.monotonic()
+    template = RecordIn.model_validate(record_body("bench-template", now)).model_dump_json()
+    made = json.loads(template)
+    template = template.replace(made["id"], "@ID@").replace(made["created_at"], "@AT@").replace('"bench-template"', '"@DEV@"')
+    start_ms, span_ms = int((now - timedelta(days=30)).timestamp() * 1000), 30 * 86400 * 1000
+    conn, mark = db.connect()
+    try:
+        conn.execute("CREATE TEMPORARY TABLE devs (n INTEGER PRIMARY KEY, id TEXT, binding_id TEXT)")
+        for n, (device_id, binding_id) in enumerate(bindings):
+            conn.execute(f"INSERT INTO devs VALUES ({mark}, {mark}, {mark})", (n, device_id, binding_id))
+        for index in ("device", "site", "binding", "received"):
+            conn.execute(f"DROP INDEX IF EXISTS records_by_{index}")
+        body = f"replace(replace(replace({mark}, '@ID@', r.id), '@AT@', r.at), '@DEV@', d.id)"
+        insert = f"INSERT INTO records (id, device_id, site_id, created_at, received_at, body, binding_id) SELECT r.id, d.id, {mark}, r.at, r.at, {body}, d.binding_id"
+        if db.kind == "sqlite":
+            hexms = f"printf('%012x', {start_ms} + n * {span_ms} / {db.stored})"
+            conn.execute("BEGIN")
+            conn.execute(
+                f"WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < {db.stored - 1}) {insert} FROM "
+                f"(SELECT n, substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || printf('%03x', n % 4096) || '-8' || printf('%03x', (n / 4096) % 4096) "
+                f"|| '-' || printf('%012x', n) AS id, strftime('%Y-%m-%dT%H:%M:%f', ms / 1000.0, 'unixepoch') || '000+00:00' AS at "
+                f"FROM (SELECT n, {hexms} AS h, {start_ms} + n * {span_ms} / {db.stored} AS ms FROM g)) r JOIN devs d ON d.n = r.n % {len(bindings)}",
+                (DEMO_SITE.id, template),
+            )
+            conn.execute("COMMIT")
+        else:
+            for lo in range(0, db.stored, 2_000_000):  # one statement (and transaction) per 2 M rows
+                hi = min(db.stored, lo + 2_000_000) - 1
+                conn.execute(
+                    f"{insert} FROM (SELECT n, substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || lpad(to_hex(mod(n, 4096)), 3, '0') || '-8' "
+                    f"|| lpad(to_hex(mod(n / 4096, 4096)), 3, '0') || '-' || lpad(to_hex(n), 12, '0') AS id, "
+                    f"to_char(to_timestamp(ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00' AS at "
+                    f"FROM (SELECT n, lpad(to_hex(ms), 12, '0') AS h, ms FROM (SELECT n, {start_ms}::bigint + n * {span_ms}::bigint / {db.stored} AS ms "
+                    f"FROM generate_series({lo}::bigint, {hi}::bigint) AS n) AS t) AS u) AS r JOIN devs d ON d.n = mod(r.n, {len(bindings)})",
+                    (DEMO_SITE.id, template),
+                )
+                print(f"  {hi + 1:,} of {db.stored:,} rows ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+            conn.execute("SET maintenance_work_mem = '512MB'")
+        for _version, _what, sql in MIGRATIONS:  # every statement is IF NOT EXISTS: builds what was dropped
+            if db.kind == "sqlite":
+                conn.executescript(migration_sql(sql, db.kind))
+            elif migration_sql(sql, db.kind):
+                conn.execute(migration_sql(sql, db.kind))
+        conn.execute("ANALYZE")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_meta (stored BIGINT NOT NULL, made_at TEXT NOT NULL)")
+        conn.execute(f"INSERT INTO bench_meta VALUES ({mark}, {mark})", (db.stored, now.isoformat()))
+    finally:
+        conn.close()
+    return time.monotonic() - began
+
+
+def prepare(db: Db, devices: int) -> list[tuple[str, str]]:
+    """Seed the demo world, bind the bench devices (the same tokens every run), and generate
+    the stored records unless the cached database has them; the `devices` first devices."""
+    made = not db.ready()
+    store = Store(db.url)
     try:
         now = datetime.now(UTC)
         SEEDS["demo"](store, now)
-        made = []
-        for n in range(devices):
-            device_id, token = f"bench-{n:04d}", f"sdt_bench-{n:04d}-{uuid.uuid4().hex}"
-            store.set_device(device_id, DEMO_SITE.id, token, now)
-            made.append((device_id, token))
-        for start in range(0, stored, 500):
-            batch = [RecordIn.model_validate(record_body(made[(start + i) % len(made)][0], now - timedelta(days=1)))
-                     for i in range(min(500, stored - start))]  # fmt: skip
-            store.add_records(batch, now)
-        return made
+        bench = [(f"bench-{n:04d}", device_token(n)) for n in range(MAX_DEVICES)]
+        for device_id, token in bench:
+            if store.get_device(device_id) is None:
+                store.set_device(device_id, DEMO_SITE.id, token, now)
+        if made:
+            seconds = generate(db, [(d, store.get_device(d).binding_id) for d, _ in bench], now)
+            print(f"generated {db.stored:,} records into {db.kind} in {seconds:.0f} s ({db.stored / seconds:,.0f}/s)", file=sys.stderr, flush=True)
+        return bench[:devices]
     finally:
         store.close()
+
+
+def tidy(db: Db, since: datetime) -> None:
+    """Remove what a run added (its records, rate-limit state), so the cache stays at its size."""
+    conn, mark = db.connect()
+    try:
+        for table in KIND_TABLES.values():
+            conn.execute(f"DELETE FROM {table} WHERE received_at >= {mark}", (utc_text(since),))
+        conn.execute("DELETE FROM limit_state")
+    finally:
+        conn.close()
+
+
+#: one day's purge, as Store.purge_records runs it for each table
+PURGE = "DELETE FROM records WHERE received_at < {mark}"
+
+
+def explain(db: Db, device_id: str) -> None:
+    """Print the plans of a device's first page (the store's own query) and of one day's purge,
+    and time them (the purge rolled back)."""
+    store = Store(db.url)
+    try:
+        device = store.get_device(device_id)
+        listing, params = store.records_query(device_id=device_id, binding_id=device.binding_id, own_binding=True, limit=100)
+    finally:
+        store.close()
+    conn, mark = db.connect()
+    conn.execute("ANALYZE records")  # statistics as autovacuum would have them by now
+    first_day = conn.execute("SELECT MIN(received_at) FROM records").fetchone()[0]
+    cutoff = utc_text(datetime.fromisoformat(first_day) + timedelta(days=1))
+    prefix = "EXPLAIN QUERY PLAN " if db.kind == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS) "
+    try:
+        for title, sql, values in (("a device's first page", listing.replace("?", mark), params), ("purge of one day", PURGE.format(mark=mark), (cutoff,))):
+            print(f"-- {db.kind}, {db.stored:,} records: {title}")
+            conn.execute("BEGIN")
+            plan = conn.execute(prefix + sql, values).fetchall()
+            if db.kind == "sqlite":  # EXPLAIN QUERY PLAN does not run it: time the statement itself
+                began = time.monotonic()
+                rows = conn.execute(sql, values)
+                count = len(rows.fetchall()) if sql.startswith("SELECT") else rows.rowcount
+                print(f"   ({count:,} rows in {(time.monotonic() - began) * 1000:.1f} ms)")
+            conn.execute("ROLLBACK")
+            for line in plan:
+                print("   " + (line[-1] if db.kind == "sqlite" else line[0]))
+    finally:
+        conn.close()
 
 
 def start_services(db: str, workers: int, token_file: Path, log: Path) -> tuple[list[subprocess.Popen], list[str]]:
@@ -125,17 +287,6 @@ def start_services(db: str, workers: int, token_file: Path, log: Path) -> tuple[
                 raise RuntimeError(f"the service did not start; see {log}")
             time.sleep(0.1)
     return procs, urls
-
-
-def stop_services(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -213,15 +364,16 @@ def drive(devices: list[tuple[str, str]], urls: list[str], args, tally: Tally, s
         heapq.heappush(due, (at + nxt, n, device_id, action))
 
 
-def run_one(store_kind: str, workers: int, n_devices: int, args, pg) -> dict:
+def run_one(db: Db, workers: int, n_devices: int, args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
-    db = str(tmp / "service.db") if store_kind == "sqlite" else (args.pg_url or pg.new_database())
     token_file = tmp / "admin-token"
     token_file.write_text(ADMIN + "\n")
     token_file.chmod(0o600)
-    devices = prepare(db, n_devices, args.stored)
-    procs, urls = start_services(db, workers, token_file, tmp / "service.log")
+    devices = prepare(db, n_devices)
+    began_at = datetime.now(UTC)
+    procs, urls = start_services(db.url, workers, token_file, tmp / "service.log")
     tally = Tally()
+    load = os.getloadavg()[0]
     try:
         stop_at = time.monotonic() + args.duration
         threads = []
@@ -234,14 +386,22 @@ def run_one(store_kind: str, workers: int, n_devices: int, args, pg) -> dict:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - began
+        listing = []
+        for device_id, token in devices[:LISTINGS]:  # a device's first page of its own records, after the load
+            sent = time.monotonic()
+            answer = requests.get(f"{urls[0]}/v1/records?device_id={device_id}&limit=100", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S)
+            if answer.ok:
+                listing.append(time.monotonic() - sent)
     finally:
-        stop_services(procs)
+        stop_processes(procs)
+        tidy(db, began_at)
     return {
-        "store": store_kind, "workers": workers, "devices": n_devices, "stored_before": args.stored, "seconds": round(elapsed, 1),
+        "store": db.kind, "workers": workers, "devices": n_devices, "stored_before": db.stored, "seconds": round(elapsed, 1),
         "verifies_per_s": round(len(tally.verify) / elapsed, 1), "records_per_s": round(tally.records_stored / elapsed, 1),
         "verify_p50_ms": round(percentile(tally.verify, 50) * 1000, 1), "verify_p99_ms": round(percentile(tally.verify, 99) * 1000, 1),
         "batch_p50_ms": round(percentile(tally.records, 50) * 1000, 1), "batch_p99_ms": round(percentile(tally.records, 99) * 1000, 1),
-        "heartbeats": len(tally.heartbeat), "errors": tally.errors, "late": tally.late,
+        "list_p50_ms": round(percentile(listing, 50) * 1000, 1), "heartbeats": len(tally.heartbeat), "errors": tally.errors,
+        "late": tally.late, "load_before": round(load, 1), "load_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
@@ -249,36 +409,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--devices", default="10,300")
+    parser.add_argument("--devices", default="10,300", help=f"devices per run, each at most {MAX_DEVICES}")
+    parser.add_argument("--stored", default="1", help="records in the database before each run, e.g. 1,1000000,10000000 (generated once, cached)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per run")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between one device's verifies")
     parser.add_argument("--batch-every", type=float, default=10.0, help="seconds between one device's record uploads")
-    parser.add_argument("--stored", type=int, default=0, help="records generated into the database before the run")
-    parser.add_argument("--pg-url", help="an existing PostgreSQL database (emptied by nobody: use a scratch one)")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the device listing and the purge instead of loading")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     stores = args.stores.split(",")
     pg = None
-    if "postgresql" in stores and not args.pg_url:
+    if "postgresql" in stores:
         from tests.postgres import PostgresServer, find_binaries
 
         if find_binaries()[0] is None:
             print(f"skipping postgresql: {find_binaries()[1]}", file=sys.stderr)
             stores.remove("postgresql")
         else:
-            pg = PostgresServer().start()
-    rows = []
+            pg = PostgresServer(home=pg_home()).start()
     try:
-        for store_kind in stores:
-            for workers in (int(w) for w in args.workers.split(",")):
-                for n_devices in (int(d) for d in args.devices.split(",")):
-                    row = run_one(store_kind, workers, n_devices, args, pg)
-                    rows.append(row)
-                    print(json.dumps(row) if args.json else
-                          f"{row['store']:<10} {row['workers']} worker(s) {row['devices']:>5} devices: {row['verifies_per_s']:>7} verifies/s "
-                          f"p50 {row['verify_p50_ms']} ms p99 {row['verify_p99_ms']} ms; {row['records_per_s']:>7} records/s "
-                          f"batch p50 {row['batch_p50_ms']} ms p99 {row['batch_p99_ms']} ms; errors {row['errors']} late {row['late']}",
-                          flush=True)  # fmt: skip
+        for stored in (int(s) for s in args.stored.split(",")):
+            for store_kind in stores:
+                db = Db(store_kind, stored, pg)
+                if args.explain:
+                    explain(db, prepare(db, 1)[0][0])
+                    continue
+                for workers in (int(w) for w in args.workers.split(",")):
+                    for n_devices in (int(d) for d in args.devices.split(",")):
+                        row = run_one(db, workers, n_devices, args)
+                        print(json.dumps(row) if args.json else
+                              f"{row['store']:<10} {row['stored_before']:>10,} stored {row['workers']} worker(s) {row['devices']:>5} devices: "
+                              f"{row['verifies_per_s']:>7} verifies/s p50 {row['verify_p50_ms']} ms p99 {row['verify_p99_ms']} ms; "
+                              f"{row['records_per_s']:>7} records/s batch p50 {row['batch_p50_ms']} ms p99 {row['batch_p99_ms']} ms; "
+                              f"listing p50 {row['list_p50_ms']} ms; errors {row['errors']} late {row['late']} load {row['load_before']}",
+                              flush=True)  # fmt: skip
     finally:
         if pg is not None:
             pg.stop()

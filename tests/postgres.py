@@ -39,20 +39,37 @@ def find_binaries() -> tuple[Path | None, str]:
     return None, "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql (install.sh --dev does)"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-class PostgresServer:
-    """`with PostgresServer() as pg: url = pg.new_database()`"""
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM every process (service processes started against the server), then wait; kill what
+    does not stop in time."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    def __init__(self) -> None:
+
+class PostgresServer:
+    """`with PostgresServer() as pg: url = pg.new_database()`
+
+    `home`: keep the cluster there between runs (the bench's generated databases) instead of a
+    temporary directory removed on `stop`; started again, it keeps its databases."""
+
+    def __init__(self, home: Path | None = None) -> None:
         bindir, why = find_binaries()
         if bindir is None:
             raise RuntimeError(why)
         self.bindir = bindir
+        self.home = home
         self.dir: Path | None = None
         self.port = 0
         self._as: list[str] = []
@@ -61,7 +78,11 @@ class PostgresServer:
         return subprocess.run([*self._as, *args], check=True, capture_output=True, text=True, **kwargs)
 
     def start(self) -> PostgresServer:
-        self.dir = Path(tempfile.mkdtemp(prefix="sentinel-pg-"))
+        if self.home is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="sentinel-pg-"))
+        else:
+            self.dir = self.home
+            self.dir.mkdir(parents=True, exist_ok=True)
         data = self.dir / "data"
         if os.geteuid() == 0:
             # postgres will not run as root; nobody owns the directory and runs the cluster
@@ -71,13 +92,12 @@ class PostgresServer:
             os.chown(self.dir, 65534, 65534)
             os.chmod(self.dir, 0o700)
             self._as = [runuser, "-u", "nobody", "--"] if runuser.endswith("runuser") else [runuser, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-        self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
+        if not (data / "PG_VERSION").exists():
+            self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
         for attempt in range(5):  # a free port can be taken between choosing and listening
-            self.port = _free_port()
-            options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off " \
-                      "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"  # fmt: skip
+            self.port = free_port()
             try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "-t", str(int(START_TIMEOUT_S)), "start")
+                self._pg_ctl("start")
                 return self
             except subprocess.CalledProcessError:
                 if attempt == 4:
@@ -85,6 +105,23 @@ class PostgresServer:
                     self.stop()
                     raise RuntimeError(f"PostgreSQL did not start: {log}") from None
         return self
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off " \
+                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"  # fmt: skip
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "log"),
+                  "-w", "-t", str(int(START_TIMEOUT_S)), *extra, action)  # fmt: skip
+
+    def restart(self) -> None:
+        """`pg_ctl restart` (fast: open connections are cut, as in an operator's restart)."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data, until `resume()`."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def resume(self) -> None:
+        self._pg_ctl("start")
 
     @property
     def url(self) -> str:
@@ -103,11 +140,12 @@ class PostgresServer:
         if self.dir is None:
             return
         if (self.dir / "data" / "postmaster.pid").exists():
-            try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+            try:  # a kept cluster shuts down cleanly, a throwaway one at once
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate" if self.home is None else "fast", "-w", "stop")
             except subprocess.CalledProcessError:
                 pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.home is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 
     def __enter__(self) -> Self:

@@ -9,8 +9,6 @@ Two stores in one process race the same way, many threads at a time, without HTT
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,47 +18,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import uuid6
 
 from sentinel.contract import RecordIn
+from sentinel.demo_data import demo_person
 from sentinel.service.limits import Limits, LimitSettings
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE, SEEDS
+from sentinel.service.server import ReferenceServer
 from sentinel.service.store import BindError, PostgresStore, Store
+from sentinel.service.store.schema import LATEST
+from tests.postgres import free_port, stop_processes
+from tests.test_service import bearer, record
 
 ADMIN = "adm_postgres-test-token-000000000000000000"
 TIMEOUT = 10
 
 
-def _record(**overrides) -> dict:
-    return {
-        "id": str(uuid6.uuid7()),
-        "created_at": datetime.now(UTC).isoformat(),
-        "device_id": DEMO_DEVICE_ID,
-        "site_id": DEMO_SITE.id,
-        "credential_kind": "health_code",
-        "credential_hash": "ab" * 32,
-        "person": {"name_masked": "王*明", "id_masked": "1101**********002X"},
-        "status": "green",
-        "verdict": "pass",
-        "reason": "ok",
-        "mode": "online",
-        "extra": {"verify_ms": 120},
-        **overrides,
-    }
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(db: str, token_file, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentinel", "service", "--port", str(port), "--db", db, "--admin-token-file", str(token_file), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -92,24 +66,17 @@ def two_services(postgres_url, tmp_path):
         procs.append(second)
         yield first_url, second_url
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs)
 
 
 def test_a_batch_uploaded_to_two_processes_at_once_is_stored_once(two_services):
     urls = two_services
-    batch = [_record() for _ in range(50)]
+    batch = [record() for _ in range(50)]
     barrier = threading.Barrier(4)
 
     def upload(url):
         barrier.wait()
-        return requests.post(f"{url}/v1/records", json={"records": batch}, headers=_bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
+        return requests.post(f"{url}/v1/records", json={"records": batch}, headers=bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(upload, [*urls, *urls]))
@@ -118,13 +85,13 @@ def test_a_batch_uploaded_to_two_processes_at_once_is_stored_once(two_services):
         assert answer.status_code == 200, answer.text
         assert sorted(answer.json()["accepted"]) == ids
     for url in urls:
-        listed = requests.get(f"{url}/v1/records?limit=500", headers=_bearer(ADMIN), timeout=TIMEOUT).json()["records"]
+        listed = requests.get(f"{url}/v1/records?limit=500", headers=bearer(ADMIN), timeout=TIMEOUT).json()["records"]
         assert sorted(r["id"] for r in listed) == ids  # once each, seen alike from both processes
 
 
 def test_a_binding_code_used_on_two_processes_at_once_binds_one_device(two_services):
     first, second = two_services
-    code = requests.post(f"{first}/admin/sites/{DEMO_SITE.id}/binding-codes", headers=_bearer(ADMIN), timeout=TIMEOUT).json()["code"]
+    code = requests.post(f"{first}/admin/sites/{DEMO_SITE.id}/binding-codes", headers=bearer(ADMIN), timeout=TIMEOUT).json()["code"]
     barrier = threading.Barrier(2)
 
     def bind(url, device_id):
@@ -138,7 +105,7 @@ def test_a_binding_code_used_on_two_processes_at_once_binds_one_device(two_servi
     assert loser.json()["error"] == "code_used"
     winner = next(a for a in answers if a.status_code == 200).json()
     for url in first, second:  # the winner's token works on both processes
-        beat = requests.post(f"{url}/v1/devices/{winner['device_id']}/heartbeat", json={}, headers=_bearer(winner["token"]), timeout=TIMEOUT)
+        beat = requests.post(f"{url}/v1/devices/{winner['device_id']}/heartbeat", json={}, headers=bearer(winner["token"]), timeout=TIMEOUT)
         assert beat.status_code != 401
 
 
@@ -173,11 +140,11 @@ def two_stores(postgres_url):
 def test_two_stores_opening_one_database_migrate_it_once(two_stores):
     first, second = two_stores
     assert isinstance(first, PostgresStore)
-    assert first.schema_version() == second.schema_version() == 2
+    assert first.schema_version() == second.schema_version() == LATEST
 
 
 def test_racing_uploads_through_two_stores_store_each_record_once(two_stores):
-    records = [RecordIn.model_validate(_record()) for _ in range(20)]
+    records = [RecordIn.model_validate(record()) for _ in range(20)]
     stores = [*two_stores] * 4
     barrier = threading.Barrier(len(stores))
 
@@ -236,7 +203,7 @@ def test_both_stores_have_the_listing_and_purging_indexes(service_db):
         else:
             names = {row["name"] for row in store._all("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", ("records",))}
         assert {"records_by_binding", "records_by_received", "records_by_device", "records_by_site"} <= names
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST
     finally:
         store.close()
 
@@ -256,9 +223,9 @@ def test_a_sqlite_file_from_before_migrations_is_brought_up_to_date(tmp_path):
     old.close()
     store = Store(db)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST
         assert store.get_site("old-site").name == "Old site"
-        batch = store.add_records([RecordIn.model_validate(_record())], datetime.now(UTC), binding_id="b1")
+        batch = store.add_records([RecordIn.model_validate(record())], datetime.now(UTC), binding_id="b1")
         assert len(batch.owners) == 1  # the binding_id column the first release lacked is there
     finally:
         store.close()
@@ -275,7 +242,7 @@ def test_the_command_says_when_the_database_cannot_be_reached(tmp_path):
     token_file = tmp_path / "admin-token"
     token_file.write_text(ADMIN + "\n")
     token_file.chmod(0o600)
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     result = subprocess.run([sys.executable, "-m", "sentinel", "service", "--port", "0", "--db", f"postgresql://u:secretpw@127.0.0.1:{port}/none",
                              "--admin-token-file", str(token_file)], check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 1
@@ -294,3 +261,68 @@ def test_long_idle_rate_limit_state_is_forgotten_and_behaves_as_never_seen(two_s
     now[0] += 2 * 86400
     assert limits.forget_idle() == 2
     assert limits.bind.take("203.0.113.9") == 0.0 and limits.bind_failures.wait_s("203.0.113.9") == 0.0
+
+
+# --- PostgreSQL restarting under a running service -------------------------------------------------
+
+
+def _verify_green(url: str) -> requests.Response:
+    body = {"device_id": DEMO_DEVICE_ID, "site_id": DEMO_SITE.id, "scanned_at": datetime.now(UTC).isoformat(),
+            "credential": {"kind": "health_code", "value": demo_person("green").token}}  # fmt: skip
+    return requests.post(f"{url}/v1/verify", json=body, headers=bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
+
+
+def _honest(answer: requests.Response) -> str:
+    """'ok' for the right answer, 'unavailable' for an honest 503; anything else fails the test."""
+    if answer.status_code == 503:
+        assert answer.json()["error"] == "unavailable" and int(answer.headers["Retry-After"]) > 0
+        return "unavailable"
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "green", answer.text  # never a wrong answer
+    return "ok"
+
+
+@pytest.fixture
+def pg_service(postgres_server, postgres_url):
+    with ReferenceServer(postgres_url, seed="demo", admin_token=ADMIN) as srv:
+        yield postgres_server, srv
+
+
+def test_the_service_recovers_by_itself_when_postgresql_restarts(pg_service):
+    """Verifies keep coming while an operator restarts PostgreSQL: each one is answered right or
+    with an honest 503, and once the server is back the next ones succeed without restarting
+    the service (the pool drops the cut connections and opens new ones)."""
+    server, srv = pg_service
+    assert _honest(_verify_green(srv.url)) == "ok"
+    outcomes, done = [], threading.Event()
+
+    def keep_verifying():
+        while not done.is_set():
+            outcomes.append(_honest(_verify_green(srv.url)))
+
+    thread = threading.Thread(target=keep_verifying)
+    thread.start()
+    try:
+        server.restart()
+    finally:
+        done.set()
+        thread.join()
+    assert outcomes and set(outcomes) <= {"ok", "unavailable"}
+    assert [_honest(_verify_green(srv.url)) for _ in range(5)] == ["ok"] * 5
+
+
+def test_while_postgresql_is_down_requests_are_503_and_a_retried_upload_is_stored_once(pg_service):
+    server, srv = pg_service
+    batch = [record() for _ in range(3)]
+    server.halt()
+    try:
+        assert _honest(_verify_green(srv.url)) == "unavailable"
+        answer = requests.post(f"{srv.url}/v1/records", json={"records": batch}, headers=bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
+        assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
+    finally:
+        server.resume()
+    assert _honest(_verify_green(srv.url)) == "ok"
+    answer = requests.post(f"{srv.url}/v1/records", json={"records": batch}, headers=bearer(DEMO_DEVICE_TOKEN), timeout=TIMEOUT)
+    assert answer.status_code == 200 and sorted(answer.json()["accepted"]) == sorted(r["id"] for r in batch)
+    listed = requests.get(f"{srv.url}/v1/records?limit=500", headers=bearer(ADMIN), timeout=TIMEOUT).json()["records"]
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in batch)

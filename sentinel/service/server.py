@@ -6,7 +6,9 @@ The listening socket is bound here, before uvicorn starts, so `port=0` yields th
 once and there is no window where two servers race for a "free" port. With `certfile`/`keyfile` it
 serves HTTPS; fault injection is off unless `fault_injection=True`; records past `retention` are
 purged when it starts (and hourly by the app). The database is a SQLite file or a PostgreSQL URL
-(`store.open_store`); several servers may share one PostgreSQL database.
+(`store.open_store`); several servers may share one PostgreSQL database. A request that finds the
+database unreachable (`StoreUnavailable`, e.g. PostgreSQL restarting) is answered 503
+`unavailable` with a Retry-After; the store's pool reconnects by itself.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import uvicorn
 
 from sentinel.service.api_v1 import purge_expired
 from sentinel.service.app import create_app, utc_now
+from sentinel.service.errors import error_response
 from sentinel.service.faults import Faults, FaultState, hide_dropped_connections
 from sentinel.service.limits import Limits
 from sentinel.service.seed import SEEDS
-from sentinel.service.store import Store, describe_db, open_store
+from sentinel.service.store import Store, StoreUnavailable, describe_db, open_store
 from sentinel.service.tokens import new_admin_token
 
 log = logging.getLogger("sentinel.service")
@@ -97,6 +100,7 @@ class ReferenceServer:
             self.port = self._socket.getsockname()[1]
             app = create_app(self.store, self.fault_state, self.admin_token, clock=self.clock,
                              fault_injection=self.fault_injection, limits=self.limits, retention=self.retention)  # fmt: skip
+            app.add_exception_handler(StoreUnavailable, _unavailable)
             purge_expired(app, self.clock())
             config = uvicorn.Config(
                 app,
@@ -146,6 +150,13 @@ class ReferenceServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+async def _unavailable(request, exc: StoreUnavailable):
+    """The database could not be reached (PostgreSQL restarting): an honest "try again", never a
+    guess; the device's client retries a 5xx later."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "unavailable", "the service's database is unavailable; try again shortly", {"Retry-After": "2"})
 
 
 def _listen(host: str, port: int) -> socket.socket:
