@@ -5,6 +5,13 @@ sends one byte every few hundred milliseconds keeps a call going for as long as 
 status line, the headers or the body. So each call is also watched: at its deadline the socket
 it uses is shut down, which ends any blocked read at once, and the call reports a timeout.
 Measured cost: about 0.03 ms per call (bench/verify.py, old and new client alternated).
+
+How it hooks in, and how that could break: `WatchedAdapter` gives urllib3's pool manager its own
+pool classes (`pool_classes_by_scheme`), whose `ConnectionCls` registers each connection and its
+socket with the call's `Watch`. Both are urllib3 internals of the 2.x line (pinned `urllib3>=2,<3`);
+tests/test_http_deadline.py runs the hook against the installed urllib3, so a release that renames
+either fails there. Through a SOCKS proxy the pools are urllib3's own and only the per-read
+timeouts apply.
 """
 
 from __future__ import annotations
@@ -24,10 +31,13 @@ from urllib3.poolmanager import ProxyManager
 class Watch:
     """One call's connection, as far as the watchdog is concerned."""
 
-    __slots__ = ("conn", "done", "fired")
+    __slots__ = ("conn", "done", "fired", "sock")
 
     def __init__(self) -> None:
         self.conn: HTTPConnection | None = None
+        #: the connection's socket, kept: http.client drops `conn.sock` once a response that ends
+        #: the connection (HTTP/1.0, `Connection: close`) is being read, and the body is read then
+        self.sock: socket.socket | None = None
         self.done = False
         self.fired = False
 
@@ -35,30 +45,35 @@ class Watch:
 current = threading.local()  # the Watch of the call running on this thread
 
 
-def _register(conn: HTTPConnection) -> None:
+def _register(conn) -> None:
     watch = getattr(current, "watch", None)
     if watch is not None:
         watch.conn = conn
+        if conn.sock is not None:
+            watch.sock = conn.sock
 
 
-class WatchedHTTPConnection(HTTPConnection):
+class _Registering:
+    """Registers the connection (and, once connected, its socket) with the call's Watch."""
+
+    sock: socket.socket | None
+
     def connect(self) -> None:
         _register(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
+        _register(self)  # now with its socket
 
     def request(self, *args, **kwargs):
         _register(self)
-        return super().request(*args, **kwargs)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _register(self)
-        super().connect()
+class WatchedHTTPConnection(_Registering, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs):
-        _register(self)
-        return super().request(*args, **kwargs)
+
+class WatchedHTTPSConnection(_Registering, HTTPSConnection):
+    pass
 
 
 class WatchedHTTPPool(HTTPConnectionPool):
@@ -119,7 +134,7 @@ class Watchdog:
                     continue
                 _, _, watch = heapq.heappop(self._heap)
                 watch.fired = True
-                sock = getattr(watch.conn, "sock", None)
+                sock = watch.sock or getattr(watch.conn, "sock", None)
                 if sock is not None:
                     try:
                         sock.shutdown(socket.SHUT_RDWR)

@@ -1,8 +1,10 @@
 """The composition root: builds a running kiosk from a config.
 
-It is the one core module that names hardware and UI backends, and it imports them only inside
-`build_kiosk`, so `import sentinel.kiosk` stays free of device libraries (the import-isolation
-test covers it). The demo and `sentinel run` both go through here: the demo is the kiosk.
+Outside the CLI (`sentinel/commands/`) it is the one place that opens hardware and UI backends
+(`kiosk_technician.py` only builds the menu's `ui.technician.TechnicianActions`), and it imports
+them inside `build_kiosk`, so `import sentinel.kiosk` loads no device library
+(tests/test_import_isolation.py imports it and checks). The parts it opens are made in
+`sentinel/kiosk_parts.py`. The demo and `sentinel run` both go through here: the demo is the kiosk.
 
 Keep running. No missing device, damaged file or full disk stops the kiosk from starting: it
 starts, sends READY=1 (sentinel/notify.py), shows what is wrong with the relay closed, and
@@ -24,10 +26,9 @@ recovers by itself once the fault clears. How each part fails:
 - any part failing to open in `build_kiosk` (display, gate, inputs, faces, scanner…): what was
   opened before is released again from the `ExitStack`, the gate closed first, and the error goes
   to the caller (`sentinel run` prints one line and exits 1; systemd starts it again).
-- not bound (a verifier that talks to the service, but no device token file, or the placeholder
-  device id of an unbound config): `NotBound`, before anything is opened. Every record it made
-  would be refused by the service as `wrong_device`; `sentinel run` says to run `sentinel bind`
-  and exits 2 (a mistake in the setup, like a bad config, not something a restart fixes).
+- not bound (no device token file, or the placeholder device id): `NotBound`
+  (`sentinel/kiosk_parts.py`), before anything is opened; `sentinel run` says to run
+  `sentinel bind` and exits 2 (every record would be refused as `wrong_device`).
 
 Everything the config turns on is wired here (tests/test_kiosk_wiring.py builds each shipped
 config and lists which part reads every config key):
@@ -46,10 +47,7 @@ config and lists which part reads every config key):
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -58,26 +56,38 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentinel.client import ClientError, ServiceClient, read_token
+from sentinel.client import ServiceClient
 from sentinel.config import SentinelConfig
-from sentinel.credentials import CredentialRules
-from sentinel.credentials_dir import resolve_token_file
 from sentinel.heartbeat import HeartbeatSender, ServiceContact, build_heartbeat
+from sentinel.kiosk_parts import (  # noqa: F401 (NotBound, check_bound, make_client, open_*: imported from here by the CLI)
+    UNBOUND_DEVICE_ID,
+    NotBound,
+    chain_outcomes,
+    check_bound,
+    fault_probe,
+    load_key,
+    lock_state_dir,
+    make_client,
+    make_pipeline,
+    make_state_dir,
+    make_uploader,
+    open_outbox,
+    open_status_cache,
+)
 from sentinel.kiosk_technician import technician_actions
-from sentinel.outbox import Outbox, OutboxLimits
+from sentinel.outbox import Outbox
 from sentinel.pipeline import CheckOutcome, Pipeline
-from sentinel.records import RecordMaker, load_or_create_key
+from sentinel.ports import CameraLike, WiredDisplay
+from sentinel.records import load_or_create_key
 from sentinel.screens import Screen, StatusBar
 from sentinel.state_files import (
-    LOCK_NAME,
     PIN_LOCKOUT_NAME,
     RECORD_KEY_NAME,
-    STATUS_CACHE_NAME,
 )
 from sentinel.status_cache import StatusCache
-from sentinel.uploader import Backoff, Uploader
+from sentinel.uploader import Uploader
 from sentinel.verifier import Verifier
-from sentinel.wipe import StateLock, StateLockHeld, shred
+from sentinel.wipe import StateLock
 
 if TYPE_CHECKING:  # the kiosk imports hardware only where it builds it (build_kiosk)
     from hardware.gate import AnyGate
@@ -85,35 +95,14 @@ if TYPE_CHECKING:  # the kiosk imports hardware only where it builds it (build_k
     from hardware.scanner import NoScanner, ScannerSource
     from sentinel.faces.kiosk import FaceMatching
     from sentinel.handheld import HandheldController
-    from sentinel.notify import CameraSource
 
 log = logging.getLogger("sentinel.kiosk")
 
 #: seconds between attempts to write a missing record key (module docstring)
 KEY_RETRY_S = 2.0
-#: the device id of a config that was never bound (config/default.toml; `sentinel bind` replaces it)
-UNBOUND_DEVICE_ID = "unbound-device"
 #: device clock this far (seconds) from the service's: the heartbeat's alarm `clock_skew`
 CLOCK_SKEW_S = 60.0
 
-
-class NotBound(ClientError):
-    """This device has no binding to a site (module docstring); the message says what to do."""
-
-    def __init__(self, message: str):
-        super().__init__("not_bound", message)
-
-
-def check_bound(config: SentinelConfig) -> None:
-    """Raise NotBound when a verifier that talks to the service has no device token file, or the
-    config still has the placeholder device id."""
-    if config.verifier.type != "http":  # only the service's verifier needs a binding
-        return
-    token = resolve_token_file(config.verifier.token_file)
-    if not token.exists():
-        raise NotBound(f"this device is not bound to a site (no device token at {token}): run `sentinel bind` first")
-    if config.device.id == UNBOUND_DEVICE_ID:
-        raise NotBound(f"this device is not bound to a site (device.id is still {UNBOUND_DEVICE_ID!r}): run `sentinel bind` first")
 
 #: the kiosk's own alarms (code → zh-CN, en), in order of importance; the status bar shows the
 #: most serious of these and the outbox's (sentinel/outbox/health.py ALARM_TEXT)
@@ -135,7 +124,7 @@ class Kiosk:
 
     config: SentinelConfig
     pipeline: Pipeline | None  # None while the record key cannot be written (module docstring)
-    source: CameraSource  # the camera, retried, gated on a handheld, watched under systemd
+    source: CameraLike  # the camera, retried, gated on a handheld, watched under systemd
     outbox: Outbox
     verifier: Verifier
     gate: AnyGate
@@ -143,7 +132,7 @@ class Kiosk:
     status_cache: StatusCache | None = None
     lock: StateLock | None = None
     uploads: ServiceClient | None = None  # the uploader's client (closed with the kiosk)
-    display: Any = None  # ui.console.open_display's: console, pygame or headless (ui/ owns the type)
+    display: WiredDisplay | None = None  # ui.console.open_display's: console, pygame or headless
     handheld: HandheldController | None = None  # when [handheld] is enabled
     faces: FaceMatching | None = None  # when [faces] is on
     scanner: ScannerSource | NoScanner | None = None  # an external 2D scanner beside the camera, when configured
@@ -283,9 +272,9 @@ class Kiosk:
     def _camera_state(self, fault: str | None) -> str:
         if fault == "camera":
             return "fault"
-        if getattr(self.source, "paused", False):
+        if self.source.paused:
             return "paused"  # a handheld's camera off between vehicles
-        return "ok" if getattr(self.source, "healthy", True) else "fault"
+        return "ok" if self.source.healthy else "fault"
 
     def _gate_state(self) -> str:
         from hardware.gate import NoGate
@@ -364,42 +353,12 @@ class Kiosk:
         self.resources.close()
 
 
-def fault_probe(gate: AnyGate, uploader: Uploader | None, contact: ServiceContact | None) -> str | None:
-    """The fault to show while idle, besides the camera's: the gate's (`gate.fault`: a pulse that
-    raised, a sensor stuck active), else the network's (`ServiceContact.fault`, fed here with the
-    uploader's status). The pipeline asks at most once a second."""
-    if gate.fault:
-        return "gate"
-    if contact is None:
-        return None
-    if uploader is not None:
-        contact.observe_uploader(uploader.status())
-    return "network" if contact.fault() else None
-
-
 def _quietly(step: Callable[[], Any]) -> None:
     """Run a closing step; log, never raise, so that the steps after it run too."""
     try:
         step()
     except Exception:
         log.exception("error while shutting down")
-
-
-def make_client(config: SentinelConfig) -> ServiceClient:
-    """One client per user: the verify path, the uploader and the heartbeat each get their own
-    Session. NotBound when there is no token file at all (module docstring)."""
-    v = config.verifier
-    token_file = resolve_token_file(v.token_file)  # systemd LoadCredential= first
-    if not token_file.exists():
-        raise NotBound(f"this device is not bound to a site (no device token at {token_file}): run `sentinel bind` first")
-    return ServiceClient(
-        v.url,
-        read_token(token_file),
-        device_id=config.device.id,
-        site_id=config.device.site_id,
-        ca_bundle=v.ca_bundle,
-        connect_timeout_s=v.connect_timeout_s,
-    )
 
 
 def build_kiosk(
@@ -428,7 +387,7 @@ def build_kiosk(
     state_dir = config.device.state_dir
     contact = ServiceContact()
     # Checks answered online (or not) tell whether the service is reachable; the caller's listener after.
-    on_outcome = _chain(contact.observe_outcome, on_outcome)
+    on_outcome = chain_outcomes(contact.observe_outcome, on_outcome)
     with contextlib.ExitStack() as stack:
 
         def opened(close: Callable[[], Any]) -> None:
@@ -438,12 +397,12 @@ def build_kiosk(
         try:
             verifier = make_client(config)
             opened(verifier.close)
-            _make_state_dir(state_dir)
+            make_state_dir(state_dir)
             lock = lock_state_dir(state_dir)  # one kiosk per state directory; `sentinel wipe` waits for it
             if lock is not None:
                 opened(lock.release)
             key_path = state_dir / RECORD_KEY_NAME
-            key, key_error = _load_key(key_path)
+            key, key_error = load_key(key_path)
             outbox = open_outbox(config)
             opened(outbox.close)
             status_cache = open_status_cache(config)
@@ -484,12 +443,12 @@ def build_kiosk(
                 on_outcome = handheld.chain(on_outcome)
             scanner = open_scanner(config.scanner)
             opened(scanner.close)
-            make_pipeline = partial(
-                _make_pipeline, config, make_decoder, verifier, outbox, gate, pipeline_display, status_cache, on_outcome,
+            pipeline_for = partial(
+                make_pipeline, config, make_decoder, verifier, outbox, gate, pipeline_display, status_cache, on_outcome,
                 faces.matcher if faces is not None else None, scanner, trigger,
                 faults=partial(fault_probe, gate, uploader, contact),
             )
-            pipeline = make_pipeline(key) if key is not None else None
+            pipeline = pipeline_for(key) if key is not None else None
             if pipeline is not None:
                 opened(pipeline.close)
             # a touchscreen shows the camera's view: in colour, as a person expects to see themselves
@@ -514,7 +473,7 @@ def build_kiosk(
             kiosk = Kiosk(
                 config=config, pipeline=pipeline, source=source, outbox=outbox, verifier=verifier, gate=gate,
                 uploader=uploader, status_cache=status_cache, lock=lock, uploads=uploads, display=display,
-                handheld=handheld, faces=faces, scanner=scanner, resources=stack.pop_all(), make_pipeline=make_pipeline, key_path=key_path,
+                handheld=handheld, faces=faces, scanner=scanner, resources=stack.pop_all(), make_pipeline=pipeline_for, key_path=key_path,
                 inputs=inputs, contact=contact, started_at=time.monotonic(), config_path=config_path,
             )
             kiosk.heartbeat = HeartbeatSender(beats, kiosk.heartbeat_body, contact=contact)
@@ -529,131 +488,3 @@ def build_kiosk(
         kiosk.alarms.add("record_key_unwritable")
     display.connect(status=lambda: StatusBar(**kiosk.status_fields()), actions=technician_actions(kiosk))
     return kiosk
-
-
-def _chain(first: Callable[[Any], None], then: Callable[[Any], None] | None) -> Callable[[Any], None]:
-    def both(outcome: Any) -> None:
-        try:
-            first(outcome)
-        except Exception:
-            log.exception("outcome listener failed")
-        if then is not None:
-            then(outcome)
-
-    return both
-
-
-def _make_pipeline(
-    config, make_decoder, verifier, outbox, gate, display, status_cache, on_outcome, faces, scanner, trigger, key: bytes,
-    *, faults: Callable[[], str | None] | None = None,
-) -> Pipeline:
-    return Pipeline(
-        decoder=make_decoder(config.decoder.order, fallback_every=config.decoder.fallback_every),
-        rules=CredentialRules(config.credentials),
-        verifier=verifier,
-        policy=config.policy,
-        records=RecordMaker(config.device.id, config.device.site_id, key),
-        outbox=outbox,
-        gate=gate,
-        display=display,
-        language=config.device.language,
-        debounce_s=config.credentials.debounce_s,
-        deadline_s=config.verifier.deadline_s,
-        result_s=config.display.result_s,
-        status_cache=status_cache,
-        on_outcome=on_outcome,
-        faces=faces,
-        scanner=scanner,
-        trigger=trigger,
-        faults=faults,
-    )
-
-
-def _make_state_dir(state_dir: Path) -> None:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # each part below says what it does without it
-        log.critical("cannot create the state directory %s: %s", state_dir, e)
-
-
-def _load_key(path: Path) -> tuple[bytes | None, str]:
-    try:
-        return load_or_create_key(path), ""
-    except OSError as e:
-        return None, str(e)
-
-
-class _ReadOnlyLock:
-    """The state lock taken through a read-only descriptor (flock does not need write access)."""
-
-    def __init__(self, fd: int):
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def lock_state_dir(state_dir: Path) -> StateLock | _ReadOnlyLock | None:
-    """The state directory's lock (StateLockHeld when another kiosk has it). A read-only or full
-    directory cannot take a new lock file: the one an earlier start left is locked read-only,
-    and without one the kiosk runs unlocked (logged; a second kiosk could not write there either)."""
-    try:
-        return StateLock(state_dir).acquire()
-    except StateLockHeld:
-        raise
-    except OSError as e:
-        first = e
-    try:
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        log.error("cannot lock the state directory %s (%s): running without the lock", state_dir, first)
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        os.close(fd)
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise StateLockHeld(f"{state_dir} is in use by another sentinel process (is the kiosk running?)") from None
-        log.error("cannot lock the state directory %s (%s): running without the lock", state_dir, e)
-        return None
-    log.warning("state directory %s is not writable (%s): locked through the existing lock file", state_dir, first)
-    return _ReadOnlyLock(fd)
-
-
-def open_outbox(config: SentinelConfig, *, recover: bool = True) -> Outbox:
-    o = config.outbox
-    limits = OutboxLimits(
-        max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction, spill_max=o.memory_spill_max,
-        rejected_retention_s=o.rejected_retention_days * 86400,
-    )
-    return Outbox(config.outbox_path, limits=limits, recover=recover)
-
-
-def open_status_cache(config: SentinelConfig) -> StatusCache:
-    """On disk for the `cached` offline policy; otherwise nothing is remembered, and a cache file
-    left from when the site was `cached` is destroyed (statuses are personal data)."""
-    path = config.device.state_dir / STATUS_CACHE_NAME
-    ttl_s = config.policy.cached_ttl_min * 60
-    if config.policy.offline == "cached":
-        return StatusCache(path, ttl_s=ttl_s)  # a disk that refuses it: in memory, `problem` says why
-    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
-        try:
-            if p.exists():
-                log.info("offline policy is %s: removing the status cache %s", config.policy.offline, p.name)
-                shred(p)
-        except OSError as e:  # a read-only state directory: logged, and tried again at the next start
-            log.error("cannot remove the old status cache %s: %s", p, e)
-    return StatusCache(None, ttl_s=ttl_s)
-
-
-def make_uploader(config: SentinelConfig, outbox: Outbox, transport: ServiceClient) -> Uploader:
-    o = config.outbox
-    return Uploader(
-        outbox,
-        transport,
-        batch_size=o.batch_size,
-        timeout_s=o.upload_timeout_s,
-        backoff=Backoff(o.retry_initial_s, o.retry_max_s),
-    )

@@ -42,7 +42,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
+
+from sentinel.ports import CameraLike
 
 log = logging.getLogger("sentinel.notify")
 
@@ -194,30 +196,6 @@ class Watchdog:
         return sent
 
 
-class CameraSource(Protocol):
-    """What the kiosk holds as its camera (`Kiosk.source`): a `hardware.camera.FrameSource`, the
-    retrying, gated or watched wrapper around one. `paused` (a gated camera off on purpose) and
-    `finished` (a replay that is over) are optional: read them with a default."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def healthy(self) -> bool: ...
-
-    @property
-    def last_error(self) -> str | None: ...
-
-    @property
-    def reconnect_attempts(self) -> int: ...
-
-    def start(self) -> None: ...
-
-    def read(self, timeout: float) -> Any: ...
-
-    def close(self) -> None: ...
-
-
 class WatchedSource:
     """A frame source wrapped so that reading frames drives READY=1 and the watchdog.
 
@@ -232,7 +210,7 @@ class WatchedSource:
 
     def __init__(
         self,
-        source: Any,
+        source: CameraLike,
         watchdog: Watchdog,
         *,
         uploader_ok: Callable[[], bool] = lambda: True,
@@ -255,32 +233,30 @@ class WatchedSource:
 
     @property
     def name(self) -> str:
-        return getattr(self.source, "name", repr(self.source))
+        return self.source.name
 
     # What the kiosk, the pipeline and the technician's panel read of a frame source, passed on
-    # (no catch-all pass-through: a name the wrapper does not declare is an AttributeError here).
-    # `paused` and `finished` are optional on a source (hardware.camera.gated, a replay); the others
-    # every `hardware.camera.FrameSource` has.
+    # (no catch-all pass-through: `sentinel.ports.CameraLike` names every member).
 
     @property
     def healthy(self) -> bool:
-        return bool(getattr(self.source, "healthy", True))
+        return bool(self.source.healthy)
 
     @property
     def last_error(self) -> str | None:
-        return getattr(self.source, "last_error", None)
+        return self.source.last_error
 
     @property
     def reconnect_attempts(self) -> int:
-        return int(getattr(self.source, "reconnect_attempts", 0) or 0)
+        return int(self.source.reconnect_attempts or 0)
 
     @property
     def paused(self) -> bool:
-        return bool(getattr(self.source, "paused", False))
+        return bool(self.source.paused)
 
     @property
     def finished(self) -> bool:
-        return bool(getattr(self.source, "finished", False))
+        return bool(self.source.finished)
 
     def start(self) -> None:
         self.source.start()
@@ -299,11 +275,11 @@ class WatchedSource:
         now = self._clock()
         if self._started_at is None:
             self._started_at = now
-        if frame is not None or getattr(self.source, "paused", False):
+        if frame is not None or self.paused:
             # a camera paused on purpose (a handheld between trigger presses) is not a silent one
             self._last_frame_at = now
         try:
-            attempts = int(getattr(self.source, "reconnect_attempts", 0) or 0)
+            attempts = self.reconnect_attempts
         except Exception:  # noqa: BLE001 - a broken probe: no evidence of retrying
             attempts = self._attempts_seen
         if attempts != self._attempts_seen:
@@ -326,8 +302,8 @@ class WatchedSource:
 
     def _say_camera_state(self, got_frame: bool) -> None:
         """STATUS= names a camera fault that is being retried (systemctl status shows it)."""
-        healthy = got_frame or bool(getattr(self.source, "healthy", True))
-        note = "" if healthy else f"camera fault, retrying: {getattr(self.source, 'last_error', '') or '?'}"
+        healthy = got_frame or self.healthy
+        note = "" if healthy else f"camera fault, retrying: {self.last_error or '?'}"
         if note != self._camera_note:
             self._camera_note = note
             self.watchdog.notifier.status(note or "checking")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -84,6 +85,17 @@ def wait_until(condition: Callable[[], object], timeout: float = PATIENCE_S, wha
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.005)
+
+
+def drain_datagrams(sock: socket.socket) -> list[str]:
+    """Every datagram waiting on `sock` (a stand-in for systemd's notification socket, with a short
+    timeout set), decoded, oldest first."""
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except (TimeoutError, socket.timeout):
+            return out
 
 
 class LineReader:

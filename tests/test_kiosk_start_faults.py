@@ -319,7 +319,7 @@ PARTS = [
     ("sentinel.faces.kiosk", "open_faces"),
     ("ui.console", "open_display"),
     ("hardware.scanner", "open_scanner"),
-    ("sentinel.kiosk", "_make_pipeline"),
+    ("sentinel.kiosk", "make_pipeline"),
     ("hardware.camera", "open_camera"),
     ("hardware.camera.retry", "RetryingSource"),
     ("sentinel.notify", "WatchedSource"),

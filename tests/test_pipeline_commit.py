@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from hardware.gate import FakeGate
-from sentinel import pipeline as pipeline_module
+from sentinel import settling as pipeline_module  # deciding and committing live in sentinel.settling
 from sentinel.config import CredentialConfig, PolicyConfig
 from sentinel.credentials import CredentialRules
 from sentinel.decoding import make_decoder

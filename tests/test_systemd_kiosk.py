@@ -16,6 +16,7 @@ import pytest
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN
 from sentinel.service.seed import DEMO_SITE as _DEMO_SITE
 from sentinel.service.server import ReferenceServer
+from tests.helpers import drain_datagrams
 
 pytestmark = pytest.mark.slow  # runs whole programs: left out of the quick loop (README)
 
@@ -51,12 +52,7 @@ def unit_env(tmp_path, service):
     env.pop("WATCHDOG_PID", None)
 
     def received():
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(4096).decode())
-            except (TimeoutError, socket.timeout):
-                return out
+        return drain_datagrams(sock)
 
     yield config, env, received
     sock.close()

@@ -8,7 +8,7 @@ import pytest
 
 from sentinel.credentials_dir import resolve_token_file
 from sentinel.notify import Notifier, WatchedSource, Watchdog, watchdog_interval_s
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, drain_datagrams
 
 
 @pytest.fixture
@@ -20,12 +20,7 @@ def systemd(tmp_path):
     sock.settimeout(0.01)
 
     def receive():
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(4096).decode())
-            except (TimeoutError, socket.timeout):
-                return out
+        return drain_datagrams(sock)
 
     yield str(path), receive
     sock.close()
@@ -120,6 +115,9 @@ class ScriptedSource:
         self.healthy = True
 
     name = "scripted"
+    paused = finished = False  # the rest of the frame-source interface (sentinel.ports.CameraLike)
+    last_error = None
+    reconnect_attempts = 0
 
     def start(self):
         self.started = True

@@ -49,7 +49,7 @@ class GatedSource(FrameSource):
         self._last_active: float | None = None
         self._opened_at: float | None = None
         self._open_error: str | None = None
-        self.paused = False  # the last read found scanning not wanted: None on purpose, not a fault
+        self._paused = False  # the last read found scanning not wanted: None on purpose, not a fault
         self.opens = 0  # times the camera was (re)opened
         self.on_s = 0.0  # seconds the camera was open, closed periods complete (battery accounting)
 
@@ -62,9 +62,14 @@ class GatedSource(FrameSource):
         return self._open
 
     @property
+    def paused(self) -> bool:
+        """The last read found scanning not wanted: None on purpose, not a fault."""
+        return self._paused
+
+    @property
     def finished(self) -> bool:
         """A replayed clip that is over (demo, tests); a live camera never finishes."""
-        return bool(getattr(self.inner, "finished", False))
+        return bool(self.inner.finished)
 
     @property
     def healthy(self) -> bool:
@@ -76,7 +81,7 @@ class GatedSource(FrameSource):
 
     @property
     def reconnect_attempts(self) -> int:
-        return int(getattr(self.inner, "reconnect_attempts", 0) or 0)
+        return int(self.inner.reconnect_attempts or 0)
 
     def camera_on_s(self) -> float:
         """Seconds the camera has been open so far, including the current period."""
@@ -96,7 +101,7 @@ class GatedSource(FrameSource):
             raise CameraError(f"{self.name}: read() while not started")
         now = self._clock()
         if self._wanted():
-            self.paused = False
+            self._paused = False
             self._last_active = now
             if not self._open:
                 try:
@@ -108,7 +113,7 @@ class GatedSource(FrameSource):
                     self._sleep(max(0.0, timeout))
                     return None
             return self.inner.read(timeout)
-        self.paused = True
+        self._paused = True
         if self._open and (self._last_active is None or now - self._last_active >= self.linger_s):
             self._close_inner()
         self._sleep(max(0.0, timeout))

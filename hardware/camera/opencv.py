@@ -74,14 +74,6 @@ class OpenCVSource(FrameSource):
         return f"opencv:{self._device}"
 
     @property
-    def healthy(self) -> bool:
-        return self._healthy
-
-    @property
-    def last_error(self) -> str | None:
-        return self._last_error
-
-    @property
     def retry_delay(self) -> float | None:
         """Seconds the reader waits before its next attempt to reopen the camera; None while frames
         flow. Grows 0.5 s, 1 s, 2 s, then 4 s (`retry_max`) between attempts."""
@@ -91,10 +83,6 @@ class OpenCVSource(FrameSource):
     def retry_max(self) -> float:
         """The longest wait between two attempts to reopen the camera."""
         return self._backoff.cap
-
-    @property
-    def reconnect_attempts(self) -> int:
-        return self._attempts
 
     def start(self) -> None:
         if self._thread is not None:

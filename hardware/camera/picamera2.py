@@ -15,7 +15,7 @@ that will not open is tried again every `frame_timeout` seconds, at most `base.R
 watchdog fed while the kiosk retries (sentinel/notify.py). A camera missing at start raises
 CameraError from `start()`; the kiosk wraps this source in `retry.RetryingSource`.
 
-picamera2 comes from apt (python3-picamera2), never from pip (DESIGN.md); it is imported in
+picamera2 comes from apt (python3-picamera2), never from pip (docs/design.md); it is imported in
 `start()`, so this module loads anywhere.
 """
 
@@ -74,18 +74,6 @@ class Picamera2Source(FrameSource):
     @property
     def name(self) -> str:
         return f"picamera2:{self._camera_num}"
-
-    @property
-    def healthy(self) -> bool:
-        return self._healthy
-
-    @property
-    def last_error(self) -> str | None:
-        return self._last_error
-
-    @property
-    def reconnect_attempts(self) -> int:
-        return self._attempts
 
     def start(self) -> None:
         if self._started:

@@ -74,12 +74,12 @@ class RetryingSource(FrameSource):
 
     @property
     def reconnect_attempts(self) -> int:
-        return self._attempts + int(getattr(self.inner, "reconnect_attempts", 0) or 0)
+        return self._attempts + int(self.inner.reconnect_attempts or 0)
 
     @property
     def finished(self) -> bool:
         """A replayed clip that is over; a camera that never opened has not finished anything."""
-        return self._open and bool(getattr(self.inner, "finished", False))
+        return self._open and bool(self.inner.finished)
 
     def __getattr__(self, name: str) -> Any:  # retry_delay, timeouts, reopens …: the backend's
         if name == "inner":

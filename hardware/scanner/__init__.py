@@ -7,7 +7,7 @@ they come in two kinds:
 - USB HID "keyboard wedge" (`hid`, hardware/scanner/hid.py): the scanner types the payload as
   key presses and presses Enter. It is read through evdev and grabbed, so that the keystrokes go
   to the kiosk alone and never to the console on tty1 (where they would be typed into a shell
-  prompt or the login: the "QR text passed to a shell" complaint in DESIGN.md).
+  prompt or the login: the "QR text passed to a shell" complaint in docs/design.md).
 - serial, or USB CDC-ACM (`serial`, hardware/scanner/serial.py): the payload arrives as bytes
   ending in CR and/or LF, read through pyserial. It carries any text (Chinese too), where a
   keyboard wedge carries only what a US keyboard can type.

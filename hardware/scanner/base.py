@@ -6,6 +6,7 @@ See `hardware/scanner/__init__.py` for the kinds of scanner.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
@@ -14,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from hardware.backoff import Backoff
 
 log = logging.getLogger("hardware.scanner")
 
@@ -48,8 +51,7 @@ class ScannerSource(ABC):
     ):
         self._on_payload = on_payload
         self._queue: queue.Queue[ScannedPayload] = queue.Queue(maxsize=queue_size)
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
+        self._backoff = Backoff(retry_initial, retry_max)
         self._poll_s = poll_s
         self._clock = clock
         self._stop = threading.Event()
@@ -66,8 +68,19 @@ class ScannerSource(ABC):
     @abstractmethod
     def name(self) -> str: ...
 
+    #: (module, what to say when it is missing) of the backend's device library; None: none needed
+    LIBRARY: tuple[str, str] | None = None
+    _opener: Callable[..., Any] | None = None  # a test's stand-in for the device: no library needed
+
     def check_library(self) -> None:
         """Raise ScannerError when the device library is not installed."""
+        if self._opener is not None or self.LIBRARY is None:
+            return
+        module, missing = self.LIBRARY
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ScannerError(missing) from exc
 
     @abstractmethod
     def _open(self) -> Any:
@@ -148,26 +161,25 @@ class ScannerSource(ABC):
 
     def _run(self) -> None:
         handle = None
-        delay = self._retry_initial
         try:
             while not self._stop.is_set():
                 if handle is None:
                     try:
                         handle = self._open()
                     except (OSError, ScannerError) as exc:
-                        delay = self._back_off(f"cannot open {self.name}: {_reason(exc)}", delay)
+                        self._back_off(f"cannot open {self.name}: {_reason(exc)}")
                         continue
                     if not self._healthy:
                         log.info("%s: scanner ready", self.name)
                     self._healthy = True
                     self._retry_delay = None
-                    delay = self._retry_initial
+                    self._backoff.reset()
                 try:
                     payloads = self._read_some(handle, self._poll_s)
                 except OSError as exc:
                     _quietly(self._close_handle, handle)
                     handle = None
-                    delay = self._back_off(f"{self.name} went away: {_reason(exc)}", delay)
+                    self._back_off(f"{self.name} went away: {_reason(exc)}")
                     continue
                 for payload in payloads:
                     self._deliver(payload)
@@ -176,14 +188,14 @@ class ScannerSource(ABC):
                 _quietly(self._close_handle, handle)
             self._healthy = False
 
-    def _back_off(self, error: str, delay: float) -> float:
+    def _back_off(self, error: str) -> None:
+        delay = self._backoff.next_delay()
         if self._healthy or error != self._last_error:
             log.warning("%s; retrying in %g s", error, delay)
         self._healthy = False
         self._last_error = error
         self._retry_delay = delay
         self._stop.wait(delay)
-        return min(delay * 2, self._retry_max)
 
     def _deliver(self, payload: bytes | str) -> None:
         text, raw = self._decode(payload)

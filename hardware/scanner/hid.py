@@ -13,13 +13,15 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-from hardware.scanner.base import ScannerError, ScannerSource
+from hardware.scanner.base import ScannerSource
 from hardware.scanner.text import EV_KEY, KeyboardWedge
 
 log = logging.getLogger("hardware.scanner.hid")
 
 
 class HidScanner(ScannerSource):
+    LIBRARY = ("evdev", "evdev is not installed: on Raspberry Pi OS run `sudo apt install python3-evdev` (pip: evdev)")
+
     def __init__(
         self,
         device: str,
@@ -39,16 +41,6 @@ class HidScanner(ScannerSource):
     @property
     def name(self) -> str:
         return f"hid:{self.device}"
-
-    def check_library(self) -> None:
-        if self._opener is not None:
-            return
-        try:
-            import evdev  # noqa: F401
-        except ImportError as exc:
-            raise ScannerError(
-                "evdev is not installed: on Raspberry Pi OS run `sudo apt install python3-evdev` (pip: evdev)"
-            ) from exc
 
     def _open(self) -> Any:
         if self._opener is not None:

@@ -11,13 +11,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hardware.scanner.base import ScannerError, ScannerSource
+from hardware.scanner.base import ScannerSource
 from hardware.scanner.text import LineSplitter
 
 log = logging.getLogger("hardware.scanner.serial")
 
 
 class SerialScanner(ScannerSource):
+    LIBRARY = ("serial", "pyserial is not installed: on Raspberry Pi OS run `sudo apt install python3-serial` (pip: pyserial)")
+
     def __init__(
         self,
         port: str,
@@ -39,16 +41,6 @@ class SerialScanner(ScannerSource):
     @property
     def name(self) -> str:
         return f"serial:{self.port}"
-
-    def check_library(self) -> None:
-        if self._opener is not None:
-            return
-        try:
-            import serial  # noqa: F401
-        except ImportError as exc:
-            raise ScannerError(
-                "pyserial is not installed: on Raspberry Pi OS run `sudo apt install python3-serial` (pip: pyserial)"
-            ) from exc
 
     def _open(self) -> Any:
         if self._opener is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sentinel.config import ConfigError, load_config
+from sentinel.commands._config import USAGE_ERROR, load_or_report
 
 NAME = "check-config"
 HELP = "validate a config file"
@@ -20,12 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
-        return 2
+    config = load_or_report(args.file)
+    if config is None:
+        return USAGE_ERROR
     print(f"{args.file}: ok (device {config.device.id}, site {config.device.site_id}, camera {config.camera.type}, "
           f"verifier {config.verifier.type}, gate {config.gate.type}, offline policy {config.policy.offline})")
     if getattr(config.verifier, "allow_insecure_http", False):

@@ -25,7 +25,8 @@ import json
 import sys
 from pathlib import Path
 
-from sentinel.config import ConfigError, SentinelConfig, load_config
+from sentinel.commands._config import load_or_report
+from sentinel.config import SentinelConfig
 
 NAME = "faces"
 HELP = "the face gallery: enroll, list, remove, match, sync"
@@ -112,12 +113,7 @@ def _config(args: argparse.Namespace) -> SentinelConfig | None:
     name = args.config or DEFAULT_CONFIG
     if args.config is None and args.gallery is not None and not Path(name).exists():
         return SentinelConfig()  # a gallery file on a technician's laptop: the default settings
-    try:
-        return load_config(name)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
-        return None
+    return load_or_report(name)
 
 
 def _engine():

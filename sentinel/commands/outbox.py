@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sentinel.config import ConfigError, SentinelConfig, load_config
+from sentinel.commands._config import load_or_report
+from sentinel.config import SentinelConfig
 
 NAME = "outbox"
 HELP = "records waiting for upload: status, flush, export"
@@ -57,19 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> SentinelConfig | None:
-    try:
-        return load_config(args.config)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
-        return None
+    return load_or_report(args.config)
 
 
 def _limits(config: SentinelConfig):
     from sentinel.outbox import OutboxLimits
 
-    o = config.outbox
-    return OutboxLimits(max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction, spill_max=o.memory_spill_max)
+    return OutboxLimits.from_config(config.outbox)
 
 
 def cap_policy(config: SentinelConfig) -> str:

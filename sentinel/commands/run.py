@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from sentinel.client import ClientError
-from sentinel.config import ConfigError, load_config
+from sentinel.commands._config import USAGE_ERROR, load_or_report
 
 NAME = "run"
 HELP = "run the kiosk from a config file"
@@ -36,12 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from sentinel.kiosk import NotBound, build_kiosk, check_bound
     from ui.console import DisplayError
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
-        return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return USAGE_ERROR
     try:
         check_bound(config)
     except NotBound as e:

@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sentinel.config import ConfigError, load_config
+from sentinel.commands._config import USAGE_ERROR, load_or_report
 
 NAME = "wipe"
 HELP = "destroy local personal data: outbox, status cache, record key, face gallery"
@@ -43,12 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"{e.path}: {problem}", file=sys.stderr)
-        return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return USAGE_ERROR
     from sentinel.state_files import as_state_owner
 
     token = _Token.read(config)  # as root, before dropping to the kiosk's user

@@ -31,18 +31,15 @@ Threads: outcomes arrive on the kiosk loop, touches on the display's thread, tri
 time-outs on the controller's ticker; one lock orders them, and nothing under it blocks for
 long (the outbox commit of a finished vehicle is the longest, a few ms).
 
-The package: `controller` (the controller, its thread and the display it gives the pipeline),
+The package: `controller` (the controller and its thread), `parts` (the parts it is given, its
+phases and events, the display it gives the pipeline), `cards` (a check's card in the vehicle),
 `screens` (the vehicle screens and their zh/en words, pure), `record` (a finished vehicle as the
 `vehicle_session` record on the wire). The battery is read by `hardware.battery` and handed in.
 """
 
 
-from sentinel.handheld.controller import (
-    HandheldController,
-    HandheldDisplay,
-    Phase,
-    VehicleEvent,
-)
+from sentinel.handheld.controller import HandheldController
+from sentinel.handheld.parts import HandheldDisplay, Phase, VehicleEvent
 from sentinel.handheld.record import session_record
 from sentinel.handheld.screens import (
     TEXT,

@@ -2,8 +2,10 @@
 state and its ticker thread, and gives the pipeline a display (`HandheldDisplay`) whose screens
 become the vehicle screen while a vehicle is open. Why and how: `sentinel/handheld/__init__.py`.
 
-Over 500 lines, on purpose: one state machine (the vehicle, the plate keypad, the summary) whose
-transitions all run under one lock; the screens and the record it builds live beside it.
+One state machine (the vehicle, the plate keypad, the summary) whose transitions all run under
+one lock; its parts and events (`parts`), cards (`cards`), screens and record live beside it. A
+part that raises (display, trigger, outbox, a listener) is logged and the vehicle goes on; a
+vehicle record the disk refuses is kept in memory (`Outbox.spill`); lost only if that fails too (logged).
 """
 
 from __future__ import annotations
@@ -12,121 +14,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from sentinel.handheld.cards import prompt_card, result_card
+from sentinel.handheld.parts import HandheldDisplay, BatteryGauge, HandheldTrigger, NoBattery, Phase, ScreenSink, Settings, VehicleEvent, VehicleOutbox
 from sentinel.handheld.record import session_record
-from sentinel.handheld.screens import (
-    _VERDICT_SCREEN,
-    idle_screen,
-    plate_screen,
-    session_screen,
-    summary_screen,
-    text,
-)
+from sentinel.handheld.screens import _VERDICT_SCREEN, idle_screen, plate_screen, session_screen, summary_screen
 from sentinel.screens import Screen, ScreenKind
-from sentinel.vehicle import (
-    AddKind,
-    AddResult,
-    Check,
-    PlateEntry,
-    VehicleSession,
-    VehicleVerdict,
-    seat_label,
-)
+from sentinel.vehicle import AddKind, Check, PlateEntry, VehicleSession, VehicleVerdict
 
 if TYPE_CHECKING:
     from sentinel.config import HandheldConfig, SentinelConfig
     from sentinel.contract import VehicleSessionIn
+    from sentinel.ports import CheckOutcome
 
 
 log = logging.getLogger("sentinel.handheld")
 
 
-class BatteryGauge(Protocol):
-    """The battery's charge (percent) and whether it is charging; None where unknown
-    (hardware.battery.Battery reads it from /sys; the kiosk passes one)."""
-
-    def level(self) -> int | None: ...
-
-    def charging(self) -> bool | None: ...
-
-
-class VehicleOutbox(Protocol):
-    """Where a finished vehicle's record goes (sentinel.outbox.Outbox): `add` makes it durable or
-    raises; `spill` keeps it in memory when the disk refuses it (False: not kept either)."""
-
-    def add(self, record: Any) -> Any: ...
-
-    def spill(self, record: Any) -> bool: ...
-
-
-class HandheldTrigger(Protocol):
-    """The handheld's trigger (hardware.inputs.TriggerButton): `presses` counts every press since
-    start, `armed` is true while it is held or shortly after."""
-
-    presses: int
-
-    def armed(self) -> bool: ...
-
-
-class ScreenSink(Protocol):
-    """The real display the controller draws on: `show` a screen, `preview` a camera frame."""
-
-    def show(self, screen: Screen) -> None: ...
-
-    def preview(self, frame: Any) -> None: ...
-
-
-class NoBattery:
-    """No battery known: nothing is shown."""
-
-    def level(self) -> int | None:
-        return None
-
-    def charging(self) -> bool | None:
-        return None
-
 #: pipeline screens that end in an outcome: held back until it says which occupant they are
 _RESULT_KINDS = {ScreenKind.PASS, ScreenKind.DENY, ScreenKind.MANUAL_CHECK, ScreenKind.UNKNOWN_CODE}
-
-
-class Phase(StrEnum):
-    IDLE = "idle"  # no vehicle: Start; the camera off unless the trigger is armed
-    OPEN = "open"  # a vehicle open: checks are added to it
-    PLATE = "plate"  # the plate keypad over an open vehicle (checks are still added)
-    SUMMARY = "summary"  # the last vehicle's verdict, for summary_s (Back reopens it meanwhile)
-
-
-@dataclass(frozen=True)
-class VehicleEvent:
-    """What the controller did, for the demo's lines and for tests."""
-
-    kind: str  # started | check | plate | finished | cancelled | reopened
-    session: VehicleSession
-    add: AddResult | None = None
-    check: Check | None = None
-    verdict: VehicleVerdict | None = None
-    record_id: str | None = None
-    durable: bool = False
-    finish_s: float = 0.0  # finishing: the record's commit and the verdict screen, seconds
-
-
-class _Settings:
-    """The `[handheld]` section's values (defaults when built without a config)."""
-
-    def __init__(self, config: HandheldConfig | None):
-        from sentinel.config import HandheldConfig
-
-        c = config or HandheldConfig(enabled=True)
-        self.trigger_starts_vehicle = c.trigger_starts_vehicle
-        self.plate = c.plate
-        self.max_occupants = c.max_occupants
-        self.vehicle_timeout_s = c.vehicle_timeout_s
-        self.summary_s = c.summary_s
-        self.camera_linger_s = c.camera_linger_s
 
 
 class HandheldController:
@@ -146,7 +54,7 @@ class HandheldController:
         on_event: Callable[[VehicleEvent], None] | None = None,
         ticker: bool = True,
     ):
-        self.settings = _Settings(config)
+        self.settings = Settings(config)
         self._outbox = outbox
         self.device_id = device_id
         self.site_id = site_id
@@ -169,7 +77,7 @@ class HandheldController:
         self.plate_entry: PlateEntry | None = None
         self._pages_back = 0  # the open vehicle's list of people, turned back this many pages
         self._pipeline_screen: Screen = Screen.prompt(ScreenKind.IDLE, language)
-        self._pending_result: Screen | None = None  # a verdict screen waiting for its outcome
+        self._awaiting_outcome = False  # a verdict shown in a vehicle whose outcome (it carries the screen) is due
         self._card: Screen | None = None
         self._finish_pending = False
         self._finish_asked_at = 0.0
@@ -263,9 +171,9 @@ class HandheldController:
             self._pipeline_screen = screen
             if self.phase in (Phase.OPEN, Phase.PLATE):
                 if screen.kind in _RESULT_KINDS:
-                    self._pending_result = screen  # drawn with its outcome, a moment later
+                    self._awaiting_outcome = True  # drawn from its outcome (CheckOutcome.screen), a moment later
                     return
-                self._card = self._prompt_card() if screen.kind == ScreenKind.IDLE else screen
+                self._card = prompt_card(self.session, self.language) if screen.kind == ScreenKind.IDLE else screen
                 cue = screen.kind if screen.kind in (ScreenKind.CHECKING, ScreenKind.FAULT) else None
                 self._render(cue)
                 return
@@ -279,18 +187,21 @@ class HandheldController:
             self.phase = Phase.IDLE
             self._show(screen)
 
-    def on_outcome(self, outcome: Any) -> None:
+    def on_outcome(self, outcome: CheckOutcome) -> None:
+        """The presenter of one check: the pipeline's outcome, with the verdict screen it carries,
+        becomes the vehicle's card (or, the vehicle gone meanwhile, the screen as it is)."""
         with self._lock:
-            result_screen, self._pending_result = self._pending_result, None
+            result_screen = outcome.screen
+            was_awaiting, self._awaiting_outcome = self._awaiting_outcome, False
             session = self.session
             if session is None or self.phase not in (Phase.OPEN, Phase.PLATE):
-                if result_screen is not None:
+                if was_awaiting and result_screen is not None:
                     self._show(result_screen)
                 return
             check = self._check(outcome)
             add = session.add(check)
             self._last_activity = self._clock()
-            self._card = self._result_card(add, check, result_screen)
+            self._card = result_card(add, check, result_screen, self.language, self.session)
             self._pages_back = 0  # a new check: the list shows the newest people again
             cue = ScreenKind.MANUAL_CHECK if add.kind == AddKind.DUPLICATE else (result_screen.kind if result_screen else None)
             log.info("vehicle %s: check %s → %s (seat %s)", session.id[-6:], check.verdict.kind.value, add.kind.value,
@@ -303,7 +214,7 @@ class HandheldController:
                 self._render(cue)
                 self._emit(VehicleEvent("check", session, add=add, check=check))
 
-    def _check(self, outcome: Any) -> Check:
+    def _check(self, outcome: CheckOutcome) -> Check:
         return Check(
             record_id=outcome.record_id,
             credential_kind=outcome.credential_kind,
@@ -348,7 +259,7 @@ class HandheldController:
                     except ValueError:
                         return
                     if self.session.arm_rescan(seat):
-                        self._card = self._prompt_card() if self._pipeline_screen.kind == ScreenKind.IDLE else self._card
+                        self._card = prompt_card(self.session, self.language) if self._pipeline_screen.kind == ScreenKind.IDLE else self._card
                         self._render()
             else:
                 log.debug("unknown button %r", button)
@@ -360,7 +271,7 @@ class HandheldController:
             self.session = VehicleSession(self._wall(), max_occupants=self.settings.max_occupants)
             self.phase = Phase.PLATE if self.settings.plate == "ask" else Phase.OPEN
             self.plate_entry = PlateEntry() if self.phase == Phase.PLATE else None
-            self._card = self._prompt_card()
+            self._card = prompt_card(self.session, self.language)
             self._finish_pending = False
             self._last_activity = self._clock()
             log.info("vehicle %s started", self.session.id)
@@ -383,7 +294,7 @@ class HandheldController:
             self.session = session
             self._replaces = self._last_record_id
             self.phase = Phase.OPEN
-            self._card = self._prompt_card()
+            self._card = prompt_card(self.session, self.language)
             self._pages_back = 0
             self._finish_pending = False
             self._last_activity = self._clock()
@@ -446,7 +357,7 @@ class HandheldController:
     @property
     def checking(self) -> bool:
         """The pipeline is deciding a check (its result is not in yet)."""
-        return self._pipeline_screen.kind == ScreenKind.CHECKING or self._pending_result is not None
+        return self._pipeline_screen.kind == ScreenKind.CHECKING or self._awaiting_outcome
 
     def finish(self) -> None:
         """Finish the open vehicle: at once, or as soon as the check in flight is decided."""
@@ -585,63 +496,3 @@ class HandheldController:
                                   pages_back=self._pages_back)
         return idle_screen(lang, self.last, self.last_verdict, trigger=self.trigger is not None)
 
-    def _prompt_card(self) -> Screen:
-        session = self.session
-        lang = self.language
-        hint = ""
-        if session is not None and session.rescan_seat is not None:
-            message = text("rescan_armed", lang, seat=seat_label(session.rescan_seat, lang))
-            hint = text("rescan_armed_hint", lang)
-        elif session is not None and session.occupants:
-            message = text("next_person", lang)
-        else:
-            message = text("show_code", lang)
-        return Screen(ScreenKind.IDLE, message, hint=hint, language=lang)
-
-    def _result_card(self, add: AddResult, check: Check, result_screen: Screen | None) -> Screen:
-        lang = self.language
-        base = result_screen or Screen.result(check.verdict, _bare_status(check), lang, check.offline)
-        occupant = add.occupant
-        if add.kind == AddKind.DUPLICATE and occupant is not None:
-            return Screen(
-                ScreenKind.MANUAL_CHECK,
-                text("duplicate_message", lang, seat=seat_label(occupant.seat, lang)),
-                person=base.person,
-                title=text("duplicate_title", lang),
-                time=base.time,
-                language=lang,
-            )
-        if add.kind == AddKind.RESCAN and occupant is not None:
-            return replace(base, hint=text("seat_rescan", lang, seat=seat_label(occupant.seat, lang)))
-        if add.kind == AddKind.NEW and occupant is not None:
-            return replace(base, hint=seat_label(occupant.seat, lang))
-        if add.kind == AddKind.IGNORED and check.credential_kind is not None and self.session is not None:
-            return replace(base, hint=text("vehicle_full", lang, n=self.session.max_occupants))
-        return base
-
-
-def _bare_status(check: Check):
-    from sentinel.health import HealthStatus, Person, Status
-
-    try:
-        status = Status(check.status) if check.status else Status.VERIFY_FAILED
-    except ValueError:
-        status = Status.VERIFY_FAILED
-    person = Person(name_masked=check.name_masked) if check.name_masked else None
-    return HealthStatus(status=status, person=person if status.is_colour else None)
-
-
-class HandheldDisplay:
-    """The display the Pipeline is given on a handheld: its screens go to the controller, which
-    shows the vehicle screens on the real display (`inner`); camera frames go straight there.
-    The pipeline uses nothing else of a display (`pipeline.Display`)."""
-
-    def __init__(self, controller: HandheldController, inner: ScreenSink):
-        self._controller = controller
-        self.inner = inner
-
-    def show(self, screen: Screen) -> None:
-        self._controller._on_pipeline_screen(screen)
-
-    def preview(self, frame: Any) -> None:
-        self.inner.preview(frame)

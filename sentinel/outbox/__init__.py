@@ -48,8 +48,9 @@ back and the -wal is truncated. So after acknowledgements the outbox runs
 `CHECKPOINT_EVERY_ACKS` deleted records (a few milliseconds; the kiosk's next commit starts a fresh
 -wal). A checkpoint that a reader blocks is simply tried again at the next occasion.
 
-The package has four parts, one job each: `store` (the `Outbox` and its spill), `health` (caps,
-alarms and their texts, no disk), `files` (inspection and export of a file, read only) and
+The package has five parts, one job each: `store` (the `Outbox`, its lock and its spill), `sqlite`
+(the file: schema, pragmas, transactions, moving a damaged file aside and salvaging it), `health`
+(caps, alarms and their texts, no disk), `files` (inspection and export of a file, read only) and
 `salvage` (records from the raw bytes, -wal frame checks).
 Every name is re-exported here, so `from sentinel.outbox import X` works as it always did.
 """
@@ -68,19 +69,16 @@ from sentinel.outbox.health import (
     ALARM_TEXT,
     OutboxHealth,
     OutboxLimits,
-    OutboxStats,
     build_health,
 )
 from sentinel.outbox.salvage import scan_bodies, wal_damage
 from sentinel.outbox.store import (
     CHECKPOINT_EVERY_ACKS,
-    JOURNAL_SIZE_LIMIT,
     NOTES_MAX,
     PURGE_INTERVAL_S,
-    SCHEMA_VERSION,
     Outbox,
-    OutboxError,
 )
+from sentinel.outbox.sqlite import JOURNAL_SIZE_LIMIT, SCHEMA_VERSION, OutboxError
 
 __all__ = [
     "ALARM_TEXT",
@@ -95,7 +93,6 @@ __all__ = [
     "OutboxError",
     "OutboxHealth",
     "OutboxLimits",
-    "OutboxStats",
     "build_health",
     "corrupt_copies",
     "inspect",

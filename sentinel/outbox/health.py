@@ -6,9 +6,13 @@ the disk, so the kiosk can ask for it on every frame.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sentinel.config import OutboxConfig
 
 #: alarm code → (zh-CN, en); the format fields come from `OutboxHealth`
 ALARM_TEXT: dict[str, tuple[str, str]] = {
@@ -60,11 +64,13 @@ class OutboxLimits:
     #: how long records the service refused are kept (audit, export) before they are purged
     rejected_retention_s: float = 30 * 86400.0
 
-
-@dataclass(frozen=True)
-class OutboxStats:
-    pending: int
-    oldest_created_at: str | None
+    @classmethod
+    def from_config(cls, o: OutboxConfig) -> OutboxLimits:
+        """The limits a config's `[outbox]` sets (the kiosk, `sentinel doctor` and `sentinel outbox` alike)."""
+        return cls(
+            max_records=o.max_records, max_age_s=o.max_age_h * 3600, alarm_fraction=o.alarm_fraction,
+            spill_max=o.memory_spill_max, rejected_retention_s=o.rejected_retention_days * 86400,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,3 +189,20 @@ def build_health(
         corrupt_copies=corrupt,
         salvaged=salvaged,
     )
+
+
+def log_alarm_changes(previous: tuple[str, ...], health: OutboxHealth, log: logging.Logger) -> tuple[str, ...]:
+    """Log each alarm once when it appears (a warning for the early ones, an error for the rest)
+    and once when it clears; returns the alarms now up."""
+    current = health.alarms
+    if current == previous:
+        return current
+    texts = dict(zip(current, health.messages("en"), strict=True))
+    for alarm in current:
+        if alarm not in previous:
+            level = logging.WARNING if alarm in ("outbox_near_cap", "outbox_old_near_cap", "outbox_rejected") else logging.ERROR
+            log.log(level, "ALARM %s: %s", alarm, texts[alarm])
+    for alarm in previous:
+        if alarm not in current:
+            log.warning("alarm cleared: %s", alarm)
+    return current

@@ -3,8 +3,9 @@ secure_delete), with the in-memory spill for a disk that refuses writes and the 
 salvage of a corrupt file. The reasons and the failure modes are told in
 `sentinel/outbox/__init__.py`; the health model is in `health.py`, reading files in `files.py`.
 
-Over 500 lines, on purpose: it is one class whose methods share one connection, one lock and
-the in-memory spill; splitting it would spread that state over modules.
+The SQLite file itself (schema, pragmas, transactions, moving a damaged file aside) is
+`sqlite.py`. Failure: `add` raises `OutboxError` unless the record is durable (no gate then);
+`spill` keeps what the disk refused in memory, counting a record lost only when that is full.
 """
 
 from __future__ import annotations
@@ -19,49 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.contract import MAX_EXTRA_BYTES
-from sentinel.outbox.files import (
-    BUSY_TIMEOUT_MS,
-    _create_owner_only,
-    _looks_like_sqlite,
-    corrupt_copies,
-    is_corruption,
-    iter_file_rows,
-    sidecars,
+from sentinel.outbox.files import corrupt_copies, is_corruption
+from sentinel.outbox.health import OutboxHealth, OutboxLimits, build_health, log_alarm_changes
+from sentinel.outbox.sqlite import (  # noqa: F401 (SCHEMA_VERSION, JOURNAL_SIZE_LIMIT: their old home)
+    JOURNAL_SIZE_LIMIT,
+    SCHEMA_VERSION,
+    OutboxError,
+    add_meta,
+    insert_rows,
+    open_file,
+    replace_corrupt,
+    put_meta,
+    transaction,
+    utc_text,
 )
-from sentinel.outbox.health import (
-    OutboxHealth,
-    OutboxLimits,
-    OutboxStats,
-    build_health,
-)
-from sentinel.outbox.salvage import wal_damage
 from sentinel.records import AnyRecord
 from sentinel.textsafe import printable
 
 log = logging.getLogger("sentinel.outbox")
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    id TEXT PRIMARY KEY,          -- time-ordered UUID: id order is time order
-    created_at TEXT NOT NULL,     -- the check's time, as recorded
-    body TEXT NOT NULL            -- the record exactly as uploaded (RecordIn JSON)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rejected (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    body TEXT NOT NULL,
-    error TEXT NOT NULL,          -- the service's code: wrong_device | wrong_site | id_conflict | bad_request
-    message TEXT NOT NULL,
-    rejected_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-"""
-#: keeps the -wal file from staying large (and holding old record pages) after a backlog drains
-JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 #: delivered records after which the -wal is checkpointed and truncated even if the outbox is not empty
 CHECKPOINT_EVERY_ACKS = 500
 #: how often (seconds) set-aside records past their retention are purged while running
@@ -70,20 +47,8 @@ PURGE_INTERVAL_S = 3600.0
 NOTES_MAX = 1000
 
 
-class OutboxError(Exception):
-    """A record could not be made durable; the caller must not act as if it were (no gate)."""
-
-
 #: what a failing disk or a closed outbox raises
 _FAILURES = (sqlite3.Error, OSError, OutboxError)
-
-
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class _Corrupt(Exception):
-    pass
 
 
 class Outbox:
@@ -137,50 +102,9 @@ class Outbox:
 
     # --- opening, and what to do with a damaged file -----------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        _create_owner_only(self.path)  # before SQLite, which would take the umask (0644 under sudo)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise sqlite3.OperationalError(f"journal_mode is {mode}, not wal")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA secure_delete=ON")
-            db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                raise _Corrupt("; ".join(problems)[:300])
-            db.executescript(_SCHEMA)
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
     def _open(self) -> None:
-        if not _looks_like_sqlite(self.path):
-            # moved before SQLite touches it, so that not even its -wal is rewritten or removed
-            self._replace_corrupt("file is not a database (no SQLite header)")
-            self._recount()
-            return
-        # Also before SQLite touches it: its recovery would silently drop the committed frames
-        # after a damaged one, and the next write would overwrite them. Only the owner checks (a
-        # second process next to a running kiosk may see a frame half written).
-        damage = wal_damage(self.path) if self._recover else None
-        if damage:
-            self._replace_corrupt(damage)
-            self._recount()
-            return
-        try:
-            self._db = self._connect()
-        except _Corrupt as e:
-            self._replace_corrupt(str(e))
-        except sqlite3.DatabaseError as e:
-            if not is_corruption(e):
-                raise
-            self._replace_corrupt(str(e))
+        self._db, salvaged = open_file(self.path, recover=self._recover, moved=self._moved)
+        self._salvaged += salvaged
         self._recount()
 
     def _recount(self) -> None:
@@ -200,47 +124,19 @@ class Outbox:
         self._oldest = datetime.fromisoformat(row[0]) if row else None
 
     def _replace_corrupt(self, why: str) -> None:
-        """Move the damaged file aside, start a new one, and copy over what can still be read."""
-        if not self._recover:
-            raise OutboxError(f"outbox {self.path} is corrupt ({why}); the kiosk moves it aside when it next opens it")
+        """Close the damaged file, move it aside, start a new one with what can still be read."""
         if self._db is not None:
             try:
                 self._db.close()
             except sqlite3.Error:
                 pass
             self._db = None
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        # Sidecars keep their pairing (`<copy>-wal`), so SQLite reads the copy with its WAL. They
-        # go first: cut short between the two, a -wal must not be left for a new, empty file.
-        for src, dst in zip([*sidecars(self.path), self.path], [*sidecars(aside), aside], strict=True):
-            if src.exists():
-                src.rename(dst)
-        self._moved.append(str(aside))
-        log.critical("outbox %s is corrupt (%s): moved aside to %s, starting a new one", self.path, why, aside.name)
-        self._db = self._connect()
-        salvaged = 0
-        try:
-            batch: list[tuple[str, str, str]] = []
-            for record_id, created_at, body in iter_file_rows(aside, scan=True):
-                batch.append((record_id, created_at, body))
-                if len(batch) >= 1000:
-                    salvaged += self._insert_rows(batch)
-                    batch = []
-            salvaged += self._insert_rows(batch)
-        except sqlite3.Error as e:  # e.g. the disk is full: the copy is still there for a technician
-            log.error("could not copy records out of %s: %s", aside.name, e)
+        self._db, salvaged = replace_corrupt(self.path, why, recover=self._recover, moved=self._moved)
         self._salvaged += salvaged
-        log.critical("recovered %d records from %s; the copy is kept for a technician", salvaged, aside.name)
 
     def _insert_rows(self, rows: list[tuple[str, str, str]]) -> int:
-        if not rows:
-            return 0
         assert self._db is not None
-        before = self._db.total_changes
-        with _transaction(self._db):
-            self._db.executemany("INSERT OR IGNORE INTO records (id, created_at, body) VALUES (?, ?, ?)", rows)
-        return self._db.total_changes - before
+        return insert_rows(self._db, rows)
 
     def _guarded(self, what: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `what` on the database; a corrupt file is replaced and `what` tried once more."""
@@ -379,12 +275,12 @@ class Outbox:
 
             def delete(db: sqlite3.Connection) -> int:
                 before = db.total_changes
-                with _transaction(db):
+                with transaction(db):
                     db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in ids])
                     deleted = db.total_changes - before
                     if delivered_at is not None:
-                        _put_meta(db, {"last_success_at": _utc_text(delivered_at)})
-                        _add_meta(db, "delivered_total", deleted + from_memory)
+                        put_meta(db, {"last_success_at": utc_text(delivered_at)})
+                        add_meta(db, "delivered_total", deleted + from_memory)
                 return deleted
 
             if len(ids) > from_memory:
@@ -425,12 +321,12 @@ class Outbox:
         """Delete set-aside records older than the retention (`limits.rejected_retention_s`);
         returns how many. The -wal is checkpointed after a purge, as after a delivery."""
         now = now or self._wall()
-        cutoff = _utc_text(now - timedelta(seconds=self.limits.rejected_retention_s))
+        cutoff = utc_text(now - timedelta(seconds=self.limits.rejected_retention_s))
         with self._lock:
             self._purged_at = now
 
             def purge(db: sqlite3.Connection) -> int:
-                with _transaction(db):
+                with transaction(db):
                     return db.execute("DELETE FROM rejected WHERE rejected_at < ?", (cutoff,)).rowcount
 
             gone = self._guarded(purge)
@@ -453,13 +349,13 @@ class Outbox:
 
     def set_aside(self, rejections: list[tuple[str, str, str]], *, at: datetime | None = None) -> int:
         """Move records the service refused for good, (id, error, message), to the rejected table."""
-        at_text = _utc_text(at or self._wall())
+        at_text = utc_text(at or self._wall())
         with self._lock:
             spilled = [(self._spill.pop(i), e, m) for i, e, m in rejections if i in self._spill]
 
             def move(db: sqlite3.Connection) -> int:
                 moved = 0
-                with _transaction(db):
+                with transaction(db):
                     for record_id, error, message in rejections:
                         moved += db.execute(
                             "INSERT OR REPLACE INTO rejected (id, created_at, body, error, message, rejected_at) "
@@ -506,9 +402,9 @@ class Outbox:
             try:
 
                 def put(db: sqlite3.Connection) -> None:
-                    with _transaction(db):
-                        _put_meta(db, {"last_success_at": _utc_text(at)})
-                        _add_meta(db, "delivered_total", delivered)
+                    with transaction(db):
+                        put_meta(db, {"last_success_at": utc_text(at)})
+                        add_meta(db, "delivered_total", delivered)
 
                 self._guarded(put)
             except _FAILURES as e:
@@ -518,7 +414,7 @@ class Outbox:
         """Keep the last upload error (for `sentinel outbox status` in another process). Best effort."""
         with self._lock:
             try:
-                self._guarded(lambda db: _put_meta(db, {"last_error": error[:300], "last_error_at": _utc_text(at or self._wall())}))
+                self._guarded(lambda db: put_meta(db, {"last_error": error[:300], "last_error_at": utc_text(at or self._wall())}))
             except _FAILURES as e:
                 log.debug("could not keep the last upload error: %s", e)
 
@@ -568,24 +464,8 @@ class Outbox:
     def _check_alarms(self) -> OutboxHealth:
         """Log each alarm once when it appears and once when it clears (not once per record)."""
         health = self._health()
-        current = health.alarms
-        if current == self._last_alarms:
-            return health
-        texts = dict(zip(current, health.messages("en"), strict=True))
-        for alarm in current:
-            if alarm not in self._last_alarms:
-                level = logging.WARNING if alarm in ("outbox_near_cap", "outbox_old_near_cap", "outbox_rejected") else logging.ERROR
-                log.log(level, "ALARM %s: %s", alarm, texts[alarm])
-        for alarm in self._last_alarms:
-            if alarm not in current:
-                log.warning("alarm cleared: %s", alarm)
-        self._last_alarms = current
+        self._last_alarms = log_alarm_changes(self._last_alarms, health, log)
         return health
-
-    def stats(self) -> OutboxStats:
-        with self._lock:
-            depth = self._depth + len(self._spill)
-            return OutboxStats(pending=depth, oldest_created_at=self._oldest.isoformat() if self._oldest else None)
 
     # --- closing ---------------------------------------------------------------------------
 
@@ -611,36 +491,3 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _transaction:
-    """BEGIN IMMEDIATE … COMMIT on an autocommit connection; ROLLBACK on any error."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-
-
-def _put_meta(db: sqlite3.Connection, values: dict[str, str]) -> None:
-    db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
-
-
-def _add_meta(db: sqlite3.Connection, key: str, n: int) -> None:
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?",
-        (key, str(n), n),
-    )
-
-
-# --- reading a file that may be damaged, for salvage and `sentinel outbox export` ---------------

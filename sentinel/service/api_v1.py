@@ -48,7 +48,13 @@ from sentinel.service.auth import (
 from sentinel.service.errors import ApiException
 from sentinel.service.limits import retry_after
 from sentinel.service.masking import is_masked_id, is_masked_name, mask_id, mask_name
-from sentinel.service.store import BindError, DeviceRow, PersonRow, Store
+from sentinel.service.state import (
+    maybe_purge,
+    now_of,
+    purge_expired,  # noqa: F401 (server.py imports it from here)
+    store_of,
+)
+from sentinel.service.store import BindError, DeviceRow, PersonRow
 from sentinel.service.tokens import new_device_token
 
 log = logging.getLogger("sentinel.service")
@@ -60,14 +66,6 @@ _AUTH_ERRORS = {
 }
 
 router = APIRouter(prefix="/v1", tags=["v1"])
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
-def _now(request: Request) -> datetime:
-    return request.app.state.clock()
 
 
 def health_status_of(person: PersonRow, kind: CredentialKind, now: datetime) -> HealthStatus:
@@ -91,7 +89,7 @@ def health_status_of(person: PersonRow, kind: CredentialKind, now: datetime) -> 
 @router.post("/verify", response_model=HealthStatus, responses=_AUTH_ERRORS, summary="Health status of one person")
 def verify(body: VerifyRequest, request: Request, device: DeviceRow = Depends(device_caller)) -> HealthStatus:
     check_device(device, body.device_id, body.site_id)
-    now = _now(request)
+    now = now_of(request)
     limits = request.app.state.limits
     key = device.binding_id or device.id  # one binding = one token
     kind = body.credential.kind
@@ -103,7 +101,7 @@ def verify(body: VerifyRequest, request: Request, device: DeviceRow = Depends(de
         log.warning("verify rate limited device=%s kind=%s", device.id, kind.value)
         raise ApiException(429, "rate_limited", "too many lookups from this device; wait", retry_after(wait))
     # a face id answers only within the device's own site gallery
-    person = _store(request).find_person(kind, body.credential.value, face_site_id=device.site_id)
+    person = store_of(request).find_person(kind, body.credential.value, face_site_id=device.site_id)
     if person is None and guessable:
         limits.not_found.charge(key)
         log.warning("verify not_found device=%s kind=%s", device.id, kind.value)
@@ -120,27 +118,6 @@ def _unmasked(record) -> bool:
     return person is not None and not (is_masked_name(person.name_masked) and is_masked_id(person.id_masked))
 
 
-def purge_expired(app, now: datetime) -> int:
-    """Purge records past the app's retention period (and rate-limit state long idle); returns
-    how many records went."""
-    app.state.limits.forget_idle()
-    if app.state.retention is None:
-        return 0
-    app.state.last_purge = now
-    gone = app.state.store.purge_records(now - app.state.retention)
-    if gone:
-        log.info("purged %d records older than %s", gone, app.state.retention)
-    return gone
-
-
-def _maybe_purge(request: Request) -> None:
-    from sentinel.service.app import PURGE_EVERY
-
-    last, now = request.app.state.last_purge, _now(request)
-    if request.app.state.retention is not None and (last is None or now - last >= PURGE_EVERY):
-        purge_expired(request.app, now)
-
-
 @router.post("/records", response_model=RecordsAccepted, responses=_AUTH_ERRORS, summary="Upload records: checks, vehicle sessions, amendments, events (idempotent)")
 def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = Depends(device_caller)) -> RecordsAccepted:
     rejected, acceptable = [], []
@@ -153,8 +130,8 @@ def upload_records(body: RecordsUpload, request: Request, device: DeviceRow = De
             rejected.append(RecordRejected(id=record.id, error="not_masked", message="person name and ID must be masked as the service returned them"))
         else:
             acceptable.append(record)
-    _maybe_purge(request)
-    stored = _store(request).add_records(acceptable, _now(request), binding_id=device.binding_id)
+    maybe_purge(request)
+    stored = store_of(request).add_records(acceptable, now_of(request), binding_id=device.binding_id)
     accepted, seen = [], set()
     for record in acceptable:
         if record.id in seen:
@@ -191,7 +168,7 @@ def list_records(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    records = _store(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
+    records = store_of(request).list_records(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     next_after = records[-1].id if len(records) == limit else None
     return RecordsPage(records=records, next_after=next_after)
 
@@ -216,7 +193,7 @@ def list_vehicle_sessions(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    sessions = _store(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
+    sessions = store_of(request).list_vehicle_sessions(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     return VehicleSessionsPage(sessions=sessions, next_after=sessions[-1].id if len(sessions) == limit else None)
 
 
@@ -240,7 +217,7 @@ def list_amendments(
     if who.device is not None:
         device_id = device_id or who.device.id
         check_device(who.device, device_id, site_id)
-    found = _store(request).list_amendments(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
+    found = store_of(request).list_amendments(device_id=device_id, site_id=site_id, since=since, after=after, limit=limit, **_own(who))
     return AmendmentsPage(amendments=found, next_after=found[-1].id if len(found) == limit else None)
 
 
@@ -262,7 +239,7 @@ def bind(body: BindRequest, request: Request) -> BindResponse:
         raise ApiException(429, "rate_limited", "too many binding attempts from this address; wait", retry_after(wait))
     token = new_device_token()
     try:
-        site = _store(request).redeem_binding_code(body.code, body.device_id, token, _now(request))
+        site = store_of(request).redeem_binding_code(body.code, body.device_id, token, now_of(request))
     except BindError as exc:
         limits.bind_failures.fail(address)
         log.warning("bind failed from %s device=%s: %s", address, body.device_id, exc.error)
@@ -275,8 +252,8 @@ def bind(body: BindRequest, request: Request) -> BindResponse:
 @router.post("/devices/{device_id}/heartbeat", response_model=HeartbeatAck, responses=_AUTH_ERRORS, summary="Report device health")
 def heartbeat(device_id: str, body: Heartbeat, request: Request, device: DeviceRow = Depends(device_caller)) -> HeartbeatAck:
     check_device(device, device_id)
-    now = _now(request)
-    _store(request).record_heartbeat(device.id, body.model_dump(mode="json"), now)
+    now = now_of(request)
+    store_of(request).record_heartbeat(device.id, body.model_dump(mode="json"), now)
     return HeartbeatAck(received_at=now)
 
 
@@ -294,7 +271,7 @@ class RevokeAck(BaseModel):
 )
 def revoke_self(device_id: str, request: Request, device: DeviceRow = Depends(device_caller_even_revoked)) -> RevokeAck:
     check_device(device, device_id)
-    _store(request).revoke_device(device.id)
+    store_of(request).revoke_device(device.id)
     log.info("device=%s revoked its own token", device.id)
     return RevokeAck(revoked=True)
 
@@ -309,9 +286,9 @@ def faces(
     if since is not None and since.tzinfo is None:
         raise ApiException(422, "bad_request", "query since: needs a time zone, e.g. 2022-05-01T08:00:00+08:00")
     check_device(device, device.id, site_id)
-    now = _now(request)
+    now = now_of(request)
     entries = [
         FaceEntry(face_id=p.face_id, person_id=p.person_id, name_masked=mask_name(p.name), encoding=p.face_encoding)
-        for p in _store(request).faces(site_id, since)
+        for p in store_of(request).faces(site_id, since)
     ]
     return FaceGallery(site_id=site_id, faces=entries, as_of=now)

@@ -20,12 +20,10 @@ from sentinel.service import api_admin, api_v1
 from sentinel.service.errors import install_error_handlers
 from sentinel.service.faults import FaultMiddleware, FaultState
 from sentinel.service.limits import Limits
+from sentinel.service.state import PURGE_EVERY  # noqa: F401 (re-exported: its old home)
 from sentinel.service.store import Store
 
 log = logging.getLogger("sentinel.service")
-
-#: how often an app purges records past the retention period (on the next upload after this)
-PURGE_EVERY = timedelta(hours=1)
 
 #: 500 records of at most a few KB each fit easily; anything bigger is a bug or an attack
 MAX_BODY_BYTES = 2 * 1024 * 1024
