@@ -22,8 +22,9 @@ import sentinel
 from sentinel.config import ConfigError, FacesConfig, SentinelConfig, parse_config
 from sentinel.credentials import Credential, CredentialKind
 from sentinel.faces import FaceBox, FaceMatcher, Gallery, GalleryError, ObservationKind, gallery_path
-from sentinel.faces.engine import HOG_MIN_FACE_PX, upsample_for
+from sentinel.faces.engine import HOG_MIN_FACE_PX, detection_size, upsample_for
 from sentinel.faces.gallery import pack, unpack
+from sentinel.faces.matcher import IDLE_EVERY_S
 from sentinel.faces.sync import GallerySync
 from sentinel.frames import Frame
 from tests.helpers import FakeClock
@@ -317,6 +318,19 @@ def test_upsampling_follows_the_smallest_face():
     assert HOG_MIN_FACE_PX == 72
 
 
+def test_the_detector_looks_at_the_scale_of_before_without_dlibs_upsampling():
+    assert detection_size(640, 80, 320) == (640, 0)  # was 320 doubled by dlib
+    assert detection_size(640, 160, 320) == (320, 0)  # big faces only: downscale_width
+    assert detection_size(1280, 80, 320) == (1280, 0)  # was 320 doubled twice
+    assert detection_size(640, 40, 320) == (320, 2)  # smaller than the detector's at full size: as before
+    assert detection_size(320, 80, 320) == (320, 0)
+    for frame_w, face, floor in [(640, 80, 320), (1280, 100, 320), (640, 50, 160), (640, 30, 320), (1920, 80, 480)]:
+        width, n_up = detection_size(frame_w, face, floor)
+        before = min(frame_w, floor) * 2 ** upsample_for(face, min(frame_w, floor) / frame_w)
+        assert width * 2**n_up == before  # the same scale as before: the same faces, measured the same
+        assert width <= frame_w
+
+
 def test_a_known_face_becomes_a_face_credential(gallery):
     m, engine = matcher(gallery, [(BIG, enc(5, A, 0.3))])
     seen = m.observe(frame(1))
@@ -325,9 +339,10 @@ def test_a_known_face_becomes_a_face_credential(gallery):
     assert seen.distance == pytest.approx(0.3, abs=1e-4)
     assert seen.credential == Credential(CredentialKind.FACE, "face-wang")
     assert seen.sequence == 1
-    # detected on the grey plane scaled to 320 px, upsampled once so 80-px faces are found
+    # detected on the grey plane at its full 640 px, where an 80-px face is above the detector's
+    # smallest (72 px), not doubled by the detector
     ((shape, upsample, min_score),) = engine.detect_calls
-    assert shape == (240, 320) and upsample == 1 and min_score == 0.3
+    assert shape == (480, 640) and upsample == 0 and min_score == 0.3
     # encoded on the full frame
     ((shape, boxes),) = engine.encode_calls
     assert shape == (480, 640, 3) and boxes == [BIG]
@@ -519,7 +534,7 @@ def test_a_change_in_view_is_looked_at_without_waiting_for_the_clock(gallery):
     m, engine = matcher(gallery, [], clock)
     assert m.observe(frame(1)).kind is ObservationKind.NO_FACE  # the empty view
     clock.advance(0.15)
-    assert m.observe(frame(2)) is None  # nothing changed: the clock (0.5 s) decides
+    assert m.observe(frame(2)) is None  # nothing changed
     clock.advance(0.15)
     assert m.observe(frame(2)) is None
     engine.faces = [(BIG, A)]
@@ -554,3 +569,29 @@ def test_once_a_face_is_in_view_changes_wait_for_the_clock(gallery):
     clock.advance(0.05)  # 0.53 s since the last look: the clock's turn
     assert m.observe(frame(7)).kind is ObservationKind.UNKNOWN
     assert len(engine.encode_calls) == 2
+
+
+def test_an_empty_still_view_is_looked_at_every_two_seconds_only(gallery):
+    """Idle cost follows what changes in view: an empty, unchanged view is not scanned for faces
+    every detect_every_s, only every IDLE_EVERY_S; a slow change adds up against the frame of
+    the last look and is seen without waiting for that."""
+    clock = FakeClock()
+    m, engine = matcher(gallery, [], clock)
+    looks = 0
+    for seq in range(60):  # 6 s of an empty view at 10 frames a second
+        looks += m.observe(frame(seq)) is not None
+        clock.advance(0.1)
+    assert looks == 3 == len(engine.detect_calls)  # at 0, 2 and 4 s (not 12 at detect_every_s = 0.5)
+    assert IDLE_EVERY_S == 2.0
+    # a person coming in slowly: each frame differs from the one before by less than a change
+    # (20 thumbnail pixels of 19,200, the threshold is 38), but the view drifts from the frame of
+    # the last look until it counts as one, well before the 2 s
+    assert m.observe(frame(99)) is not None  # a look at the empty view (6 s)
+    engine.faces = [(BIG, A)]
+    seen = []
+    for step in range(1, 10):
+        clock.advance(0.1)
+        f = frame(100 + step)
+        f.grey[120:200, 252:252 + 4 * step] = 60  # 4 px (one thumbnail column) more each frame
+        seen.append(m.observe(f))
+    assert seen[0] is None and seen[1] is not None and seen[1].kind is ObservationKind.MATCH

@@ -111,9 +111,13 @@ def test_a_face_under_the_smallest_size_is_ignored(obama_gallery, engine, faces_
     far = Image.fromarray(camera_rgb(faces_dir / "obama2.jpg")).convert("L").reduce(3)
     canvas = np.full((480, 640), 150, np.uint8)
     canvas[100:100 + far.height, 200:200 + far.width] = np.asarray(far)
+    frame = Frame(grey=canvas, timestamp=0, sequence=0)
     m = FaceMatcher(obama_gallery, FacesConfig(enabled=True, min_face_px=120), FakeClock(), engine=engine)
-    seen = m.observe(Frame(grey=canvas, timestamp=0, sequence=0))
-    assert seen.kind is ObservationKind.TOO_SMALL and seen.box.width < 120
+    seen = m.observe(frame)
+    assert seen.kind is ObservationKind.TOO_SMALL and seen.box.width < 120 and seen.encode_s == 0
+    # a site that wants faces from 80 px finds and identifies the same face
+    near = FaceMatcher(obama_gallery, FacesConfig(enabled=True, min_face_px=80, liveness="off"), FakeClock(), engine=engine)
+    assert near.observe(frame).kind is ObservationKind.MATCH
 
 
 def test_distances_same_and_different_people(engine, faces_dir):

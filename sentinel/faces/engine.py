@@ -139,6 +139,25 @@ def upsample_for(min_face_px: float, scale: float) -> int:
     return min(MAX_UPSAMPLE, math.ceil(math.log2(HOG_MIN_FACE_PX / max(seen, 1e-6))))
 
 
+def detection_size(frame_width: int, min_face_px: float, downscale_width: int) -> tuple[int, int]:
+    """(width, upsample): how wide the detector is shown a `frame_width` frame, and how often it
+    must still double it, for a face `min_face_px` wide to be at least `HOG_MIN_FACE_PX` where
+    the detector looks. The frame is scaled to `downscale_width` and then doubled as often as that
+    face needs, as before; but where the doubled width is no wider than the frame itself, the
+    frame is scaled to that width instead of being doubled by dlib (for the defaults: 640 px not
+    doubled instead of 320 px doubled). The detector then looks at the same scale as before, so it
+    finds the same faces and measures them the same (its box snaps to its 72-px window: at a
+    coarser scale a face under `min_face_px` would be reported as `min_face_px` wide and count as
+    usable), from real pixels instead of interpolated ones, and without dlib's upsampling pass
+    (issue 18; bench/faces.py, "Time per frame")."""
+    width = max(1, min(frame_width, downscale_width))
+    upsample = upsample_for(min_face_px, width / frame_width)
+    doubled = width * 2**upsample
+    if upsample and doubled <= frame_width:
+        return doubled, 0
+    return width, upsample  # no doubling needed, or faces smaller than the detector's in the whole frame: as before
+
+
 class FaceEngine:
     """Detection and encoding (and landmarks, for the liveness check). Thread-safe for one caller
     at a time (dlib's models are shared). `landmarks=True` loads the 68-point predictor now (the

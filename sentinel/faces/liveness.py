@@ -22,6 +22,16 @@ moves, two pictures (eyes open, eyes closed) swapped, or a mask. Nothing here fa
 landmarks (an engine without them, a face the model cannot read) is no sign of life, and after
 the window the match becomes a staff check (`Liveness.NONE`).
 
+Why the 68 points, at +70 MB of the kiosk's memory (issue 18): the 5 points the encoder uses
+cannot tell a held print from a head, and the face's pixels are fooled by light. Measured by
+bench/faces.py (`liveness_cues`): the 5 points' residual after an affine map is at most 0.012
+for a print held at 20 angles and 0.010-0.036 between two photos of the same person in other
+poses (four of the five points lie on one line: an affine map absorbs any nose movement); the
+face's pixels, aligned on the 5 points, change 0.36-0.52 between poses against at most 0.041
+for the held print, but 0.12-0.38 for a glare spot moving over the print, so a glossy print or a
+screen under a light would pass. The 68 points: 0.035 for the held print, 0.021 with the glare,
+0.11-0.18 between poses.
+
 The history is one watch of one person: a different person, or no match for LOST_AFTER_S,
 starts a new watch. Time comes from the caller (the matcher's injected clock). numpy is imported
 only when landmarks are compared.

@@ -13,8 +13,14 @@ is in view: codes come first, and a face costs tens to hundreds of milliseconds)
   is in view, a moving person changes every frame; looking again at each change would encode
   their face every 0.1 s (77 ms each on a PC, about half a second on a Pi, on the frame loop),
   so from then on the clocks below decide;
-- otherwise every `detect_every_s` (an unchanged view: the idle cost of before, a safety net for
-  changes too slow or too faint for the difference, and for a gallery that changed);
+- while nobody is in view and nothing changes, only every `IDLE_EVERY_S` (2 s, or
+  `detect_every_s` if that is longer): the view is compared with the frame of the last
+  detection, not the previous frame, so a slow change adds up and is seen; the 2 s are the
+  safety net for a change too faint for the difference. An empty, still view costs one
+  detection every 2 s instead of every `detect_every_s` (issue 18: idle cost proportional to
+  what changes in view);
+- while someone of usable size is in view (the last look found `several`, `unknown` or a
+  `match`), or the engine failed at the last look, every `detect_every_s`, as before;
 - every `liveness_every_s` while a matched face is watched for a sign of life (a blink is a small
   change the thumbnail may not see).
 
@@ -37,10 +43,13 @@ What it answers:
 
 `analyse` (one frame: `sentinel faces match`) judges no liveness and gives no credential.
 
-Detection runs on the grey plane (always in a frame; on the Pi the lores stream's Y plane) scaled
-down to `downscale_width`, with dlib's HOG detector upsampling as far as `min_face_px` needs. The
-encoding is then computed on the full-size frame, in colour when the frame has colour (a little
-closer to colour enrolment photos) and on the grey plane otherwise.
+Detection runs on the grey plane (always in a frame; on the Pi the lores stream's Y plane) at the
+scale of `downscale_width` doubled as often as `min_face_px` needs, as before, but taken from the
+frame's own pixels where the frame is that wide instead of being doubled by dlib
+(`engine.detection_size`: 640 px for a 640-px frame and the default 80 px, where it was 320 px
+doubled; the same faces, measured the same, without the upsampling pass). The encoding is then
+computed on the full-size frame, in colour when the frame has colour (a little closer to colour
+enrolment photos) and on the grey plane otherwise.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sentinel.credentials import Credential, CredentialKind
-from sentinel.faces.engine import FaceBox, as_rgb, resize, upsample_for
+from sentinel.faces.engine import FaceBox, as_rgb, detection_size, resize, upsample_for
 from sentinel.faces.liveness import Liveness, LivenessWatch
 
 if TYPE_CHECKING:
@@ -70,8 +79,13 @@ log = logging.getLogger("sentinel.faces")
 #: two enrolled people both within tolerance of one face is a look-alike, not an identity
 AMBIGUITY_MARGIN = 0.05
 #: while the view keeps changing (someone walking up), detections are at least this far apart:
-#: a HOG detection at 320 px is 4-14 ms, so a moving view costs at most about a tenth of a core
+#: a HOG detection is 5-18 ms on a PC (bench/faces.py), so a moving view costs at most about a
+#: fifth of a core
 CHANGE_GAP_S = 0.1
+#: while nobody is in view and the view does not change, look anyway this often: the view is
+#: compared with the frame of the last detection (not the previous frame), so a slow change adds
+#: up and is seen; this is the safety net for a change too faint for the difference
+IDLE_EVERY_S = 2.0
 #: the thumbnail the view is compared on: every THUMB_STEP-th pixel of every THUMB_STEP-th row
 THUMB_STEP = 4
 #: a thumbnail pixel counts as changed when its grey level moved by more than this (sensor noise
@@ -238,15 +252,17 @@ class FaceMatcher:
         view = None
         if self._watch.active:
             due = since >= self.config.liveness_every_s
-        elif since >= self.config.detect_every_s:
+        elif not self._nobody:
+            due = since >= self.config.detect_every_s
+        elif since >= max(IDLE_EVERY_S, self.config.detect_every_s):
             due = True
-        elif since >= CHANGE_GAP_S and self._nobody:
+        elif since >= CHANGE_GAP_S:
             try:
                 view = thumbnail(frame.grey)
                 due = view_changed(self._last_view, view)
             except Exception:  # a frame the difference cannot read: the clock decides
                 log.debug("view difference failed on frame %s", frame.sequence, exc_info=True)
-                due = False
+                due = since >= self.config.detect_every_s
         else:
             due = False
         if not due:
@@ -308,9 +324,13 @@ class FaceMatcher:
         """One frame, now: detect, keep faces of usable size, encode the single one, identify it.
         `detect_width` and `upsample` override the loop's settings (still images)."""
         h, w = grey.shape[:2]
-        width = min(w, detect_width or self.config.downscale_width)
-        scale = width / w
-        n_up = upsample if upsample is not None else upsample_for(self.config.min_face_px, scale)
+        if detect_width is None:
+            width, n_up = detection_size(w, self.config.min_face_px, self.config.downscale_width)
+        else:
+            width = min(w, detect_width)
+            n_up = upsample_for(self.config.min_face_px, width / w)
+        if upsample is not None:
+            n_up = upsample
         started = time.perf_counter()
         small = resize(grey, width) if width != w else grey
         found = self.engine.detect(small, n_up, self.config.min_score)  # dlib's HOG reads grey as it is
