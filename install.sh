@@ -194,8 +194,10 @@ boot_begin="# >>> sentinel: GPIO levels from power-on (written by install.sh; do
 boot_end="# <<< sentinel"
 
 # pyproject dependencies that Raspberry Pi OS provides through apt (pip names): numpy and Pillow
-# must be apt's (picamera2, OpenCV and pygame are built against them), the rest simply are there.
-apt_python=(numpy pillow requests pyzbar)
+# must be apt's (picamera2, OpenCV and pygame are built against them), pyzbar simply is there.
+# requests and urllib3 come from the lock instead: sentinel/http_deadline.py hooks urllib3 2's
+# internals, and Bookworm's python3-requests comes with urllib3 1.26.
+apt_python=(numpy pillow pyzbar)
 
 # With --root, commands that change the system are printed, not run: a fake root has no package
 # database, no systemd and no venv to speak of. --dry-run prints file changes too.
@@ -257,7 +259,7 @@ pi_apt_packages() {
     esac
     local pkgs=(
         python3 python3-venv systemd
-        python3-numpy python3-pil python3-requests python3-pyzbar "$zbar"
+        python3-numpy python3-pil python3-pyzbar "$zbar"
         python3-picamera2 python3-opencv python3-pygame
         python3-gpiozero python3-lgpio
         python3-evdev python3-serial
@@ -363,7 +365,7 @@ PY
 }
 
 # Pins what apt installed so that pip can never replace it, and forbids the pip builds of what
-# only apt may provide: numpy 2 or opencv-python from pip break picamera2 (DESIGN.md). gpiozero is
+# only apt may provide: numpy 2 or opencv-python from pip break picamera2 (docs/design.md). gpiozero is
 # pure Python and may come from the lock (Debian's 1.6 is older than the project needs).
 write_constraints_py='
 import importlib.metadata as md, sys

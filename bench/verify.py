@@ -1,6 +1,6 @@
 """Verify round trip over loopback, and how many checks per second the reference service sustains.
 
-A kiosk spends its scan-to-gate budget (0.2–0.5 s claimed by turnstile vendors, DESIGN.md) on
+A kiosk spends its scan-to-gate budget (0.2–0.5 s claimed by turnstile vendors, docs/design.md) on
 decoding, the verify round trip and the gate; this measures the round trip on a warm connection,
 the device's way (`ServiceClient.verify`: one kept-alive `requests.Session`, the overall-deadline
 watchdog, size limit and model validation), next to a bare `requests.Session.post` of the same
@@ -46,7 +46,7 @@ from sentinel.health import Status  # noqa: E402
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE  # noqa: E402
 
 CREDENTIAL = Credential(CredentialKind.HEALTH_CODE, demo_person("green").token)
-TIMEOUT_S = 1.5  # the device's deadline (DESIGN.md); a bench answer is far below it
+TIMEOUT_S = 1.5  # the device's deadline (docs/design.md); a bench answer is far below it
 WARMUP = 50
 
 

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "faces": ("faces", "the face gallery: enroll, list, remove, match (JSON per image), sync from the service"),
     "wipe": ("wipe", "destroy local personal data (outbox, status cache, record key, face gallery) on a retired device"),
     "doctor": ("doctor", "on-site checklist: camera, decoder, relay, display, font, clock, disk, service and token, outbox"),
+    "fleet": ("fleet", "the district's side: signing keys (keygen), a site's signed policy (publish-policy), the live fleet dashboard"),
 }
 
 

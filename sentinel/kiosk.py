@@ -42,6 +42,8 @@ config and lists which part reads every config key):
   fault (`sentinel.heartbeat.ServiceContact`) show their fault screens while idle.
 - the heartbeat (`sentinel.heartbeat.HeartbeatSender`): started by `Kiosk.run`, every 60 s, on its
   own thread and HTTP session, built from `Kiosk.health()`.
+- `[fleet]` through `sentinel.fleet.kiosk.open_fleet`: counts every outcome, reports `Kiosk.health()`
+  to the district's MQTT broker, and applies the site's signed policy (`Kiosk.apply_remote_policy`).
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentinel.client import ServiceClient
-from sentinel.config import SentinelConfig
+from sentinel.config import PolicyConfig, SentinelConfig
 from sentinel.heartbeat import HeartbeatSender, ServiceContact, build_heartbeat
+from sentinel.locale import message, pairs
 from sentinel.kiosk_parts import (  # noqa: F401 (NotBound, check_bound, make_client, open_*: imported from here by the CLI)
     UNBOUND_DEVICE_ID,
     NotBound,
@@ -104,18 +107,9 @@ KEY_RETRY_S = 2.0
 CLOCK_SKEW_S = 60.0
 
 
-#: the kiosk's own alarms (code → zh-CN, en), in order of importance; the status bar shows the
-#: most serious of these and the outbox's (sentinel/outbox/health.py ALARM_TEXT)
-ALARM_TEXT: dict[str, tuple[str, str]] = {
-    "record_key_unwritable": (
-        "设备密钥无法写入存储卡，暂停核验，请联系技术人员",
-        "Cannot write the device key to the SD card: checks paused, call a technician",
-    ),
-    "status_cache_memory": (
-        "离线缓存无法写入存储卡，仅存内存",
-        "Offline status cache cannot be written to the SD card: kept in memory only",
-    ),
-}
+#: the kiosk's own alarm codes, in order of importance (texts: `kiosk.alarm.<code>` in the message
+#: catalogue, sentinel/locale/); the status bar shows the most serious of these and the outbox's
+ALARM_TEXT: dict[str, tuple[str, str]] = pairs("kiosk.alarm", ("record_key_unwritable", "status_cache_memory"))
 
 
 @dataclass(kw_only=True)
@@ -132,7 +126,7 @@ class Kiosk:
     status_cache: StatusCache | None = None
     lock: StateLock | None = None
     uploads: ServiceClient | None = None  # the uploader's client (closed with the kiosk)
-    display: WiredDisplay | None = None  # ui.console.open_display's: console, pygame or headless
+    display: WiredDisplay | None = None  # ui.display.open_display's: console, pygame or headless
     handheld: HandheldController | None = None  # when [handheld] is enabled
     faces: FaceMatching | None = None  # when [faces] is on
     scanner: ScannerSource | NoScanner | None = None  # an external 2D scanner beside the camera, when configured
@@ -151,6 +145,10 @@ class Kiosk:
     heartbeat: HeartbeatSender | None = None
     contact: ServiceContact | None = None  # is the service reachable (the network fault)
     started_at: float | None = None  # the clock when the kiosk was built, then when it started running
+    #: the district's MQTT broker ([fleet]; sentinel/fleet/link.py FleetLink), None when type = "none"
+    fleet: Any = None
+    #: the site policy signed by the fleet and applied over [policy] (None: the config file's)
+    remote_policy: PolicyConfig | None = None
 
     def run(
         self,
@@ -171,6 +169,8 @@ class Kiosk:
                 self.uploader.start()
             if self.heartbeat is not None:
                 self.heartbeat.start()  # the first one now, then every minute; never blocks the loop
+            if self.fleet is not None:
+                self.fleet.start()  # the kept site policy applied now; connects in the background, never blocks the loop
             if self.scanner is not None:
                 self.scanner.start()
             if self.faces is not None:
@@ -212,6 +212,8 @@ class Kiosk:
                     log.warning("record key %s written: checks start", self.key_path)
                     self.alarms.discard("record_key_unwritable")
                     self.pipeline = self.make_pipeline(key)
+                    if self.remote_policy is not None:  # the fleet's site policy, applied while there was no pipeline
+                        self.pipeline.reconfigure(policy=self.remote_policy)
                     self.resources.callback(_quietly, self.pipeline.close)
                     return True
             try:
@@ -264,10 +266,19 @@ class Kiosk:
             "door": self._door_state(),
             "last_check_at": pipeline.last_check_at if pipeline is not None else None,
             "fault": fault,
+            "clock_offset_s": offset,  # the fleet state carries it (sentinel/fleet/telemetry.py)
         }
         if self.uploader is not None:
             out["uploader"] = self.uploader.status().as_dict()
         return out
+
+    def apply_remote_policy(self, policy: PolicyConfig) -> None:
+        """The fleet's signed site policy (sentinel/fleet/link.py): in force from the next check,
+        over [policy], also after a config reload and for a pipeline started later."""
+        self.remote_policy = policy
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.reconfigure(policy=policy)
 
     def _camera_state(self, fault: str | None) -> str:
         if fault == "camera":
@@ -326,24 +337,7 @@ class Kiosk:
         codes = set(self.alarms)
         if self.status_cache is not None and self.status_cache.problem:
             codes.add("status_cache_memory")
-        return [ALARM_TEXT[c][0 if language == "zh-CN" else 1] for c in ALARM_TEXT if c in codes]
-
-    def outbox_status_lines(self, language: str | None = None) -> list[tuple[str, str]]:
-        """Rows for the technician menu's outbox panel."""
-        language = language or self.config.device.language
-        zh = language == "zh-CN"
-        h = self.outbox.health()
-        rows = [
-            ("待传记录" if zh else "Waiting", f"{h.depth:,} / {h.max_records:,}"),
-            ("最早" if zh else "Oldest", "-" if h.oldest_age_s is None else f"{h.oldest_age_s / 3600:.1f} h"),
-        ]
-        if self.uploader is not None:
-            st = self.uploader.status()
-            rows.append(("上次上传" if zh else "Last upload", st.last_success_at.isoformat(timespec="seconds") if st.last_success_at else "-"))
-            if st.last_error:
-                rows.append(("上次错误" if zh else "Last error", st.last_error))
-        rows += [("告警" if zh else "Alarm", text) for text in h.messages(language)]
-        return rows
+        return [message(f"kiosk.alarm.{c}", language) for c in ALARM_TEXT if c in codes]
 
     def close(self) -> None:
         """Gate first: whatever else fails on the way out, the gate ends closed. Then everything
@@ -380,14 +374,20 @@ def build_kiosk(
     from hardware.scanner import open_scanner
     from sentinel.decoding import make_decoder
     from sentinel.faces.kiosk import open_faces
+    from sentinel.fleet.kiosk import open_fleet
     from sentinel.notify import Watchdog, WatchedSource
-    from ui.console import open_display
+    from ui.display import open_display
 
     check_bound(config)  # before anything is opened: an unbound kiosk makes records nobody takes
     state_dir = config.device.state_dir
     contact = ServiceContact()
     # Checks answered online (or not) tell whether the service is reachable; the caller's listener after.
     on_outcome = chain_outcomes(contact.observe_outcome, on_outcome)
+    # The fleet link ([fleet]): made now for the outcome chain, started with the loop. Its health and
+    # policy go to the kiosk made below (the link calls neither before Kiosk.run starts it).
+    fleet = open_fleet(config, health=lambda: kiosk.health(), apply_policy=lambda policy: kiosk.apply_remote_policy(policy))
+    if fleet is not None:
+        on_outcome = chain_outcomes(fleet.observe_outcome, on_outcome)  # counts only: O(1), never blocks
     with contextlib.ExitStack() as stack:
 
         def opened(close: Callable[[], Any]) -> None:
@@ -478,6 +478,9 @@ def build_kiosk(
             )
             kiosk.heartbeat = HeartbeatSender(beats, kiosk.heartbeat_body, contact=contact)
             kiosk.resources.callback(_quietly, kiosk.heartbeat.stop)  # closed first: before its client
+            if fleet is not None:
+                kiosk.fleet = fleet
+                kiosk.resources.callback(_quietly, fleet.stop)  # online=false and a clean disconnect, first of all
         except BaseException:
             if gate is not None:  # the relay first, then the rest in reverse order of opening
                 _quietly(gate.close)

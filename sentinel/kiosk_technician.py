@@ -193,7 +193,7 @@ def technician_actions(kiosk: Any):
         return [(words("technician.row.gate"), words("technician.gate_pulsed"))]
 
     def outbox_status() -> InfoLines:
-        return kiosk.outbox_status_lines()
+        return outbox_status_lines(kiosk)
 
     def reload() -> InfoLines:
         return reload_config(kiosk)
@@ -337,6 +337,8 @@ def apply_live(kiosk: Any, new: SentinelConfig) -> SentinelConfig:
     pipeline = kiosk.pipeline
     if pipeline is not None:
         _reconfigure_pipeline(pipeline, running)
+        if kiosk.remote_policy is not None:  # the fleet's signed site policy stays over [policy]
+            pipeline.reconfigure(policy=kiosk.remote_policy)
     kiosk.make_pipeline = _with_config(kiosk.make_pipeline, old, running)
     display_ = kiosk.display
     if display_ is not None and hasattr(display_, "reconfigure"):
@@ -376,3 +378,21 @@ def _value(value: Any) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+
+
+def outbox_status_lines(kiosk: Any, language: str | None = None) -> InfoLines:
+    """Rows for the technician menu's outbox panel: depth, oldest, last upload and error, alarms."""
+    language = language or kiosk.config.device.language
+    h = kiosk.outbox.health()
+    rows = [
+        (message("kiosk.outbox.waiting", language), f"{h.depth:,} / {h.max_records:,}"),
+        (message("kiosk.outbox.oldest", language), "-" if h.oldest_age_s is None else f"{h.oldest_age_s / 3600:.1f} h"),
+    ]
+    if kiosk.uploader is not None:
+        st = kiosk.uploader.status()
+        last = st.last_success_at.isoformat(timespec="seconds") if st.last_success_at else "-"
+        rows.append((message("kiosk.outbox.last_upload", language), last))
+        if st.last_error:
+            rows.append((message("kiosk.outbox.last_error", language), st.last_error))
+    rows += [(message("kiosk.outbox.alarm", language), text) for text in h.messages(language)]
+    return rows

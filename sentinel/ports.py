@@ -127,7 +127,7 @@ class Display(Protocol):
 
 
 class WiredDisplay(Display, Protocol):
-    """The kiosk's display (`ui.console.open_display`: console, pygame or headless): besides
+    """The kiosk's display (`ui.display.open_display`: console, pygame or headless): besides
     showing, it takes its hooks (`status`, `actions`, `on_quit`, `on_button`…; each backend uses
     those it has) and is closed with the kiosk."""
 

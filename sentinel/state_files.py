@@ -58,6 +58,8 @@ IMAGES_DIR_NAME = "images"
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 #: only in `sentinel demo`'s temporary state directory
 PIN_LOCKOUT_NAME = "pin-lockout.json"
+#: the fleet's signed site policy in force, as received (sentinel/fleet/link.py)
+FLEET_POLICY_NAME = "fleet-policy.json"
 DEMO_TOKEN_NAME = "device-token"
 DEMO_SERVICE_NAME = "service.sqlite3"
 DEMO_SCENES_DIR_NAME = "demo-scenes"
@@ -101,6 +103,7 @@ STATE_FILES: tuple[StateFile, ...] = (
     StateFile(FACES_DIR_NAME, "the face gallery: encodings, masked names, kept face images (sentinel/faces/gallery.py)", True,
               directory=True),
     StateFile(LOCK_NAME, "held by the running kiosk (sentinel/wipe.py StateLock); empty", False),
+    StateFile(FLEET_POLICY_NAME, "the fleet's signed site policy in force, kept across restarts (sentinel/fleet/link.py)", False),
     StateFile(PIN_LOCKOUT_NAME, "the technician PIN pad's failed tries and lockout, kept across restarts (ui/pin.py)", False),
     StateFile(DEMO_TOKEN_NAME, "`sentinel demo` only: the demo device's token (a secret, not personal data)", False),
     StateFile(DEMO_SERVICE_NAME, "`sentinel demo` only: the reference service's made-up people", False, sqlite=True),

@@ -5,6 +5,11 @@
 `find_mosquitto()` answers None (and why) when it is not installed, so tests skip with that reason.
 """
 
-from sentinel.dashboard.broker import START_TIMEOUT_S, MosquittoBroker, find_mosquitto, free_port
+from sentinel.dashboard.broker import (
+    START_TIMEOUT_S,
+    MosquittoBroker,
+    find_mosquitto,
+    free_port,
+)
 
 __all__ = ["START_TIMEOUT_S", "MosquittoBroker", "find_mosquitto", "free_port"]

@@ -317,7 +317,7 @@ PARTS = [
     ("sentinel.kiosk", "make_uploader"),
     ("hardware.gate", "open_gate"),
     ("sentinel.faces.kiosk", "open_faces"),
-    ("ui.console", "open_display"),
+    ("ui.display", "open_display"),
     ("hardware.scanner", "open_scanner"),
     ("sentinel.kiosk", "make_pipeline"),
     ("hardware.camera", "open_camera"),

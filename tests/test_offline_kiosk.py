@@ -21,6 +21,7 @@ from sentinel.config import (
     SentinelConfig,
 )
 from sentinel.kiosk import build_kiosk, open_status_cache
+from sentinel.kiosk_technician import outbox_status_lines
 from sentinel.outbox import Outbox
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.service.server import ReferenceServer
@@ -63,7 +64,7 @@ def test_the_kiosk_delivers_its_records_while_it_runs(tmp_path):
         assert stored == ids and not waiting  # delivered while running, the rest in the drain at the end
         fields = kiosk.status_fields()
         assert fields["site_name"] == DEMO_SITE.name and isinstance(fields["outbox_depth"], int)
-        rows = dict(kiosk.outbox_status_lines("en"))
+        rows = dict(outbox_status_lines(kiosk, "en"))
         assert "Waiting" in rows
     # the lock went with the kiosk: it can start again
     build_kiosk(config(tmp_path, "http://127.0.0.1:9")).close()

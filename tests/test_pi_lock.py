@@ -52,7 +52,7 @@ def test_every_package_the_pi_takes_from_pip_is_pinned_with_hashes():
 
 
 def test_the_lock_never_takes_what_apt_owns():
-    # numpy 2 or pip's OpenCV over apt's breaks picamera2 (DESIGN.md); Pillow and pygame are apt's too
+    # numpy 2 or pip's OpenCV over apt's breaks picamera2 (docs/design.md); Pillow and pygame are apt's too
     assert not set(locked()) & {"numpy", "pillow", "opencv-python", "opencv-python-headless", "picamera2", "pygame"}
 
 

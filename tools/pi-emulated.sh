@@ -13,7 +13,7 @@
 #    Pi OS-only, and install.sh must say so;
 # 4. checks `sentinel check-config`, `sentinel doctor` (the missing camera and GPIO reported),
 #    `sentinel screens`, `sentinel demo --once`, and that apt's OpenCV works with the numpy the venv
-#    sees (the numpy ABI trap in DESIGN.md);
+#    sees (the numpy ABI trap in docs/design.md);
 # 5. runs `./install.sh --dev` in the same root (a minimal image: no compiler, evdev skipped) and the
 #    test suite but its slow tests (--tests "FILES..." to choose): everything has arm64 wheels but
 #    evdev, whose tests skip;

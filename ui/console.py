@@ -9,7 +9,6 @@ put escape sequences or forged lines into the journal; NoDisplay shows nothing.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -56,12 +55,3 @@ class NoDisplay:
 
     def close(self) -> None:
         pass
-
-
-def __getattr__(name: str) -> Any:
-    """`ui.console.open_display`, the factory's old home, for callers not moved to `ui.display` yet
-    (sentinel/kiosk.py, sentinel/commands/*): looked up when asked for, so that this module does
-    not import the factory that imports it. Remove once they import `ui.display`."""
-    if name == "open_display":
-        return importlib.import_module("ui.display").open_display
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", default="800x480",
         help="window size for --display pygame: 800x480 (landscape), 1080x1920 (pillar), any WIDTHxHEIGHT, or landscape/portrait",
     )
+    parser.add_argument(
+        "--fleet", type=int, metavar="N",
+        help="instead of one kiosk: N simulated sentinels reporting to one MQTT broker, and the fleet dashboard (docs/fleet.md)",
+    )
+    parser.add_argument("--broker", metavar="HOST:PORT", help="with --fleet: a running MQTT broker (default: mosquitto on a free loopback port)")
+    parser.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT", help="with --fleet: where the dashboard is served")
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
@@ -168,12 +174,16 @@ def _demo_service(args: argparse.Namespace, stop: threading.Event, seed: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleet is not None:
+        from sentinel.dashboard.simulate import run_demo
+
+        return run_demo(args.fleet, broker=args.broker, listen=args.listen, duration=args.duration)
     if _bad_size(args):
         return 2
     if getattr(args, "profile", "kiosk") == "handheld":
         return run_handheld(args)
     from sentinel.kiosk import build_kiosk
-    from ui.console import DisplayError
+    from ui.display import DisplayError
 
     stop = threading.Event()
     with _demo_service(args, stop, seed="demo-faces") as (state_dir, token_file, server):
@@ -379,7 +389,7 @@ def run_handheld(args: argparse.Namespace) -> int:
     from datetime import UTC
 
     from sentinel.kiosk import build_kiosk
-    from ui.console import DisplayError
+    from ui.display import DisplayError
 
     stop = threading.Event()
     with _demo_service(args, stop, seed="demo") as (state_dir, token_file, server):

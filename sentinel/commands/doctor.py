@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from sentinel.commands.doctor_devices import FAIL, PASS, SKIP, WARN, DeviceChecks, Result, _one_line
 
 NAME = "doctor"
-HELP = "on-site checklist: camera, decoder, relay, display, font, clock, disk, service and token, outbox"
+HELP = "on-site checklist: camera, decoder, relay, display, font, clock, disk, service and token, outbox, fleet broker"
 
 SERVICE = "sentinel.service"
 BOOT_CONFIGS = ("/boot/firmware/config.txt", "/boot/config.txt")
@@ -96,6 +96,7 @@ class Doctor(DeviceChecks):
             ("clock", self.check_clock),
             ("disk", self.check_disk),
             ("network", self.check_network),
+            ("fleet", self.check_fleet),
             ("outbox", self.check_outbox),
         ]
 
@@ -192,6 +193,13 @@ class Doctor(DeviceChecks):
         if status == PASS:
             return WARN, f"{message}; but {insecure}", "bench LAN only: use https and set verifier.allow_insecure_http = false"
         return status, f"{message}; also {insecure}", *hint
+
+    def check_fleet(self):
+        if self.config is None:
+            return SKIP, "no usable config: the fleet broker is not checked", "fix the config first"
+        from sentinel.fleet.doctor import check_fleet
+
+        return check_fleet(self.config)
 
     def _check_network(self):
         if self.config is None:

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hardware.camera import CameraError
     from sentinel.kiosk import NotBound, build_kiosk, check_bound
-    from ui.console import DisplayError
+    from ui.display import DisplayError
 
     config = load_or_report(args.config)
     if config is None:

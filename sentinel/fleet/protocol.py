@@ -40,11 +40,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentinel.config import ID_PATTERN, PolicyConfig
+from sentinel.fleet.config import DEFAULT_PREFIX, PREFIX_PATTERN  # noqa: F401 (part of the wire format; their home is the config section)
 
 PROTOCOL_VERSION = 1
-DEFAULT_PREFIX = "sentinel"
 MAX_MESSAGE_BYTES = 64 * 1024
-PREFIX_PATTERN = r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 REJECT_REASONS = {
     "malformed": "not a policy message (JSON or fields)",

@@ -11,48 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sentinel.locale import message, pairs
+
 if TYPE_CHECKING:
     from sentinel.config import OutboxConfig
 
-#: alarm code → (zh-CN, en); the format fields come from `OutboxHealth`
-ALARM_TEXT: dict[str, tuple[str, str]] = {
-    "outbox_near_cap": (
-        "待上传记录 {depth} 条，接近上限 {max_records} 条",
-        "{depth} records waiting for upload, near the cap of {max_records}",
-    ),
-    "outbox_full": (
-        "待上传记录已达上限 {max_records} 条：闸机不再自动开启，请人工核验",
-        "Outbox cap of {max_records} records reached: gate no longer opens by itself, staff check everyone",
-    ),
-    "outbox_old_near_cap": (
-        "最早的待上传记录已 {oldest_age_h:.0f} 小时，接近上限 {max_age_h:.0f} 小时",
-        "Oldest record waiting {oldest_age_h:.0f} h, near the cap of {max_age_h:.0f} h",
-    ),
-    "outbox_overdue": (
-        "记录超过 {max_age_h:.0f} 小时未上传：闸机不再自动开启，请人工核验",
-        "Records undelivered for over {max_age_h:.0f} h: gate no longer opens by itself, staff check everyone",
-    ),
-    "outbox_unavailable": (
-        "记录文件无法打开，记录暂存内存，请联系技术人员",
-        "Cannot open the record file: records held in memory only, call a technician",
-    ),
-    "outbox_spilling": (
-        "记录无法写入存储卡，{spilled} 条暂存内存，请联系技术人员",
-        "Cannot write records to the SD card: {spilled} held in memory only, call a technician",
-    ),
-    "outbox_records_lost": (
-        "{lost} 条记录无法保存，已丢失，请联系技术人员",
-        "{lost} records could not be kept and are lost: call a technician",
-    ),
-    "outbox_corrupt_moved": (
-        "记录文件损坏，已另存并新建（恢复 {salvaged} 条），请联系技术人员",
-        "Record file was corrupt: moved aside and replaced ({salvaged} records recovered), call a technician",
-    ),
-    "outbox_rejected": (
-        "{rejected} 条记录被服务拒收，已另存待查",
-        "{rejected} records refused by the service, kept aside for audit",
-    ),
-}
+#: alarm code → (zh-CN, en), most serious first; the texts are `outbox.alarm.<code>` in the message
+#: catalogue (sentinel/locale/), their format fields come from `OutboxHealth`
+ALARM_TEXT: dict[str, tuple[str, str]] = pairs("outbox.alarm", (
+    "outbox_near_cap", "outbox_full", "outbox_old_near_cap", "outbox_overdue", "outbox_unavailable",
+    "outbox_spilling", "outbox_records_lost", "outbox_corrupt_moved", "outbox_rejected",
+))
 
 
 @dataclass(frozen=True)
@@ -114,7 +83,7 @@ class OutboxHealth:
             "max_age_h": self.max_age_s / 3600,
             "oldest_age_h": (self.oldest_age_s or 0) / 3600,
         }
-        return [ALARM_TEXT[a][0 if language == "zh-CN" else 1].format(**values) for a in self.alarms]
+        return [message(f"outbox.alarm.{a}", language, **values) for a in self.alarms]
 
     def as_dict(self) -> dict[str, Any]:
         return {

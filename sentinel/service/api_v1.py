@@ -51,7 +51,6 @@ from sentinel.service.masking import is_masked_id, is_masked_name, mask_id, mask
 from sentinel.service.state import (
     maybe_purge,
     now_of,
-    purge_expired,  # noqa: F401 (server.py imports it from here)
     store_of,
 )
 from sentinel.service.store import BindError, DeviceRow, PersonRow

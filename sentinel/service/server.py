@@ -25,7 +25,7 @@ from typing import Self
 
 import uvicorn
 
-from sentinel.service.api_v1 import purge_expired
+from sentinel.service.state import purge_expired
 from sentinel.service.app import create_app, utc_now
 from sentinel.service.errors import error_response
 from sentinel.service.faults import Faults, FaultState, hide_dropped_connections
