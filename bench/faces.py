@@ -55,29 +55,11 @@ from sentinel.faces.enrol import read_enrolment_image  # noqa: E402
 from sentinel.faces.gallery import Gallery  # noqa: E402
 from sentinel.faces.matcher import FaceMatcher  # noqa: E402
 from sentinel.frames import Frame  # noqa: E402
+from tests.face_photos import FACE_AT, camera_rgb  # noqa: E402
 
 FACES = REPO / ".." / "shared" / "data" / "faces"
 FACE_SCENES = REPO / "sentinel" / "assets" / "face_scenes"
-FACE_AT = {
-    "obama.jpg": (0.53, 0.24), "obama2.jpg": (0.49, 0.35), "obama3.jpg": (0.55, 0.19), "obama-480p.jpg": (0.52, 0.5),
-    "obama_small.jpg": (0.5, 0.5), "obama_partial_face.jpg": (0.5, 0.22), "obama_partial_face2.jpg": (0.5, 0.22),
-    "biden.jpg": (0.60, 0.18), "two_people.jpg": (0.53, 0.5),
-}  # fmt: skip
 SAME = ["obama.jpg", "obama2.jpg", "obama3.jpg", "obama-480p.jpg", "obama_small.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg"]
-
-
-def camera_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if path.name not in FACE_AT:
-            return np.asarray(im.resize(size, Image.BILINEAR))
-        w, h = im.size
-        cw = min(w, round(h * 4 / 3))
-        ch = round(cw * 3 / 4)
-        fx, fy = FACE_AT[path.name]
-        left = min(max(0, round(fx * w - cw / 2)), w - cw)
-        top = min(max(0, round(fy * h - ch / 2)), h - ch)
-        return np.asarray(im.crop((left, top, left + cw, top + ch)).resize(size, Image.BILINEAR))
 
 
 def grey_of(rgb: np.ndarray) -> np.ndarray:

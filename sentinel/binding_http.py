@@ -22,7 +22,7 @@ import requests
 from pydantic import ValidationError
 
 from sentinel import __version__
-from sentinel.client import overall_deadline, watched_session
+from sentinel.client import marker_reason, overall_deadline, watched_session
 from sentinel.client import tls_reason as _tls_reason
 from sentinel.config import is_loopback_host
 from sentinel.contract import BindResponse
@@ -181,23 +181,23 @@ def one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: connection failures by a marker in the library's text, each with the fixed words said instead
+_CONNECTION_MARKERS = (
+    ("Connection refused", "connection refused (wrong port, or the service is down)"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found (no DNS?)"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network unreachable (no link or no address?)"),
+    ("timed out", "connection timed out"),
+    ("ProxyError", "the proxy refused the connection"),
+    ("RemoteDisconnected", "the server closed the connection without an answer"),
+    ("Connection reset", "the connection was reset"),
+)
+
+
 def _connection_reason(error: Exception) -> str:
-    text = str(error)
-    for marker, reason in (
-        ("Connection refused", "connection refused (wrong port, or the service is down)"),
-        ("Name or service not known", "host name not found"),
-        ("nodename nor servname", "host name not found"),
-        ("Temporary failure in name resolution", "host name not found (no DNS?)"),
-        ("No route to host", "no route to host"),
-        ("Network is unreachable", "network unreachable (no link or no address?)"),
-        ("timed out", "connection timed out"),
-        ("ProxyError", "the proxy refused the connection"),
-        ("RemoteDisconnected", "the server closed the connection without an answer"),
-        ("Connection reset", "the connection was reset"),
-    ):
-        if marker in text:
-            return reason
-    return type(error).__name__
+    return marker_reason(error, _CONNECTION_MARKERS)
 
 
 def plain_http_off_host(server: str) -> bool:

@@ -53,24 +53,14 @@ def read_config(path: Path) -> tuple[tomlkit.TOMLDocument, SentinelConfig, bool]
     return doc, current, True
 
 
-def update_config(
-    config_path: Path | str,
-    *,
-    device_id: str,
-    site_id: str,
-    site_name: str,
-    url: str,
-    token_file: str | None = None,
-    ca_bundle: str | None = None,
-) -> bool:
-    """Set the binding's keys in a config file, keeping its comments and other keys; the file and
-    its sections are created when missing. The result is validated before the file is replaced
-    (atomically). Returns True when the file was created. Raises BindError."""
+def update_config(config_path: Path | str, **keys: str | None) -> bool:
+    """Set the binding's keys (`device_id=`, `site_id=`, ... as `render_config` takes them) in a
+    config file, keeping its comments and other keys; the file and its sections are created when
+    missing. The result is validated before the file is replaced (atomically). Returns True when
+    the file was created. Raises BindError (TypeError for a key `render_config` does not take)."""
     path = Path(os.path.realpath(config_path))
     doc, _current, exists = read_config(path)
-    text = render_config(
-        doc, path, device_id=device_id, site_id=site_id, site_name=site_name, url=url, token_file=token_file, ca_bundle=ca_bundle
-    )
+    text = render_config(doc, path, **keys)  # type: ignore[arg-type]  # render_config names and types the keys
     try:
         write_config_text(path, text)
     except OSError as e:

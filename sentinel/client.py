@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from requests.sessions import merge_setting
 
 from sentinel import __version__
@@ -57,6 +57,8 @@ _DEVICE_ERRORS = {"unauthorized": 401, "token_revoked": 401, "wrong_site": 403, 
 _OFFLINE_REASONS = {"connection", "http_429", "http_502", "http_503", "http_504"}
 #: of those, the ones worth one retry within the deadline (429 asks the device to back off)
 _RETRY_REASONS = {"connection", "http_502", "http_503", "http_504"}
+#: a contract model a `_contract` answer is read as
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 def clock_offset(sent_at: datetime, received_at: datetime, answered_at: datetime) -> float:
@@ -127,22 +129,32 @@ def overall_deadline(timeout_s: float) -> Iterator[Watch]:
         current.watch = None
 
 
-def tls_reason(error: Exception) -> str:
-    """A TLS failure in a few fixed words (never the library's text, which quotes the peer)."""
+#: TLS failures by a marker in the library's text, each with the fixed words said instead
+_TLS_MARKERS = (
+    ("Hostname mismatch", "certificate is for another host name"),
+    ("IP address mismatch", "certificate is for another host name"),
+    ("hostname", "certificate is for another host name"),
+    ("certificate has expired", "certificate expired (or the device clock is wrong)"),
+    ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
+    ("certificate verify failed", "certificate not trusted"),
+    ("WRONG_VERSION_NUMBER", "the server does not speak TLS there; http:// instead of https://?"),
+    ("Could not find a suitable TLS CA certificate bundle", "CA bundle not usable"),
+)
+
+
+def marker_reason(error: Exception, markers: tuple[tuple[str, str], ...]) -> str:
+    """The fixed words of the first (marker, reason) whose marker is in the error's text, else the
+    error's type name: never the library's text itself, which may quote the peer."""
     text = str(error)
-    for marker, reason in (
-        ("Hostname mismatch", "certificate is for another host name"),
-        ("IP address mismatch", "certificate is for another host name"),
-        ("hostname", "certificate is for another host name"),
-        ("certificate has expired", "certificate expired (or the device clock is wrong)"),
-        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
-        ("certificate verify failed", "certificate not trusted"),
-        ("WRONG_VERSION_NUMBER", "the server does not speak TLS there; http:// instead of https://?"),
-        ("Could not find a suitable TLS CA certificate bundle", "CA bundle not usable"),
-    ):
+    for marker, reason in markers:
         if marker in text:
             return reason
     return type(error).__name__
+
+
+def tls_reason(error: Exception) -> str:
+    """A TLS failure in a few fixed words (never the library's text, which quotes the peer)."""
+    return marker_reason(error, _TLS_MARKERS)
 
 
 def _safe(text: str, limit: int = 80) -> str:
@@ -232,15 +244,8 @@ class ServiceClient(Verifier):
     def upload_records_detailed(self, records: list[dict[str, Any]], timeout_s: float = 10.0) -> RecordsAccepted:
         """The whole answer: `accepted` ids (delete them) and `rejected` ones (set them aside, never
         retry: wrong_device, wrong_site, id_conflict). Raises ClientError when there is no valid answer."""
-        deadline = self._clock() + timeout_s
-        try:
-            answer = self._call("POST", "/v1/records", deadline, json_body={"records": records}, limit=MAX_BULK_ANSWER_BYTES)
-        except _Deadline:
-            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
-        try:
-            return RecordsAccepted.model_validate(answer)
-        except ValidationError as e:
-            raise ClientError("malformed", f"records answer does not match the contract ({e.error_count()} errors)") from None
+        answer = self._ask("POST", "/v1/records", timeout_s, json_body={"records": records}, limit=MAX_BULK_ANSWER_BYTES)
+        return _contract(RecordsAccepted, answer, "records")
 
     def list_records(self, since: str | None = None, timeout_s: float = 10.0, limit: int = 500) -> list[dict[str, Any]]:
         """This device's records as the service stored them (audits, tests), all pages."""
@@ -252,10 +257,7 @@ class ServiceClient(Verifier):
                 params["since"] = since
             if after:
                 params["after"] = after
-            try:
-                page = self._call("GET", "/v1/records", self._clock() + timeout_s, params=params, limit=MAX_BULK_ANSWER_BYTES)
-            except _Deadline:
-                raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+            page = self._ask("GET", "/v1/records", timeout_s, params=params, limit=MAX_BULK_ANSWER_BYTES)
             out.extend(page.get("records", []))
             after = page.get("next_after")
             if not after:
@@ -265,26 +267,16 @@ class ServiceClient(Verifier):
         """Send the device's health (`POST /v1/devices/{id}/heartbeat`, about every 60 s). Returns
         the service's ack, whose `received_at` (service clock) lets the caller work out the device's
         clock offset for the next heartbeat: `clock_offset(sent_at, ack)`. Raises ClientError."""
-        deadline = self._clock() + timeout_s
-        try:
-            answer = self._call(
-                "POST", f"/v1/devices/{self.device_id}/heartbeat", deadline, json_body=body.model_dump(mode="json"), limit=MAX_ANSWER_BYTES
-            )
-        except _Deadline:
-            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
-        try:
-            return HeartbeatAck.model_validate(answer)
-        except ValidationError as e:
-            raise ClientError("malformed", f"heartbeat answer does not match the contract ({e.error_count()} errors)") from None
+        answer = self._ask(
+            "POST", f"/v1/devices/{self.device_id}/heartbeat", timeout_s, json_body=body.model_dump(mode="json"), limit=MAX_ANSWER_BYTES
+        )
+        return _contract(HeartbeatAck, answer, "heartbeat")
 
     def revoke(self, timeout_s: float = 5.0) -> bool:
         """Revoke this device's own token at the service (`POST /v1/devices/{id}/revoke`, for
         `sentinel wipe`): True once the service answered that the token no longer works. Idempotent
         at the service. Raises ClientError (code `timeout` past the deadline)."""
-        try:
-            answer = self._call("POST", f"/v1/devices/{self.device_id}/revoke", self._clock() + timeout_s, limit=MAX_ANSWER_BYTES)
-        except _Deadline:
-            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
+        answer = self._ask("POST", f"/v1/devices/{self.device_id}/revoke", timeout_s, limit=MAX_ANSWER_BYTES)
         if not (isinstance(answer, dict) and answer.get("revoked") is True):
             raise ClientError("malformed", "revoke answer does not say the token is revoked")
         return True
@@ -298,14 +290,8 @@ class ServiceClient(Verifier):
         params = {"site_id": self.site_id}
         if since is not None:
             params["since"] = since.isoformat()
-        try:
-            answer = self._call("GET", "/v1/faces", self._clock() + timeout_s, params=params, limit=MAX_FACES_ANSWER_BYTES)
-        except _Deadline:
-            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
-        try:
-            gallery = FaceGallery.model_validate(answer)
-        except ValidationError as e:
-            raise ClientError("malformed", f"faces answer does not match the contract: {e.error_count()} schema errors") from None
+        answer = self._ask("GET", "/v1/faces", timeout_s, params=params, limit=MAX_FACES_ANSWER_BYTES)
+        gallery = _contract(FaceGallery, answer, "faces")
         if gallery.site_id != self.site_id:
             raise ClientError("malformed", f"faces answer is for site {gallery.site_id}, not {self.site_id}")
         return gallery
@@ -314,6 +300,13 @@ class ServiceClient(Verifier):
         self._session.close()
 
     # --- one HTTP exchange under a deadline ------------------------------------------------
+
+    def _ask(self, method: str, path: str, timeout_s: float, *, limit: int, json_body=None, params=None) -> Any:
+        """`_call` with a deadline `timeout_s` from now; ClientError `timeout` past it."""
+        try:
+            return self._call(method, path, self._clock() + timeout_s, limit=limit, json_body=json_body, params=params)
+        except _Deadline:
+            raise ClientError("timeout", f"no answer within {timeout_s:.0f} s") from None
 
     def _call(self, method: str, path: str, deadline: float, *, limit: int, json_body=None, params=None) -> Any:
         remaining = deadline - self._clock()
@@ -397,6 +390,14 @@ class ServiceClient(Verifier):
                 raise _Deadline from None
             raise ClientError("protocol", f"unusable answer body: {type(e).__name__}") from None
         return b"".join(chunks)
+
+
+def _contract(model: type[_Answer], answer: Any, what: str) -> _Answer:
+    """The answer as the contract's `model`; ClientError `malformed` when it does not fit."""
+    try:
+        return model.model_validate(answer)
+    except ValidationError as e:
+        raise ClientError("malformed", f"{what} answer does not match the contract ({e.error_count()} errors)") from None
 
 
 def _error_code(raw: bytes) -> str | None:

@@ -14,7 +14,16 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 
 from sentinel.config import ID_PATTERN
 from sentinel.credentials import CredentialKind
@@ -30,6 +39,20 @@ MAX_RECORDS_PER_UPLOAD = 500
 #: `RecordIn.extra` is for a few diagnostic values, not a side channel for personal data
 MAX_EXTRA_BYTES = 1024
 FACE_ENCODING_LENGTH = 128
+
+
+def _extra_is_small(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
+        raise ValueError(f"extra is larger than {MAX_EXTRA_BYTES} bytes as JSON")
+    return value
+
+
+#: the `extra` of a record: a few diagnostic values, at most MAX_EXTRA_BYTES as JSON
+Extra = Annotated[dict[str, Any], AfterValidator(_extra_is_small)]
+
+
+#: a record's site: the one its device was bound to when it made the record (every record kind)
+RecordSiteId = Annotated[str, Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")]
 
 
 class _Model(BaseModel):
@@ -69,7 +92,7 @@ class RecordIn(_Model):
     )
     created_at: AwareDatetime = Field(title="Created at", description="When the check happened (device clock, with time zone)")
     device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that made the check")
-    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    site_id: RecordSiteId
     credential_kind: CredentialKind = Field(title="Credential kind", description="What the person presented")
     credential_hash: str = Field(
         pattern=r"^[0-9a-f]{64}$",
@@ -85,19 +108,12 @@ class RecordIn(_Model):
     verdict: VerdictKind = Field(title="Verdict", description="What the site policy decided")
     reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$", title="Reason", description="Short code for the verdict, e.g. nat_too_old")
     mode: Mode = Field(title="Mode", description="online: the service answered in time; offline: the offline policy decided")
-    extra: dict[str, Any] = Field(
+    extra: Extra = Field(
         default_factory=dict,
         title="Extra",
         description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON), e.g. verify latency; no personal data. "
         "status_detail: why a timeout / verify_failed / device_unauthorized check had no usable answer (docs/api.md)",
     )
-
-    @field_validator("extra")
-    @classmethod
-    def _extra_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
-            raise ValueError(f"extra is larger than {MAX_EXTRA_BYTES} bytes as JSON")
-        return value
 
 
 class RecordAmendment(_Model):
@@ -174,7 +190,7 @@ class VehicleSessionIn(_Model):
     id: str = Field(pattern=RECORD_ID_PATTERN, title="Record id", description="As for check records; the service de-duplicates on it")
     created_at: AwareDatetime = Field(title="Created at", description="When the vehicle was recorded (its finish; device clock)")
     device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that checked the vehicle")
-    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    site_id: RecordSiteId
     session_id: str = Field(pattern=RECORD_ID_PATTERN, title="Session id", description="Time-ordered UUID made when staff started the vehicle")
     started_at: AwareDatetime = Field(title="Started at", description="When staff started the vehicle")
     finished_at: AwareDatetime = Field(title="Finished at", description="When staff finished it (or it timed out)")
@@ -190,16 +206,9 @@ class VehicleSessionIn(_Model):
     reason: str = Field(pattern=_REASON_PATTERN, title="Reason", description="all_passed | occupant_denied | occupant_manual_check | duplicate_code")
     mode: Mode = Field(title="Mode", description="offline when any occupant's counted check was decided offline")
     occupants: list[VehicleOccupant] = Field(min_length=1, max_length=MAX_OCCUPANTS, title="Occupants", description="Everyone checked, by seat")
-    extra: dict[str, Any] = Field(
+    extra: Extra = Field(
         default_factory=dict, title="Extra", description=f"A few diagnostic values (≤ {MAX_EXTRA_BYTES} bytes as JSON); no personal data"
     )
-
-    @field_validator("extra")
-    @classmethod
-    def _extra_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_EXTRA_BYTES:
-            raise ValueError(f"extra is larger than {MAX_EXTRA_BYTES} bytes as JSON")
-        return value
 
 
 class StoredVehicleSession(VehicleSessionIn):
@@ -240,7 +249,7 @@ class AmendmentIn(_Model):
         title="Created at", description="When the device decided the outcome (the sensor saw the turn, or the pass window ended; device clock)"
     )
     device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device that made the amended check; must be the check's device")
-    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    site_id: RecordSiteId
     record_id: str = Field(pattern=RECORD_ID_PATTERN, title="Amended record", description="Id of the check record (a pass) this amends")
     passed: bool = Field(title="Passed", description="true: the person went through the gate; false: the gate was opened but nobody went through")
     reason: str = Field(
@@ -257,7 +266,7 @@ class EventIn(_Model):
     id: str = Field(pattern=RECORD_ID_PATTERN, title="Record id", description="The event's own time-ordered id; the service de-duplicates on it")
     created_at: AwareDatetime = Field(title="Created at", description="When it happened (device clock, with time zone)")
     device_id: str = Field(pattern=ID_PATTERN, title="Device id", description="Device the event happened on")
-    site_id: str = Field(pattern=ID_PATTERN, title="Site id", description="Site the device was bound to at the time")
+    site_id: RecordSiteId
     event: str = Field(
         pattern=_REASON_PATTERN,
         title="Event",

@@ -36,8 +36,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from sentinel.worker import Worker
 
 log = logging.getLogger("sentinel.heartbeat")
 
@@ -129,53 +132,45 @@ class ServiceContact:
             return self.failures >= self.min_failures and self._clock() - self._last_ok >= self.after_s
 
 
+@dataclass(eq=False)
 class HeartbeatSender:
     """Sends `build(clock_offset_s)` with `client.heartbeat(body, timeout_s)` now and every `interval_s`."""
 
-    def __init__(
-        self,
-        client: Any,
-        build: Callable[[float | None], Any],
-        *,
-        interval_s: float = HEARTBEAT_INTERVAL_S,
-        timeout_s: float = 5.0,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
-        contact: ServiceContact | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self._client = client
-        self._clock = clock
-        self._build = build
-        self.interval_s = interval_s
-        self.timeout_s = timeout_s
-        self._wall = wall
-        self._contact = contact
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.clock_offset_s: float | None = None  # device minus service, from the last ack
-        self.last_ack_at: datetime | None = None  # the service clock in the last ack
-        self.sent = 0  # heartbeats the service acknowledged
-        self.failures = 0  # in a row
-        self.last_error: str | None = None
-        self.last_round_trip_s: float | None = None  # the last acknowledged heartbeat, sent to answered
+    client: Any
+    build: Callable[[float | None], Any]
+    _: KW_ONLY
+    interval_s: float = HEARTBEAT_INTERVAL_S
+    timeout_s: float = 5.0
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
+    contact: ServiceContact | None = field(default=None, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    clock_offset_s: float | None = field(default=None, init=False)  # device minus service, from the last ack
+    last_ack_at: datetime | None = field(default=None, init=False)  # the service clock in the last ack
+    sent: int = field(default=0, init=False)  # heartbeats the service acknowledged
+    failures: int = field(default=0, init=False)  # in a row
+    last_error: str | None = field(default=None, init=False)
+    last_round_trip_s: float | None = field(default=None, init=False)  # the last acknowledged heartbeat, sent to answered
+
+    def __post_init__(self) -> None:
+        self._worker = Worker("heartbeat", self._run)
 
     def send_once(self) -> bool:
         """Build and send one heartbeat; True when the service acknowledged it. Never raises."""
         try:
-            body = self._build(self.clock_offset_s)
+            body = self.build(self.clock_offset_s)
         except Exception:
             log.exception("could not build the heartbeat")
             self._failed("build", "could not build the heartbeat", contact=False)
             return False
-        sent_at = self._wall()
-        started = self._clock()
+        sent_at = self.wall()
+        started = self.clock()
         try:
-            ack = self._client.heartbeat(body, timeout_s=self.timeout_s)
+            ack = self.client.heartbeat(body, timeout_s=self.timeout_s)
         except Exception as e:  # ClientError, or a transport bug: logged, tried next interval
             self._failed(getattr(e, "code", type(e).__name__), str(e))
             return False
-        self.last_round_trip_s = max(0.0, self._clock() - started)
-        answered_at = self._wall()
+        self.last_round_trip_s = max(0.0, self.clock() - started)
+        answered_at = self.wall()
         received_at = getattr(ack, "received_at", None)
         if received_at is not None:
             from sentinel.client import clock_offset
@@ -187,8 +182,8 @@ class HeartbeatSender:
         self.failures = 0
         self.last_error = None
         self.sent += 1
-        if self._contact is not None:
-            self._contact.ok(self.last_round_trip_s, at=answered_at)
+        if self.contact is not None:
+            self.contact.ok(self.last_round_trip_s, at=answered_at)
         return True
 
     def _failed(self, code: str, message: str, *, contact: bool = True) -> None:
@@ -198,30 +193,23 @@ class HeartbeatSender:
             log.warning("heartbeat not delivered (%s); next try in %.0f s", self.last_error, self.interval_s)
         else:
             log.debug("heartbeat not delivered again (%s, %d in a row)", code, self.failures)
-        if contact and self._contact is not None:
-            self._contact.failed()
+        if contact and self.contact is not None:
+            self.contact.failed()
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("heartbeat already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             self.send_once()
-            self._stop.wait(self.interval_s)
+            self._worker.stopping.wait(self.interval_s)
 
     def stop(self, timeout_s: float | None = None) -> None:
         """Stop after the heartbeat in flight, if any (at most its `timeout_s`)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(self.timeout_s + 1.0 if timeout_s is None else timeout_s)
+        self._worker.stop(self.timeout_s + 1.0 if timeout_s is None else timeout_s)
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.is_alive()
 
 
 def build_heartbeat(health: dict[str, Any], clock_offset_s: float | None) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 
 from sentinel.decoding import Scan
@@ -36,42 +37,34 @@ class State(StrEnum):
     FAULT = "fault"
 
 
+@dataclass(eq=False)
 class LoopScreen:
     """The loop's state and its screen. `language` and `result_s` are asked each time (a config
     reload changes them between checks)."""
 
-    def __init__(
-        self,
-        display: Display,
-        *,
-        clock: Callable[[], float],
-        language: Callable[[], str],
-        result_s: Callable[[], float],
-        camera_timeout_s: float,
-        faults: Callable[[], str | None] | None,
-        fault_poll_s: float,
-        hint_after_frames: int,
-        hint_s: float,
-    ) -> None:
-        self._display = display
-        self._clock = clock
-        self._language = language
-        self._result_s = result_s
-        self._camera_timeout_s = camera_timeout_s
-        self._faults = faults
-        self._fault_poll_s = fault_poll_s
-        self._hint_after_frames = max(1, hint_after_frames)
-        self._hint_s = hint_s
-        self.state = State.IDLE
-        self.fault: str | None = None  # the part on the fault screen while state is FAULT
-        self.shown_kind: ScreenKind | None = None
-        self.gate_failed = False  # the last pulse raised: the gate fault until one works
+    display: Display
+    _: KW_ONLY
+    clock: Callable[[], float]
+    language: Callable[[], str]
+    result_s: Callable[[], float]
+    camera_timeout_s: float
+    faults: Callable[[], str | None] | None
+    fault_poll_s: float
+    hint_after_frames: int
+    hint_s: float
+    state: State = field(default=State.IDLE, init=False)
+    fault: str | None = field(default=None, init=False)  # the part on the fault screen while state is FAULT
+    shown_kind: ScreenKind | None = field(default=None, init=False)
+    gate_failed: bool = field(default=False, init=False)  # the last pulse raised: the gate fault until one works
+
+    def __post_init__(self) -> None:
+        self.hint_after_frames = max(1, self.hint_after_frames)
         self._probed: str | None = None  # what `faults()` said last (besides the camera)
-        self._next_fault_poll = clock()
+        self._next_fault_poll = self.clock()
         self._result_until = 0.0
-        self._last_frame_at = clock()
+        self._last_frame_at = self.clock()
         self._unreadable_frames = 0  # frames in a row with a code located but none read
-        self.show(Screen.prompt(ScreenKind.IDLE, language()))
+        self.show(Screen.prompt(ScreenKind.IDLE, self.language()))
 
     # --- frames --------------------------------------------------------------------------------
 
@@ -81,7 +74,7 @@ class LoopScreen:
             self._last_frame_at = now
             if self.state == State.FAULT and self.fault == "camera":
                 self.to_idle()
-        if self.fault != "camera" and now - self._last_frame_at > self._camera_timeout_s:
+        if self.fault != "camera" and now - self._last_frame_at > self.camera_timeout_s:
             if self.state != State.CHECKING:
                 log.warning("no frame from the camera for %.1f s", now - self._last_frame_at)
                 self.to_fault("camera")
@@ -90,7 +83,7 @@ class LoopScreen:
     def frame(self, frame: Frame, now: float) -> None:
         self._last_frame_at = now
         try:
-            self._display.preview(frame)
+            self.display.preview(frame)
         except Exception:
             log.exception("display preview failed")
         if self.state == State.FAULT and self.fault == "camera":
@@ -105,15 +98,15 @@ class LoopScreen:
             self._unreadable_frames = 0
             return
         self._unreadable_frames += 1
-        if self._unreadable_frames < self._hint_after_frames or paused:
+        if self._unreadable_frames < self.hint_after_frames or paused:
             return
         if self.state == State.RESULT and self.shown_kind == ScreenKind.HOLD_CLOSER:
-            self._result_until = now + self._hint_s  # still in view and still unread: the request stays
+            self._result_until = now + self.hint_s  # still in view and still unread: the request stays
         elif self.state == State.IDLE or (self.state == State.FAULT and self.fault != "camera"):
             log.info("a code in view could not be read (%d frames): asking for it closer / brighter", self._unreadable_frames)
-            self.show(Screen.prompt(ScreenKind.HOLD_CLOSER, self._language()))
+            self.show(Screen.prompt(ScreenKind.HOLD_CLOSER, self.language()))
             self.state = State.RESULT  # like a verdict's screen: goes back to idle (or the fault) by itself
-            self._result_until = now + self._hint_s
+            self._result_until = now + self.hint_s
 
     def ready_for_new(self) -> bool:
         """Nothing in flight and no camera fault: a face may start a check."""
@@ -123,15 +116,15 @@ class LoopScreen:
 
     def poll_faults(self, now: float) -> None:
         """Ask the fault probe (at most every fault_poll_s) and show or clear its fault while idle."""
-        if self._faults is None and not self.gate_failed and self._probed is None:
+        if self.faults is None and not self.gate_failed and self._probed is None:
             return
         if now < self._next_fault_poll:
             return
-        self._next_fault_poll = now + self._fault_poll_s
+        self._next_fault_poll = now + self.fault_poll_s
         part: str | None = "gate" if self.gate_failed else None
-        if part is None and self._faults is not None:
+        if part is None and self.faults is not None:
             try:
-                part = self._faults() or None
+                part = self.faults() or None
             except Exception:
                 log.exception("fault probe failed")
                 part = None
@@ -150,7 +143,7 @@ class LoopScreen:
         """A pulse worked (the gate fault ends) or raised (the gate fault once the verdict has gone)."""
         self.gate_failed = not ok
         if not ok:
-            self._next_fault_poll = self._clock()
+            self._next_fault_poll = self.clock()
 
     # --- transitions ---------------------------------------------------------------------------
 
@@ -160,7 +153,7 @@ class LoopScreen:
 
     def to_result(self, now: float) -> None:
         self.state = State.RESULT
-        self._result_until = now + self._result_s()
+        self._result_until = now + self.result_s()
 
     def to_idle(self) -> None:
         """Idle, or the fault screen when the last probe named a fault (no idle flash between)."""
@@ -169,18 +162,18 @@ class LoopScreen:
             return
         self.state = State.IDLE
         self.fault = None
-        self.show(Screen.prompt(ScreenKind.IDLE, self._language()))
+        self.show(Screen.prompt(ScreenKind.IDLE, self.language()))
 
     def to_fault(self, part: str) -> None:
         if self.state == State.FAULT and self.fault == part:
             return
         self.state = State.FAULT
         self.fault = part
-        self.show(Screen.fault(part, self._language()))
+        self.show(Screen.fault(part, self.language()))
 
     def show(self, screen: Screen) -> None:
         self.shown_kind = screen.kind
         try:
-            self._display.show(screen)
+            self.display.show(screen)
         except Exception:  # a display fault must not stop checks or leave the gate state unknown
             log.exception("display failed")

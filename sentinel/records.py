@@ -82,6 +82,11 @@ class RecordMaker:
         self.site_id = site_id
         self._key = key
 
+    def _stamp(self, at: datetime) -> dict[str, Any]:
+        """What every record this device makes carries: a fresh time-ordered id, `created_at`
+        (device clock, aware), the device and its site."""
+        return {"id": str(uuid6.uuid7()), "created_at": at, "device_id": self.device_id, "site_id": self.site_id}
+
     def credential_hash(self, credential: Credential) -> str:
         message = f"{credential.kind.value}:{credential.value}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
@@ -90,10 +95,7 @@ class RecordMaker:
         if status.status_detail:
             extra = {"status_detail": status.status_detail, **extra}
         return Record(
-            id=str(uuid6.uuid7()),
-            created_at=at,
-            device_id=self.device_id,
-            site_id=self.site_id,
+            **self._stamp(at),
             credential_kind=credential.kind.value,
             credential_hash=self.credential_hash(credential),
             person=status.person,
@@ -110,10 +112,7 @@ class RecordMaker:
         `at` is when that was decided (device clock, aware); it becomes `created_at`."""
         return Amendment(
             kind="amendment",
-            id=str(uuid6.uuid7()),
-            created_at=at,
-            device_id=self.device_id,
-            site_id=self.site_id,
+            **self._stamp(at),
             record_id=record_id,
             passed=passed,
             reason=reason,
@@ -124,10 +123,7 @@ class RecordMaker:
         (device clock, aware), with a few values in `detail` and never personal data."""
         return Event(
             kind="event",
-            id=str(uuid6.uuid7()),
-            created_at=at,
-            device_id=self.device_id,
-            site_id=self.site_id,
+            **self._stamp(at),
             event=event,
             detail=dict(detail or {}),
         )

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from sentinel.client import ClientError
 from sentinel.contract import MAX_RECORDS_PER_UPLOAD, RecordsAccepted
 from sentinel.outbox import Outbox
+from sentinel.worker import Worker
 
 log = logging.getLogger("sentinel.uploader")
 
@@ -150,8 +151,7 @@ class Uploader:
         self.set_aside = 0
         self._last_round_trip_s: float | None = None
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("uploader", self._run)
         outbox.subscribe(self._wake.set)
 
     # --- one pass --------------------------------------------------------------------------
@@ -250,7 +250,7 @@ class Uploader:
         health = self._outbox.health()
         next_in = None if self._next_attempt_at is None else max(0.0, self._next_attempt_at - self._clock())
         return UploaderStatus(
-            state="stopped" if self._thread is not None and not self._thread.is_alive() else self._state,
+            state="stopped" if self._worker.ended else self._state,
             queue_depth=health.depth,
             oldest_record_age_s=health.oldest_age_s,
             last_success_at=self._last_success_at,
@@ -266,15 +266,11 @@ class Uploader:
     # --- the worker thread -----------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("uploader already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def _run(self) -> None:
         log.info("uploader started")
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             self._wake.clear()  # an add after this point cuts the idle wait short
             try:
                 delay = self.step()
@@ -286,17 +282,15 @@ class Uploader:
             if self._state == "idle":
                 self._wake.wait(delay)
             else:
-                self._stop.wait(delay)  # a back-off is not cut short by new records
+                self._worker.stopping.wait(delay)  # a back-off is not cut short by new records
         log.info("uploader stopped")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop after the upload in flight (if any); records not acknowledged stay in the outbox."""
-        self._stop.set()
+        self._worker.stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            if self._thread.is_alive():
-                log.warning("uploader still busy after %.0f s; its records stay in the outbox", timeout_s)
+        if not self._worker.stop(timeout_s):
+            log.warning("uploader still busy after %.0f s; its records stay in the outbox", timeout_s)
 
     def wake(self) -> None:
         self._wake.set()
@@ -304,7 +298,7 @@ class Uploader:
     def is_alive(self) -> bool:
         """The worker thread runs (for the systemd watchdog: a dead thread means restart; a
         service that is down does not, the records simply wait)."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.is_alive()
 
     # --- in the foreground, for `sentinel outbox flush` --------------------------------------
 

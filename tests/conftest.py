@@ -19,6 +19,19 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def mock_factory():
+    """A gpiozero MockFactory of its own for the test, passed to devices by hand; reset afterwards,
+    and gpiozero's default factory cleared."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+    Device.pin_factory = None
+
+
+@pytest.fixture
 def mock_pins():
     """The shared gpiozero MockFactory that `pin_factory = "mock"` configs use (as `sentinel run`
     builds them); every GPIO gate made meanwhile is released and the factory reset afterwards, so

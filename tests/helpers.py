@@ -1,6 +1,7 @@
 """Test tools shared by the test modules: settable clocks (monotonic and wall), polling with a
 timeout that survives a busy 2-core machine, a reader that never loses a child process's lines, an
-executor that runs inline, and real QR frames made with segno.
+executor that runs inline, real QR frames made with segno, the demo device's service client, and
+a loopback HTTP handler that answers every POST with canned JSON.
 
 Every component a test builds gets one of these clocks: a fixture date is never compared with the
 real clock (the suite passes with the system clock a year off, see README)."""
@@ -8,6 +9,7 @@ real clock (the suite passes with the system clock a year off, see README)."""
 from __future__ import annotations
 
 import io
+import json
 import queue
 import socket
 import subprocess
@@ -17,12 +19,15 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import segno
 from PIL import Image
 
+from sentinel.client import ServiceClient
 from sentinel.frames import Frame
+from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 
 # Polls give up after this long: far past anything a healthy run needs, so a loaded machine does not
 # turn a slow pass into a failure, while a real hang still fails the test.
@@ -204,3 +209,32 @@ def qr_frame(payload: str | None, sequence: int = 0, timestamp: float = 0.0, siz
     else:
         grey = np.frombuffer(_qr_grey(payload, size), np.uint8).reshape(size[1], size[0])
     return Frame(grey=grey, timestamp=timestamp, sequence=sequence)
+
+
+def device_client(url: str, token: str = DEMO_DEVICE_TOKEN, *, device_id: str = DEMO_DEVICE_ID, site_id: str = DEMO_SITE.id,
+                  **kw) -> ServiceClient:
+    """The demo device's client of the service at `url` (close it, e.g. with contextlib.closing)."""
+    return ServiceClient(url, token, device_id=device_id, site_id=site_id, **kw)
+
+
+def json_answering(answer: dict | Callable[[bytes], dict], status: int = 200,
+                   protocol: str = "HTTP/1.0") -> type[BaseHTTPRequestHandler]:
+    """An http.server handler that reads each POST's body and answers `status` with `answer` as
+    JSON (or with `answer(body)` when it is callable); it logs nothing."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = protocol
+
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps(answer(raw) if callable(answer) else answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler

@@ -36,6 +36,7 @@ from sentinel.demo_data import demo_person
 from sentinel.health import Status
 from sentinel.service.seed import DEMO_BINDING_CODE, DEMO_SITE
 from sentinel.service.server import ReferenceServer
+from tests.helpers import json_answering
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -328,18 +329,9 @@ def test_token_file_defaults_to_the_configs(srv, tmp_path):
 # --- TLS -------------------------------------------------------------------------------------------
 
 
-class _StubBindService(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = json.dumps({"device_id": body["device_id"], "site": DEMO_SITE.model_dump(), "token": "sdt_over-tls"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
+def _bound_over_tls(request: bytes) -> dict:
+    """The bind service's answer to `request`: the site and a token for the device that asked."""
+    return {"device_id": json.loads(request)["device_id"], "site": DEMO_SITE.model_dump(), "token": "sdt_over-tls"}
 
 
 @pytest.fixture()
@@ -353,7 +345,7 @@ def tls_service(tmp_path):
          "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubBindService)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), json_answering(_bound_over_tls))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -20,9 +20,11 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,14 @@ from sentinel.pipeline import Pipeline, State
 from sentinel.policy import Verdict, VerdictKind
 from sentinel.records import RecordMaker
 from sentinel.service.faults import DEFAULT_OVERSIZED_BYTES, Faults
-from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_EXPIRED_PERSON, DEMO_SITE
+from sentinel.service.seed import (
+    DEMO_DEVICE_ID,
+    DEMO_DEVICE_TOKEN,
+    DEMO_EXPIRED_PERSON,
+    DEMO_SITE,
+)
 from sentinel.service.server import ReferenceServer
-from tests.helpers import qr_frame
+from tests.helpers import device_client, json_answering, qr_frame
 from ui.console import ConsoleDisplay
 
 ADMIN = "sat_client-test-admin-token"
@@ -85,15 +92,10 @@ def no_faults(request):
     server.fault_state.set(Faults())
 
 
-def client_for(url: str, token: str = DEMO_DEVICE_TOKEN, *, device_id: str = DEMO_DEVICE_ID, site_id: str = DEMO_SITE.id, **kw):
-    return ServiceClient(url, token, device_id=device_id, site_id=site_id, **kw)
-
-
 @pytest.fixture
 def client(srv):
-    c = client_for(srv.url)
-    yield c
-    c.close()
+    with closing(device_client(srv.url)) as c:
+        yield c
 
 
 def health_code(token: str) -> Credential:
@@ -183,14 +185,14 @@ def test_answers_come_back_on_a_kept_alive_connection(client):
 def test_revoked_wrong_token_and_wrong_site_are_three_distinct_device_errors(srv, caplog):
     caplog.set_level(logging.DEBUG)
     token = bind_new_device(srv, "client-test-revoked")
-    revoked = client_for(srv.url, token, device_id="client-test-revoked")
+    revoked = device_client(srv.url, token, device_id="client-test-revoked")
     assert revoked.verify(health_code(GREEN.token), timeout_s=5).status == Status.GREEN  # works before the revocation
     answer = admin(srv, "POST", "/admin/devices/client-test-revoked/revoke")
     assert answer.status_code == 200 and answer.json()["revoked"] is True
 
-    wrong_token = client_for(srv.url, "sdt_not-a-token-this-service-issued")
-    wrong_site = client_for(srv.url, site_id="someone-elses-site")
-    wrong_device = client_for(srv.url, device_id="someone-elses-device")
+    wrong_token = device_client(srv.url, "sdt_not-a-token-this-service-issued")
+    wrong_site = device_client(srv.url, site_id="someone-elses-site")
+    wrong_device = device_client(srv.url, device_id="someone-elses-device")
     seen = {}
     for name, c in (("revoked", revoked), ("wrong_token", wrong_token), ("wrong_site", wrong_site), ("wrong_device", wrong_device)):
         status, elapsed = timed_verify(c, health_code(GREEN.token), timeout_s=5)
@@ -209,10 +211,10 @@ def test_revoked_wrong_token_and_wrong_site_are_three_distinct_device_errors(srv
 
 
 def test_tls_verification_is_on_by_default_and_a_ca_bundle_pins_it(tmp_path):
-    default = client_for("https://health.example")
+    default = device_client("https://health.example")
     assert default._session.verify is True
     bundle = tmp_path / "private-ca.pem"
-    pinned = client_for("https://health.example", ca_bundle=bundle)
+    pinned = device_client("https://health.example", ca_bundle=bundle)
     assert pinned._session.verify == str(bundle)
 
 
@@ -222,20 +224,7 @@ class TlsServer:
     cert: Path
 
 
-class _CannedGreen(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"status": "green", "person": {"name_masked": "王*明", "id_masked": "1101**********002X"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+GREEN_ANSWER = {"status": "green", "person": {"name_masked": "王*明", "id_masked": "1101**********002X"}}
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +240,7 @@ def tls_server(tmp_path_factory):
          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CannedGreen)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), json_answering(GREEN_ANSWER, protocol="HTTP/1.1"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -263,7 +252,7 @@ def tls_server(tmp_path_factory):
 
 
 def test_tls_certificate_not_trusted_is_verify_failed(tls_server):
-    status, elapsed = timed_verify(client_for(tls_server.url), health_code(GREEN.token))
+    status, elapsed = timed_verify(device_client(tls_server.url), health_code(GREEN.token))
     assert status.status == Status.VERIFY_FAILED
     assert status.detail.startswith("tls:")
     assert elapsed < DEADLINE_S + SLACK_S
@@ -274,7 +263,7 @@ def test_tls_with_the_private_ca_bundle_verifies(tls_server, monkeypatch):
     # bundle the device's config pins.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    status = client_for(tls_server.url, ca_bundle=tls_server.cert).verify(health_code(GREEN.token), timeout_s=2)
+    status = device_client(tls_server.url, ca_bundle=tls_server.cert).verify(health_code(GREEN.token), timeout_s=2)
     assert status.status == Status.GREEN, status.detail
 
 
@@ -282,7 +271,7 @@ def test_missing_ca_bundle_is_a_status_not_an_exception(tls_server, tmp_path, mo
     # requests raises a bare OSError for a bundle path that does not exist (not a RequestException)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    status, elapsed = timed_verify(client_for(tls_server.url, ca_bundle=tmp_path / "gone.pem"), health_code(GREEN.token))
+    status, elapsed = timed_verify(device_client(tls_server.url, ca_bundle=tmp_path / "gone.pem"), health_code(GREEN.token))
     assert status.status == Status.VERIFY_FAILED
     assert "tls" in status.detail
     assert elapsed < DEADLINE_S + SLACK_S
@@ -367,7 +356,7 @@ def test_unreadable_token_file_is_a_client_error_without_the_token(tmp_path):
 
 def test_upload_records_is_idempotent_through_the_client(srv):
     token = bind_new_device(srv, "client-test-uploader")
-    c = client_for(srv.url, token, device_id="client-test-uploader")
+    c = device_client(srv.url, token, device_id="client-test-uploader")
     records = make_records("client-test-uploader", 3)
     ids = [r["id"] for r in records]
     assert c.upload_records(records) == ids
@@ -386,7 +375,7 @@ def test_upload_records_is_idempotent_through_the_client(srv):
 
 
 def test_upload_faults_raise_client_errors(srv):
-    c = client_for(srv.url)
+    c = device_client(srv.url)
     records = make_records(DEMO_DEVICE_ID, 1)
     for faults, code in ((Faults(status=503), "server_error"), (Faults(garbage=True), "malformed"), (Faults(latency_s=1.0), "timeout")):
         srv.fault_state.set(faults)
@@ -398,7 +387,7 @@ def test_upload_faults_raise_client_errors(srv):
 
 def test_list_records_follows_the_pages(srv):
     token = bind_new_device(srv, "client-test-pager")
-    c = client_for(srv.url, token, device_id="client-test-pager")
+    c = device_client(srv.url, token, device_id="client-test-pager")
     start = datetime(2030, 5, 1, 8, 0, tzinfo=UTC)
     records = make_records("client-test-pager", 7, at=start)
     assert c.upload_records(records) == [r["id"] for r in records]
@@ -427,12 +416,12 @@ def test_heartbeat_reaches_the_service(srv, client):
 # --- faults: verify returns by its deadline, with a status that says what happened ----------
 
 
-@pytest.fixture(scope="module")
-def silent_server():
-    """Accepts TCP connections and never says a word: a hung backend or a black-holing middlebox."""
+@contextmanager
+def tcp_server(handle: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A raw loopback TCP server, its http:// URL yielded: each connection goes to `handle(conn,
+    stop)` on a thread of its own; `stop` is set when the server closes."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
-    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -443,16 +432,26 @@ def silent_server():
                 continue
             except OSError:
                 return
-            held.append(conn)  # keep it open, read nothing, answer nothing
+            threading.Thread(target=handle, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=2)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+def silent_server():
+    """Accepts TCP connections and never says a word: a hung backend or a black-holing middlebox."""
+    held: list[socket.socket] = []
+    with tcp_server(lambda conn, _stop: held.append(conn)) as url:  # keep it open, read nothing, answer nothing
+        yield url
     for conn in held:
         conn.close()
-    listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -468,13 +467,10 @@ def _trickling_server(what: str):
     """Answers a valid 200, one byte every 0.1 s: `what` = "head" drips from the status line on,
     "body" sends the headers at once and drips the body. Every read returns well within any read
     timeout, so only an overall deadline ends the call (a slow link, or a slowloris middlebox)."""
-    body = json.dumps({"status": "green", "person": {"name_masked": "王*明", "id_masked": "1101**********002X"}}).encode()
+    body = json.dumps(GREEN_ANSWER).encode()
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
         with conn:
             try:
                 conn.recv(65536)
@@ -489,22 +485,8 @@ def _trickling_server(what: str):
             except OSError:
                 pass  # the client hung up: what a deadline does
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=2)
-    listener.close()
+    with tcp_server(answer) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -553,7 +535,7 @@ def scenario(request, srv):
 
 def test_verify_returns_by_its_deadline_under_every_fault(scenario, srv):
     s, url = scenario
-    c = client_for(url)
+    c = device_client(url)
     status, elapsed = timed_verify(c, health_code(GREEN.token))
     assert elapsed < DEADLINE_S + SLACK_S, f"verify took {elapsed:.3f} s"
     assert elapsed >= s.min_s
@@ -580,7 +562,7 @@ def decoder():
 def test_pipeline_verdict_by_the_deadline_under_every_fault(scenario, decoder, tmp_path):
     """The kiosk loop on real QR frames, real threads and real time, with the real client."""
     s, url = scenario
-    c = client_for(url)
+    c = device_client(url)
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     gate = FakeGate(pulse_s=0.2)
     outcomes = []

@@ -15,6 +15,7 @@ import requests
 from sentinel.cli import main
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN
 from sentinel.service.server import ReferenceServer
+from tests.helpers import json_answering
 from tests.test_outbox_cli import demo_record, write_config
 
 
@@ -164,23 +165,9 @@ EVIL = "Mall\x1b[2J\nFAKE LOG LINE\r\u202eevil\x9b"
 
 def _evil_bind_server(answer: dict, status: int = 200):
     import http.server
-    import json
     import threading
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), json_answering(answer, status))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

@@ -270,7 +270,7 @@ def test_the_demo_portrait_tilted_and_blurred_gets_no_pass(resident, engine):
 @needs_engine
 def test_two_real_photos_of_the_same_person_pass(engine, shared_data):
     from sentinel.faces.enrol import enrol_images
-    from tests.test_faces_engine import camera_rgb
+    from tests.face_photos import camera_rgb
 
     photos = shared_data / "faces"
     with Gallery(None) as g:

@@ -17,10 +17,17 @@ from PIL import Image
 
 import sentinel
 from sentinel.config import FacesConfig
-from sentinel.faces import INSTALL_HINT, FaceMatcher, Gallery, ObservationKind, available
-from sentinel.faces.enrol import EnrolmentRefused, enrol_images, read_enrolment_image
+from sentinel.faces import (
+    INSTALL_HINT,
+    FaceMatcher,
+    Gallery,
+    ObservationKind,
+    available,
+)
 from sentinel.faces.engine import load_rgb
+from sentinel.faces.enrol import EnrolmentRefused, enrol_images, read_enrolment_image
 from sentinel.frames import Frame
+from tests.face_photos import camera_rgb
 from tests.helpers import FakeClock
 
 pytestmark = [
@@ -29,26 +36,7 @@ pytestmark = [
 ]
 
 ASSETS = Path(sentinel.__file__).parent / "assets"
-#: where the face is in each photo (fractions of width and height): the camera points at the person
-FACE_AT = {
-    "obama.jpg": (0.53, 0.24), "obama2.jpg": (0.49, 0.35), "obama3.jpg": (0.55, 0.19), "obama-480p.jpg": (0.52, 0.5),
-    "obama_small.jpg": (0.5, 0.5), "obama_partial_face.jpg": (0.5, 0.22), "obama_partial_face2.jpg": (0.5, 0.22),
-    "biden.jpg": (0.60, 0.18), "two_people.jpg": (0.53, 0.5),
-}  # fmt: skip
 SAME = ["obama2.jpg", "obama3.jpg", "obama-480p.jpg"]
-
-
-def camera_rgb(path: Path, size=(640, 480)) -> np.ndarray:
-    """The largest 4:3 view of the photo around the face, resized to the camera's frame size."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        cw = min(w, round(h * 4 / 3))
-        ch = round(cw * 3 / 4)
-        fx, fy = FACE_AT[path.name]
-        left = min(max(0, round(fx * w - cw / 2)), w - cw)
-        top = min(max(0, round(fy * h - ch / 2)), h - ch)
-        return np.asarray(im.crop((left, top, left + cw, top + ch)).resize(size, Image.BILINEAR))
 
 
 def camera_frame(path: Path, colour=False, size=(640, 480), sequence=0) -> Frame:

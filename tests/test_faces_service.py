@@ -7,6 +7,7 @@ none of this needs ../shared."""
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,16 +16,29 @@ import requests
 
 import sentinel
 from hardware.camera import ReplaySource
-from sentinel.client import ClientError, ServiceClient
+from sentinel.client import ClientError
 from sentinel.config import FacesConfig, PolicyConfig
 from sentinel.credentials import CredentialKind, Debouncer
-from sentinel.faces import INSTALL_HINT, FaceMatcher, Gallery, ObservationKind, available
+from sentinel.faces import (
+    INSTALL_HINT,
+    FaceMatcher,
+    Gallery,
+    ObservationKind,
+    available,
+)
 from sentinel.faces.sync import GallerySync
 from sentinel.health import Status
 from sentinel.policy import VerdictKind, decide
-from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_FACE_PERSON, DEMO_SITE, demo_face_id, demo_person_id
+from sentinel.service.seed import (
+    DEMO_DEVICE_ID,
+    DEMO_DEVICE_TOKEN,
+    DEMO_FACE_PERSON,
+    DEMO_SITE,
+    demo_face_id,
+    demo_person_id,
+)
 from sentinel.service.server import ReferenceServer
-from tests.helpers import FakeClock, InlineExecutor, wall_following
+from tests.helpers import FakeClock, InlineExecutor, device_client, wall_following
 
 ADMIN = "sat_faces-test-admin-token"
 ASSETS = Path(sentinel.__file__).parent / "assets"
@@ -41,9 +55,8 @@ def srv(service_db):
 
 @pytest.fixture
 def client(srv):
-    c = ServiceClient(srv.url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id)
-    yield c
-    c.close()
+    with closing(device_client(srv.url)) as c:
+        yield c
 
 
 def admin(srv, method, path, body=None):
@@ -62,11 +75,9 @@ def test_the_device_fetches_its_sites_gallery(client):
 
 
 def test_a_device_of_another_site_is_refused(srv):
-    other = ServiceClient(srv.url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id="other-site")
-    with pytest.raises(ClientError) as err:
+    with closing(device_client(srv.url, site_id="other-site")) as other, pytest.raises(ClientError) as err:
         other.faces()
     assert err.value.code == "wrong_site"
-    other.close()
 
 
 def test_sync_follows_the_service(srv, client, tmp_path):

@@ -119,6 +119,11 @@ class Rig:
             self.clock.advance(dt)
             self.controller.tick()
 
+    def scan(self, payload):
+        """One person at the window: shows `payload`, then steps away for longer than the debounce window."""
+        self.show(payload)
+        self.away()
+
     def away(self, seconds=6.0):
         """Nobody at the window for a while (longer than the debounce window)."""
         self.show(None, frames=int(seconds / 0.1))
@@ -223,16 +228,12 @@ def test_same_code_again_is_flagged_and_a_failed_person_rescanned_counts(tmp_pat
     rig = Rig(tmp_path)
     c = rig.controller
     c.press("start")
-    rig.show(GREEN.payload)  # driver
-    rig.away()
-    rig.show(RED.payload)  # passenger 1: red
-    rig.away()
-    rig.show(GREEN.payload)  # the driver's phone again, after the debounce window: a new check...
-    rig.away()
+    rig.scan(GREEN.payload)  # driver
+    rig.scan(RED.payload)  # passenger 1: red
+    rig.scan(GREEN.payload)  # the driver's phone again, after the debounce window: a new check...
     assert rig.adds() == ["new", "new", "duplicate"]  # ...flagged on the driver, not a third person
     assert rig.display.shown[-1].vehicle.rows[0].flags == ("Shown twice",)
-    rig.show(RED.payload)  # the red code again: a re-scan of a failed person (still red)
-    rig.away()
+    rig.scan(RED.payload)  # the red code again: a re-scan of a failed person (still red)
     assert rig.adds()[-1] == "rescan" and len(c.session.occupants) == 2
     assert len(rig.check_records) == 4  # every check is its own record
     c.finish()
@@ -245,12 +246,9 @@ def test_an_id_card_after_a_yellow_code_is_the_same_person(tmp_path):
     """Same masked name and masked ID, another credential kind: a re-scan, the latest result counts."""
     rig = Rig(tmp_path)
     rig.controller.press("start")
-    rig.show(GREEN.payload)
-    rig.away()
-    rig.show(YELLOW.payload)
-    rig.away()
-    rig.show(YELLOW_ID_NUMBER)  # her ID card, read as an 18-digit number
-    rig.away()
+    rig.scan(GREEN.payload)
+    rig.scan(YELLOW.payload)
+    rig.scan(YELLOW_ID_NUMBER)  # her ID card, read as an 18-digit number
     assert rig.adds() == ["new", "new", "rescan"]
     session = rig.controller.session
     assert session.occupant(2).passed and session.verdict().reason == "all_passed"
@@ -259,8 +257,7 @@ def test_an_id_card_after_a_yellow_code_is_the_same_person(tmp_path):
 def test_a_duplicate_shows_its_own_card_and_sound_not_a_green_pass(tmp_path):
     rig = Rig(tmp_path)
     rig.controller.press("start")
-    rig.show(GREEN.payload)
-    rig.away()
+    rig.scan(GREEN.payload)
     before = len(rig.display.shown)
     rig.show(GREEN.payload, frames=1)
     shown = rig.display.shown[before:]
@@ -295,8 +292,7 @@ def test_an_offline_vehicle_is_recorded_and_drained_after_a_restart(tmp_path):
     rig.controller.press("start")
     rig.controller.enter_plate("沪AD12345")
     for payload in (GREEN.payload, YELLOW.payload, RED.payload):
-        rig.show(payload)
-        rig.away()
+        rig.scan(payload)
     rig.controller.finish()
     assert [o.offline for o in rig.outcomes] == [True, True, True]
     rig.outbox.close()  # the handheld is switched off at the end of the shift
@@ -383,8 +379,7 @@ def test_finish_waits_for_the_check_in_flight(tmp_path):
     rig = Rig(tmp_path, verifier=verifier)
     c = rig.controller
     c.press("start")
-    rig.show(GREEN.payload)
-    rig.away()
+    rig.scan(GREEN.payload)
     # a check starts but its answer is not in: Finish waits for it, and it still counts
     rig.pipeline._executor = _Deferred()
     rig.show(YELLOW.payload, frames=1)
@@ -706,10 +701,8 @@ def test_finish_is_off_while_a_re_scan_is_pending(tmp_path):
     rig = Rig(tmp_path)
     c = rig.controller
     c.press("start")
-    rig.show(GREEN.payload)  # driver
-    rig.away()
-    rig.show(RED.payload)  # passenger 1: red
-    rig.away()
+    rig.scan(GREEN.payload)  # driver
+    rig.scan(RED.payload)  # passenger 1: red
     c.press("rescan:2")
     finish = next(b for b in rig.display.shown[-1].vehicle.buttons if b.id == "finish")
     assert not finish.enabled
@@ -729,15 +722,13 @@ def test_the_list_of_people_pages_back_to_the_oldest_and_returns(tmp_path):
     rig = Rig(tmp_path)
     c = rig.controller
     c.press("start")
-    rig.show(GREEN.payload)
-    rig.away()
+    rig.scan(GREEN.payload)
     assert c.screen().vehicle.pages_back == 0
     c.press("rows:older")
     assert rig.display.shown[-1].vehicle.pages_back == 1
     c.press("rows:newest")
     assert rig.display.shown[-1].vehicle.pages_back == 0
     c.press("rows:older")
-    rig.show(RED.payload)  # a new person: back to the newest
-    rig.away()
+    rig.scan(RED.payload)  # a new person: back to the newest
     assert c.screen().vehicle.pages_back == 0
     assert session_screen(c.session, "en", None, pages_back=2).vehicle.newest == "↓ back to the newest"

@@ -4,17 +4,18 @@ the next heartbeat carries."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
 import requests
 from pydantic import ValidationError
 
-from sentinel.client import ClientError, ServiceClient, clock_offset
+from sentinel.client import ClientError, clock_offset
 from sentinel.contract import Heartbeat, HeartbeatAck
-from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
+from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN
 from sentinel.service.server import ReferenceServer
-from tests.helpers import T0, WallClock
+from tests.helpers import T0, WallClock, device_client
 
 ADMIN = "sat_test-admin-token"
 TIMEOUT = 10
@@ -97,9 +98,8 @@ def srv(service_db):
 
 @pytest.fixture
 def client(srv):
-    c = ServiceClient(srv.url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id)
-    yield c
-    c.close()
+    with closing(device_client(srv.url)) as c:
+        yield c
 
 
 def admin_device(srv):
@@ -131,21 +131,13 @@ def test_a_heartbeat_is_acknowledged_and_shown_to_the_admin(srv, client):
 
 
 def test_a_heartbeat_for_another_device_or_after_revocation_is_refused(srv, tmp_path):
-    other = ServiceClient(srv.url, DEMO_DEVICE_TOKEN, device_id="someone-else", site_id=DEMO_SITE.id)
-    try:
-        with pytest.raises(ClientError) as caught:
-            other.heartbeat(Heartbeat(version="0.2.0", queue_depth=0))
-        assert caught.value.code == "wrong_device"
-    finally:
-        other.close()
+    with closing(device_client(srv.url, device_id="someone-else")) as other, pytest.raises(ClientError) as caught:
+        other.heartbeat(Heartbeat(version="0.2.0", queue_depth=0))
+    assert caught.value.code == "wrong_device"
     requests.post(f"{srv.url}/admin/devices/{DEMO_DEVICE_ID}/revoke", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=TIMEOUT)
-    revoked = ServiceClient(srv.url, DEMO_DEVICE_TOKEN, device_id=DEMO_DEVICE_ID, site_id=DEMO_SITE.id)
-    try:
-        with pytest.raises(ClientError) as caught:
-            revoked.heartbeat(Heartbeat(version="0.2.0", queue_depth=0))
-        assert caught.value.code == "token_revoked"
-    finally:
-        revoked.close()
+    with closing(device_client(srv.url)) as revoked, pytest.raises(ClientError) as caught:
+        revoked.heartbeat(Heartbeat(version="0.2.0", queue_depth=0))
+    assert caught.value.code == "token_revoked"
     assert admin_device(srv)["last_heartbeat_at"] is None
 
 

@@ -223,7 +223,7 @@ def test_names_moved_by_the_splits_keep_their_old_homes():
     from sentinel.outbox import SCHEMA_VERSION, OutboxError
     from sentinel.outbox.sqlite import SCHEMA_VERSION as FILE_SCHEMA
     from sentinel.outbox.sqlite import OutboxError as FileOutboxError
-    from sentinel.service import api_v1, app, state
+    from sentinel.service import app, state
 
     assert pipeline.CheckOutcome is ports.CheckOutcome and pipeline.State is not None
     assert settling.Settler is not None
@@ -233,5 +233,5 @@ def test_names_moved_by_the_splits_keep_their_old_homes():
     assert binding.update_config is binding_toml.update_config and binding.write_secret_file is binding_toml.write_secret_file
     assert OutboxError is FileOutboxError and SCHEMA_VERSION == FILE_SCHEMA
     assert ASSETS == DEVICE_ASSETS and GpioGateConfig is DeviceGate and InputsConfig and ReplayCameraConfig
-    assert app.PURGE_EVERY == state.PURGE_EVERY and api_v1.purge_expired is state.purge_expired
+    assert app.PURGE_EVERY == state.PURGE_EVERY
     assert CameraBackoff is Backoff

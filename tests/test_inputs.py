@@ -93,6 +93,20 @@ def _indicators(f, opened, **kw):
     return ind
 
 
+@pytest.fixture
+def indicators(factory):
+    """Green, red and amber LEDs on GPIO 5, 6 and 13, the buzzer on GPIO 12."""
+    f, opened = factory
+    return _indicators(f, opened)
+
+
+def watched(f, number: int):
+    """Mock pin `number`, its history of levels cleared: `states` holds only what happens next."""
+    pin = f.pin(number)
+    pin.clear_states()
+    return pin
+
+
 def _lit(f):
     return {name: int(f.pin(pin).state) for name, pin in (("green", 5), ("red", 6), ("amber", 13))}
 
@@ -104,14 +118,12 @@ def test_everything_is_off_at_start(factory):
     assert f.pin(12).state == 0
 
 
-def test_pass_lights_green_and_beeps_once(factory):
-    f, opened = factory
-    ind = _indicators(f, opened)
-    buzzer = f.pin(12)
-    buzzer.clear_states()
-    ind.signal("checking")
+def test_pass_lights_green_and_beeps_once(factory, indicators):
+    f, _ = factory
+    buzzer = watched(f, 12)
+    indicators.signal("checking")
     assert _lit(f) == {"green": 0, "red": 0, "amber": 1}
-    ind.signal("pass")
+    indicators.signal("pass")
     assert _lit(f) == {"green": 1, "red": 0, "amber": 0}
     wait_until(lambda: len(buzzer.states) >= 3, what="the beep to end")
     time.sleep(0.3)
@@ -122,42 +134,36 @@ def test_pass_lights_green_and_beeps_once(factory):
 
 
 @pytest.mark.parametrize(("kind", "beeps"), [("deny", 3), ("manual_check", 2), ("unknown_code", 3), ("fault", 0), ("idle", 0)])
-def test_beeps_tell_the_verdict_without_looking(factory, kind, beeps):
-    f, opened = factory
-    ind = _indicators(f, opened)
-    buzzer = f.pin(12)
-    buzzer.clear_states()
-    ind.signal(kind)
+def test_beeps_tell_the_verdict_without_looking(factory, indicators, kind, beeps):
+    f, _ = factory
+    buzzer = watched(f, 12)
+    indicators.signal(kind)
     wait_until(lambda: sum(1 for s in buzzer.states if s.state) >= beeps and buzzer.state == 0)
     time.sleep(0.3)  # and no more than that
     assert sum(1 for s in buzzer.states if s.state) == beeps
     assert buzzer.state == 0
 
 
-def test_fault_blinks_red(factory):
-    f, opened = factory
-    ind = _indicators(f, opened)
-    red = f.pin(6)
-    red.clear_states()
-    ind.signal("fault")
-    ind.signal("fault")  # repeated: the blink is not restarted
+def test_fault_blinks_red(factory, indicators):
+    f, _ = factory
+    red = watched(f, 6)
+    indicators.signal("fault")
+    indicators.signal("fault")  # repeated: the blink is not restarted
     wait_until(lambda: sum(1 for s in red.states if s.state) >= 2)  # on 0.4 s, off 0.4 s, on again
     levels = [(int(s.state), s.timestamp) for s in red.states][1:]  # from the first rise on
     # on for a whole blink, then off for a whole blink: the repeated signal did not restart it
     assert [level for level, _ in levels[:3]] == [1, 0, 1]
     assert levels[1][1] >= BLINK_S - 0.005 and levels[2][1] >= BLINK_S - 0.005
-    ind.signal("idle")
+    indicators.signal("idle")
     wait_until(lambda: red.state == 0)
 
 
-def test_two_passes_in_a_row_beep_twice(factory):
-    f, opened = factory
-    ind = _indicators(f, opened)
-    buzzer = f.pin(12)
-    buzzer.clear_states()
-    ind.signal("pass")
+def test_two_passes_in_a_row_beep_twice(factory, indicators):
+    f, _ = factory
+    buzzer = watched(f, 12)
+    indicators.signal("pass")
     time.sleep(0.3)
-    ind.signal("pass")
+    indicators.signal("pass")
     wait_until(lambda: sum(1 for s in buzzer.states if s.state) == 2)
 
 

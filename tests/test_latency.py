@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from hardware.gate import FakeGate, GpioGate
 from sentinel.config import GpioGateConfig
@@ -100,21 +98,13 @@ def test_the_latency_is_not_on_disk_and_an_acknowledged_record_forgets_it(tmp_pa
     assert k.outbox.acknowledge([row["id"]]) == 1 and k.outbox._notes == {}
 
 
-@pytest.fixture
-def factory():
-    f = MockFactory()
-    yield f
-    f.reset()
-    Device.pin_factory = None
-
-
-def test_the_uploaders_first_request_finds_the_relay_energised(tmp_path, factory):
+def test_the_uploaders_first_request_finds_the_relay_energised(tmp_path, mock_factory):
     """Real uploader thread, real outbox, gpiozero mock pins, real time."""
     pin_at_upload: list[int] = []
 
     class Watching(Transport):
         def upload_records_detailed(self, records, timeout_s):
-            pin_at_upload.append(factory.pin(17).state)
+            pin_at_upload.append(mock_factory.pin(17).state)
             return super().upload_records_detailed(records, timeout_s)
 
     outbox = Outbox(tmp_path / "o.sqlite3", wall=lambda: WALL)
@@ -123,7 +113,7 @@ def test_the_uploaders_first_request_finds_the_relay_energised(tmp_path, factory
     gates = []
 
     def make_gate(kiosk):
-        gates.append(GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=10.0), pin_factory=factory))
+        gates.append(GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=10.0), pin_factory=mock_factory))
         return gates[0]
 
     uploader.start()

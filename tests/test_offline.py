@@ -9,6 +9,8 @@ reference service on a real socket with its faults standing in for a network tha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -200,18 +202,28 @@ def test_a_damaged_cache_file_is_replaced(tmp_path):
 # --- network down, then up -----------------------------------------------------------------------
 
 
-def start_uploader(outbox: Outbox, url: str, batch_size: int = 7) -> tuple[Uploader, ServiceClient]:
+@contextmanager
+def running_uploader(outbox: Outbox, url: str, batch_size: int = 7) -> Iterator[Uploader]:
+    """The uploader's thread sending `outbox` to the service at `url`; stopped, its client closed, on exit."""
     transport = client(url, ServiceClient)
     uploader = Uploader(outbox, transport, batch_size=batch_size, timeout_s=5, backoff=Backoff(0.05, 0.3), idle_s=0.5)
     uploader.start()
-    return uploader, transport
+    try:
+        yield uploader
+    finally:
+        uploader.stop()
+        transport.close()
 
+
+def drain(outbox: Outbox, url: str) -> None:
+    """Runs the uploader until the outbox is empty (fails the test if it does not get there)."""
+    with running_uploader(outbox, url):
+        assert wait_until(lambda: outbox.health().depth == 0)
 
 
 def test_network_down_then_up_the_backlog_drains_oldest_first(tmp_path, server, decoder):
     k = Kiosk(tmp_path, server.url, decoder, policy=PolicyConfig(offline="allow_and_flag"))
-    uploader, transport = start_uploader(k.outbox, server.url)
-    try:
+    with running_uploader(k.outbox, server.url) as uploader:
         online = [k.check(GREEN) for _ in range(3)]
         assert wait_until(lambda: k.outbox.health().depth == 0)
         server.fault_state.set(DOWN)  # the network goes
@@ -224,9 +236,6 @@ def test_network_down_then_up_the_backlog_drains_oldest_first(tmp_path, server, 
         server.fault_state.set(Faults())  # and comes back
         assert wait_until(lambda: k.outbox.health().depth == 0), uploader.status()
         assert uploader.status().consecutive_failures == 0
-    finally:
-        uploader.stop()
-        transport.close()
     stored = server_records(server)
     assert len(stored) == 43 and len({r["id"] for r in stored}) == 43
     assert sum(r["mode"] == "offline" for r in stored) == 40
@@ -251,16 +260,12 @@ def test_lost_acknowledgements_are_resent_and_stored_once(tmp_path, server):
         outbox.add(r)
         ids.append(r.id)
     server.fault_state.set(Faults(drop=True))  # stored, then the answer is cut off
-    uploader, transport = start_uploader(outbox, server.url, batch_size=10)
-    try:
+    with running_uploader(outbox, server.url, batch_size=10) as uploader:
         assert wait_until(lambda: uploader.status().consecutive_failures >= 3)
         assert outbox.health().depth == 25  # nothing acknowledged, so nothing deleted
         assert len(server_records_admin(server)) == 10  # ... although the service has the first batch
         server.fault_state.set(Faults())
         assert wait_until(lambda: outbox.health().depth == 0)
-    finally:
-        uploader.stop()
-        transport.close()
     stored = server_records(server)
     assert sorted(r["id"] for r in stored) == sorted(ids)
     outbox.close()
@@ -282,13 +287,9 @@ def test_a_revoked_device_keeps_its_records(tmp_path, server, decoder):
     k.check(GREEN)
     r = requests.post(f"{server.url}/admin/devices/{DEMO_DEVICE_ID}/revoke", headers={"Authorization": f"Bearer {server.admin_token}"}, timeout=5)
     r.raise_for_status()
-    uploader, transport = start_uploader(k.outbox, server.url)
-    try:
+    with running_uploader(k.outbox, server.url) as uploader:
         assert wait_until(lambda: uploader.status().state == "unauthorized")
         assert k.outbox.health().depth == 1
-    finally:
-        uploader.stop()
-        transport.close()
     k.close()
 
 
@@ -308,12 +309,7 @@ def test_at_the_cap_everyone_is_still_checked_and_recorded_but_staff_decide(tmp_
     rows = k.outbox.pending(100)
     assert [(r["verdict"], r["reason"]) for r in rows[-2:]] == [("manual_check", "outbox_full")] * 2
     assert k.screen.kind.value == "manual_check" and k.screen.message == "Too many records waiting to upload"
-    uploader, transport = start_uploader(k.outbox, server.url)
-    try:
-        assert wait_until(lambda: k.outbox.health().depth == 0)
-    finally:
-        uploader.stop()
-        transport.close()
+    drain(k.outbox, server.url)
     assert k.check(GREEN) == ("pass", "ok", False)  # delivered: back to normal
     k.close()
 
@@ -332,12 +328,7 @@ def test_with_the_disk_full_checks_go_on_and_no_record_is_lost(tmp_path, server,
     spilled_rows = [r for r in k.outbox.pending(100) if r["reason"] == "record_failed"]
     assert spilled_rows and all(r["verdict"] == "manual_check" for r in spilled_rows)  # the record says what happened
     # delivered straight from memory while the disk is still full
-    uploader, transport = start_uploader(k.outbox, server.url)
-    try:
-        assert wait_until(lambda: k.outbox.health().depth == 0)
-    finally:
-        uploader.stop()
-        transport.close()
+    drain(k.outbox, server.url)
     stored = server_records(server)
     assert len(stored) == 21 and {r["id"] for r in stored} >= {o.record_id for o in k.outcomes}
     k.close()

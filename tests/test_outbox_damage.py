@@ -25,6 +25,7 @@ from sentinel.credentials import Credential, CredentialKind
 from sentinel.health import HealthStatus, Person, Status
 from sentinel.outbox import (
     Outbox,
+    OutboxHealth,
     corrupt_copies,
     iter_file_rows,
     readonly_uri,
@@ -84,6 +85,23 @@ def crashed_outbox(path: Path, n: int = 99) -> list[Record]:
         child.stdout.close()
     assert len(committed) == n
     return committed
+
+
+def outbox_holding(path: Path, records) -> Outbox:
+    """An open outbox at `path` with `records` added (closing it checkpoints them into the file)."""
+    ob = Outbox(path, wall=wall)
+    for r in records:
+        ob.add(r)
+    return ob
+
+
+def reopened(path: Path) -> tuple[OutboxHealth, set[str]]:
+    """What the kiosk's next start finds at `path`: the outbox's health and the ids it would upload."""
+    ob = Outbox(path, wall=wall)
+    try:
+        return ob.health(), {p["id"] for p in ob.pending(1000)}
+    finally:
+        ob.close()
 
 
 def bodies_intact_on_disk(path: Path, records) -> set[str]:
@@ -157,10 +175,8 @@ def test_a_damaged_wal_header_is_damage_too(tmp_path):
     data[0:32] = b"\x00" * 32
     wal.write_bytes(bytes(data))
     assert wal_damage(path)
-    ob = Outbox(path, wall=wall)
-    assert "outbox_corrupt_moved" in ob.health().alarms
-    assert {p["id"] for p in ob.pending(1000)} == ids
-    ob.close()
+    h, pending = reopened(path)
+    assert "outbox_corrupt_moved" in h.alarms and pending == ids
 
 
 def test_a_plain_crash_and_a_torn_tail_are_not_damage(tmp_path):
@@ -173,18 +189,14 @@ def test_a_plain_crash_and_a_torn_tail_are_not_damage(tmp_path):
     struct.pack_into(">II", stale, 8, 12345, 67890)  # other salts
     wal.write_bytes(data + bytes(stale) + data[32:32 + FRAME // 2])
     assert wal_damage(path) is None
-    ob = Outbox(path, wall=wall)
-    h = ob.health()
+    h, pending = reopened(path)
     assert h.alarms == () and not corrupt_copies(path)
-    assert {p["id"] for p in ob.pending(1000)} == ids
-    ob.close()
+    assert pending == ids
 
 
 def test_a_healthy_live_outbox_exports_no_ghosts_of_delivered_records(tmp_path):
     path = tmp_path / "outbox.sqlite3"
-    ob = Outbox(path, wall=wall)
-    for r in RECORDS[:10]:
-        ob.add(r)
+    ob = outbox_holding(path, RECORDS[:10])
     ob.acknowledge([r.id for r in RECORDS[:5]])  # their old page images are still in the -wal
     assert {row[0] for row in iter_file_rows(path)} == {r.id for r in RECORDS[5:10]}
     ob.close()
@@ -213,10 +225,7 @@ def export_from(tmp_path: Path, source: Path, name: str) -> list[dict]:
 @pytest.mark.parametrize("damaged_bytes", [100, PAGE], ids=["header", "page1"])
 def test_an_overwritten_page_1_loses_no_record_to_export_or_salvage(tmp_path, damaged_bytes):
     path = tmp_path / "state" / "outbox.sqlite3"
-    ob = Outbox(path, wall=wall)
-    for r in RECORDS:
-        ob.add(r)
-    ob.close()  # everything checkpointed into the file; the -wal is empty
+    outbox_holding(path, RECORDS).close()  # everything checkpointed into the file; the -wal is empty
     data = bytearray(path.read_bytes())
     data[:damaged_bytes] = b"\xa5" * damaged_bytes
     path.write_bytes(bytes(data))
@@ -228,11 +237,9 @@ def test_an_overwritten_page_1_loses_no_record_to_export_or_salvage(tmp_path, da
     assert lines == [json.loads(r.model_dump_json()) for r in sorted(RECORDS, key=lambda r: r.id)]  # all, as made, in id order
 
     # and the kiosk's next start moves it aside and salvages all of them
-    ob = Outbox(path, wall=wall)
-    h = ob.health()
+    h, pending = reopened(path)
     assert "outbox_corrupt_moved" in h.alarms and h.salvaged == 99
-    assert {p["id"] for p in ob.pending(1000)} == IDS
-    ob.close()
+    assert pending == IDS
     (copy,) = corrupt_copies(path)
     assert {line["id"] for line in export_from(tmp_path, copy, "copy.jsonl")} == IDS
 
@@ -243,18 +250,13 @@ def test_page_1_overwritten_after_a_crash_records_still_in_the_wal(tmp_path):
     data = bytearray(path.read_bytes())
     data[:PAGE] = b"\x00" * PAGE
     path.write_bytes(bytes(data))
-    ob = Outbox(path, wall=wall)
-    assert "outbox_corrupt_moved" in ob.health().alarms
-    assert {p["id"] for p in ob.pending(1000)} == ids
-    ob.close()
+    h, pending = reopened(path)
+    assert "outbox_corrupt_moved" in h.alarms and pending == ids
 
 
 def test_a_damaged_body_is_left_out_not_brought_back_altered(tmp_path):
     path = tmp_path / "outbox.sqlite3"
-    ob = Outbox(path, wall=wall)
-    for r in RECORDS[:3]:
-        ob.add(r)
-    ob.close()
+    outbox_holding(path, RECORDS[:3]).close()
     data = bytearray(path.read_bytes())
     victim = RECORDS[1].model_dump_json().encode()
     at = data.find(victim)
@@ -277,10 +279,7 @@ def test_bodies_on_overflow_pages_are_salvaged_too(tmp_path):
         for i in range(30)
     ]
     assert len(big[0].model_dump_json()) > 1100
-    ob = Outbox(path, wall=wall)
-    for r in big:
-        ob.add(r)
-    ob.close()
+    outbox_holding(path, big).close()
     data = bytearray(path.read_bytes())
     assert not any(r.model_dump_json().encode() in data for r in big)  # none of them in one piece
     data[:PAGE] = b"\x00" * PAGE

@@ -9,20 +9,11 @@ import threading
 import time
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockPin
 
 from hardware.gate import FakeGate, GpioGate, PulseTimer
 from sentinel.config import GpioGateConfig
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def factory():
-    f = MockFactory()
-    yield f
-    f.reset()
-    Device.pin_factory = None
 
 
 @pytest.fixture
@@ -41,23 +32,23 @@ def writers(monkeypatch):
     return seen
 
 
-def test_pulse_energises_the_relay_on_the_calling_thread(factory, writers):
-    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.2), pin_factory=factory)
+def test_pulse_energises_the_relay_on_the_calling_thread(mock_factory, writers):
+    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.2), pin_factory=mock_factory)
     try:
         writers.clear()
         gate.pulse()
-        assert factory.pin(17).state == 1  # before pulse() returned
+        assert mock_factory.pin(17).state == 1  # before pulse() returned
         assert writers == [(threading.current_thread().name, True)]
-        wait_until(lambda: factory.pin(17).state == 0, what="the relay to drop")
+        wait_until(lambda: mock_factory.pin(17).state == 0, what="the relay to drop")
         assert writers[-1] == ("gate-pulse-17", False)  # the end is the timer thread's
     finally:
         gate.release()
 
 
-def test_many_pulses_use_one_timer_thread(factory):
+def test_many_pulses_use_one_timer_thread(mock_factory):
     """Counted by thread identity, not by name: a gate another test left behind on the same pin
     number may still have its own timer thread."""
-    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.05), pin_factory=factory)
+    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.05), pin_factory=mock_factory)
     try:
         gate.pulse()
         timer = gate._timer._thread
@@ -66,10 +57,10 @@ def test_many_pulses_use_one_timer_thread(factory):
         for _ in range(30):
             gate.pulse()
             time.sleep(0.005)
-        wait_until(lambda: factory.pin(17).state == 0, what="the relay to drop")
+        wait_until(lambda: mock_factory.pin(17).state == 0, what="the relay to drop")
         for _ in range(5):  # pulses after the relay dropped reuse the same thread too
             gate.pulse()
-            wait_until(lambda: factory.pin(17).state == 0, what="the relay to drop")
+            wait_until(lambda: mock_factory.pin(17).state == 0, what="the relay to drop")
         new_timers = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("gate-pulse")]
         assert new_timers == [] and gate._timer._thread is timer and timer.is_alive()
     finally:
@@ -77,10 +68,10 @@ def test_many_pulses_use_one_timer_thread(factory):
     wait_until(lambda: not timer.is_alive(), what="the timer to stop")
 
 
-def test_an_old_pulse_end_never_cuts_a_later_pulse_short(factory):
+def test_an_old_pulse_end_never_cuts_a_later_pulse_short(mock_factory):
     """close() then pulse() again: the first pulse's end (due earlier) must not drop the second."""
-    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.6), pin_factory=factory)
-    pin = factory.pin(17)
+    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.6), pin_factory=mock_factory)
+    pin = mock_factory.pin(17)
     try:
         gate.pulse()
         time.sleep(0.3)
@@ -94,13 +85,13 @@ def test_an_old_pulse_end_never_cuts_a_later_pulse_short(factory):
         gate.release()
 
 
-def test_a_dead_timer_thread_is_started_again_and_the_relay_still_drops(factory, monkeypatch):
-    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.1), pin_factory=factory)
+def test_a_dead_timer_thread_is_started_again_and_the_relay_still_drops(mock_factory, monkeypatch):
+    gate = GpioGate(GpioGateConfig(type="gpio", pin=17, pulse_s=0.1), pin_factory=mock_factory)
     try:
         gate._timer.stop()  # as if the thread had died
         gate.pulse()
-        assert factory.pin(17).state == 1
-        wait_until(lambda: factory.pin(17).state == 0, what="the relay to drop")
+        assert mock_factory.pin(17).state == 1
+        wait_until(lambda: mock_factory.pin(17).state == 0, what="the relay to drop")
     finally:
         gate.release()
 

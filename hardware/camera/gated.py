@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from hardware.camera.base import CameraError, FrameSource
@@ -27,31 +28,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("hardware.camera.gated")
 
 
+@dataclass(eq=False, repr=False)  # FrameSource.__repr__: the type and the name
 class GatedSource(FrameSource):
-    def __init__(
-        self,
-        inner: FrameSource,
-        active: Callable[[], bool],
-        *,
-        linger_s: float = 3.0,
-        open_at_start: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.inner = inner
-        self._active = active
-        self.linger_s = linger_s
-        self._open_at_start = open_at_start
-        self._clock = clock
-        self._sleep = sleep
+    """`GatedSource(inner, active, linger_s=3.0)`: `inner` runs while `active()` is true."""
+
+    inner: FrameSource
+    active: Callable[[], bool]
+    _: KW_ONLY
+    linger_s: float = 3.0
+    open_at_start: bool = True
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    opens: int = field(default=0, init=False)  # times the camera was (re)opened
+    on_s: float = field(default=0.0, init=False)  # seconds the camera was open, closed periods complete (battery accounting)
+
+    def __post_init__(self) -> None:
         self._open = False
         self._started = False
         self._last_active: float | None = None
         self._opened_at: float | None = None
         self._open_error: str | None = None
         self._paused = False  # the last read found scanning not wanted: None on purpose, not a fault
-        self.opens = 0  # times the camera was (re)opened
-        self.on_s = 0.0  # seconds the camera was open, closed periods complete (battery accounting)
 
     @property
     def name(self) -> str:
@@ -85,21 +82,21 @@ class GatedSource(FrameSource):
 
     def camera_on_s(self) -> float:
         """Seconds the camera has been open so far, including the current period."""
-        running = self._clock() - self._opened_at if self._open and self._opened_at is not None else 0.0
+        running = self.clock() - self._opened_at if self._open and self._opened_at is not None else 0.0
         return self.on_s + running
 
     def start(self) -> None:
         """Open the camera once, so that a missing camera is reported at start-up as on a kiosk;
         it closes again after `linger_s` if nobody scans."""
         self._started = True
-        self._last_active = self._clock()
-        if self._open_at_start:
+        self._last_active = self.clock()
+        if self.open_at_start:
             self._open_inner()  # raises CameraError: the device cannot be used at all
 
     def read(self, timeout: float) -> "Frame | None":
         if not self._started:
             raise CameraError(f"{self.name}: read() while not started")
-        now = self._clock()
+        now = self.clock()
         if self._wanted():
             self._paused = False
             self._last_active = now
@@ -110,18 +107,18 @@ class GatedSource(FrameSource):
                     if self._open_error != str(e):
                         log.error("camera would not open: %s", e)
                     self._open_error = str(e)
-                    self._sleep(max(0.0, timeout))
+                    self.sleep(max(0.0, timeout))
                     return None
             return self.inner.read(timeout)
         self._paused = True
         if self._open and (self._last_active is None or now - self._last_active >= self.linger_s):
             self._close_inner()
-        self._sleep(max(0.0, timeout))
+        self.sleep(max(0.0, timeout))
         return None
 
     def _wanted(self) -> bool:
         try:
-            return bool(self._active())
+            return bool(self.active())
         except Exception:  # a bug in the predicate must not blind the camera: keep scanning
             log.exception("scanning predicate failed; keeping the camera on")
             return True
@@ -130,7 +127,7 @@ class GatedSource(FrameSource):
         self.inner.start()
         self._open = True
         self._open_error = None
-        self._opened_at = self._clock()
+        self._opened_at = self.clock()
         self.opens += 1
         log.info("camera on (%s)", self.inner.name)
 
@@ -141,7 +138,7 @@ class GatedSource(FrameSource):
             log.exception("camera close failed")
         self._open = False
         if self._opened_at is not None:
-            self.on_s += self._clock() - self._opened_at
+            self.on_s += self.clock() - self._opened_at
         self._opened_at = None
         log.info("camera off: nothing to scan for %.0f s", self.linger_s)
 

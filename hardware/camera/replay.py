@@ -61,8 +61,8 @@ class _VideoClip:
                 f"cannot replay video {path}: OpenCV is not installed (pip install 'opencv-contrib-python-headless<5'; on the Pi apt install python3-opencv)"
             ) from exc
         self._cv2 = cv2
-        self._path = path
-        self._colour = colour
+        self.path = path
+        self.colour = colour
         self._capture: Any = None
         self._position = 0  # index of the frame the capture decodes next
         self.rewind()
@@ -80,13 +80,13 @@ class _VideoClip:
         if not ok or image is None:
             return None
         self._position += 1
-        return _picture_from_bgr(self._cv2, image, self._colour, f"{self._path.name}#{index}")
+        return _picture_from_bgr(self._cv2, image, self.colour, f"{self.path.name}#{index}")
 
     def rewind(self) -> None:
         self.close()
-        self._capture = self._cv2.VideoCapture(str(self._path))
+        self._capture = self._cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
-            raise CameraError(f"cannot open video {self._path}")
+            raise CameraError(f"cannot open video {self.path}")
         self._position = 0
 
     def close(self) -> None:
@@ -95,6 +95,7 @@ class _VideoClip:
             self._capture = None
 
 
+@dataclass(eq=False, repr=False)  # FrameSource.__repr__: the type and the name
 class ReplaySource(FrameSource):
     """Plays `path` (an image, a folder of images in name order, or a video) as a camera.
 
@@ -104,29 +105,23 @@ class ReplaySource(FrameSource):
     start-up (fonts, models) does not eat the first scenes.
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        fps: float = 10.0,
-        frames_per_image: int = 1,
-        loop: bool = False,
-        colour: bool = False,
-        realtime: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        if frames_per_image < 1:
-            raise ValueError(f"frames_per_image must be at least 1, got {frames_per_image}")
-        self._path = Path(path)
-        self._fps = float(fps)
-        self._frames_per_image = int(frames_per_image)
-        self._loop = loop
-        self._colour = colour
-        self._realtime = realtime
-        self._clock = clock
-        self._sleep = sleep
+    path: Path  # a str is taken too: made a Path
+    fps: float = 10.0
+    frames_per_image: int = 1
+    loop: bool = False
+    colour: bool = False
+    realtime: bool = True
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.frames_per_image < 1:
+            raise ValueError(f"frames_per_image must be at least 1, got {self.frames_per_image}")
+        self.path = Path(self.path)
+        self.fps = float(self.fps)
+        self.frames_per_image = int(self.frames_per_image)
         self._clip: _ImageClip | _VideoClip | None = None
         self._position = 0  # stream position (= sequence number) of the next frame
         self._pass_start = 0  # stream position where the clip last started over
@@ -135,7 +130,7 @@ class ReplaySource(FrameSource):
 
     @property
     def name(self) -> str:
-        return f"replay:{self._path}"
+        return f"replay:{self.path}"
 
     @property
     def finished(self) -> bool:
@@ -143,7 +138,7 @@ class ReplaySource(FrameSource):
 
     def start(self) -> None:
         if self._clip is None:
-            self._clip = _open_clip(self._path, self._frames_per_image, self._colour)
+            self._clip = _open_clip(self.path, self.frames_per_image, self.colour)
 
     def close(self) -> None:
         if self._clip is not None:
@@ -154,33 +149,33 @@ class ReplaySource(FrameSource):
         if self._clip is None:
             raise CameraError(f"{self.name}: read() while not started")
         if self._finished:
-            if self._realtime:
-                self._sleep(max(0.0, timeout))
+            if self.realtime:
+                self.sleep(max(0.0, timeout))
             return None
-        if not self._realtime:
-            return self._deliver(self._position, self._position / self._fps)
-        now = self._clock()
+        if not self.realtime:
+            return self._deliver(self._position, self._position / self.fps)
+        now = self.clock()
         if self._t0 is None:
             self._t0 = now
         due = self._due(self._position)
         if now < due:
             if due - now > timeout:
-                self._sleep(max(0.0, timeout))
+                self.sleep(max(0.0, timeout))
                 return None
-            self._sleep(due - now)
+            self.sleep(due - now)
             return self._deliver(self._position, due)
         # Late: hand out the newest frame, as a camera would, and skip the ones in between.
-        newest = max(self._position, math.floor((now - self._t0) * self._fps + 1e-9))
+        newest = max(self._position, math.floor((now - self._t0) * self.fps + 1e-9))
         return self._deliver(newest, self._due(newest))
 
     def _due(self, position: int) -> float:
         assert self._t0 is not None
-        return self._t0 + position / self._fps
+        return self._t0 + position / self.fps
 
     def _deliver(self, position: int, timestamp: float) -> Frame | None:
         assert self._clip is not None
         picture = self._clip.take(position - self._pass_start)
-        if picture is None and self._loop:
+        if picture is None and self.loop:
             self._clip.rewind()
             self._pass_start = position
             picture = self._clip.take(0)

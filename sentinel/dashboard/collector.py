@@ -86,30 +86,22 @@ class _Published:
     seen_at: datetime
 
 
+@dataclass(kw_only=True, eq=False)
 class FleetView:
     """Thread-safe; `handle` is called from the MQTT thread, `snapshot` from the web server's."""
 
-    def __init__(
-        self,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        wall: Callable[[], datetime] = _local_now,
-        quiet_after_s: float = 300.0,
-        max_devices: int = 10_000,
-        public_key: Any = None,
-    ) -> None:
-        self.prefix = prefix
-        self.wall = wall
-        self.quiet_after_s = quiet_after_s
-        self.max_devices = max_devices
-        self.public_key = public_key
-        self._lock = threading.Lock()
-        self._devices: dict[tuple[str, str], _Device] = {}
-        self._published: dict[str, _Published] = {}
-        self._dropped: Counter = Counter()
-        self._accepted = 0
-        self.broker_connected = False
-        self.broker = ""
+    prefix: str = DEFAULT_PREFIX
+    wall: Callable[[], datetime] = field(default=_local_now, repr=False)
+    quiet_after_s: float = 300.0
+    max_devices: int = 10_000
+    public_key: Any = field(default=None, repr=False)
+    broker_connected: bool = field(default=False, init=False)
+    broker: str = field(default="", init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _devices: dict[tuple[str, str], _Device] = field(default_factory=dict, init=False, repr=False)
+    _published: dict[str, _Published] = field(default_factory=dict, init=False, repr=False)
+    _dropped: Counter = field(default_factory=Counter, init=False, repr=False)
+    _accepted: int = field(default=0, init=False, repr=False)
 
     # -- input -------------------------------------------------------------------------------------
 

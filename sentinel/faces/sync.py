@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,35 +36,30 @@ class SyncResult:
     error: str = ""
 
 
+@dataclass(eq=False)
 class GallerySync:
-    def __init__(
-        self,
-        gallery: Gallery,
-        client: Any,  # ServiceClient (its faces(since) method)
-        site_id: str,
-        *,
-        every_s: float = 300.0,
-        full_every: timedelta = FULL_SYNC_EVERY,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.gallery = gallery
-        self._client = client
-        self.site_id = site_id
-        self.every_s = every_s
-        self.full_every = full_every
-        self._wall = wall
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last: SyncResult | None = None
-        self.synced = threading.Event()  # set after the first sync that worked (tests, the demo)
+    """`GallerySync(gallery, client, site_id)`; `client` is a ServiceClient (its `faces(since)`)."""
+
+    gallery: Gallery
+    client: Any
+    site_id: str
+    _: KW_ONLY
+    every_s: float = 300.0
+    full_every: timedelta = FULL_SYNC_EVERY
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
+    last: SyncResult | None = field(default=None, init=False)
+    #: set after the first sync that worked (tests, the demo)
+    synced: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def sync_once(self, full: bool | None = None) -> SyncResult:
         """One sync now; never raises. `full` None: full when the last full one is a day old."""
         state = self.gallery.sync_state(self.site_id)
         if full is None:
-            full = state is None or self._wall() - state.full_at >= self.full_every
+            full = state is None or self.wall() - state.full_at >= self.full_every
         try:
-            answer = self._client.faces(None if full or state is None else state.as_of)
+            answer = self.client.faces(None if full or state is None else state.as_of)
             stored, removed = self.gallery.apply_service(self.site_id, answer.faces, answer.as_of, full=full)
         except Exception as e:  # ClientError, a dying SD card: keep the gallery there is
             code = getattr(e, "code", type(e).__name__)

@@ -39,7 +39,7 @@ def check_fleet(config: Any) -> tuple[str, str] | tuple[str, str, str]:
     except ImportError as e:
         return FAIL, f"paho-mqtt cannot be loaded: {e}", "sudo ./install.sh installs it"
     from sentinel.fleet import protocol
-    from sentinel.fleet.link import make_client
+    from sentinel.fleet.mqtt import make_client
 
     where = f"{fleet.host}:{fleet.broker_port}{' (TLS)' if fleet.tls else ''}"
     try:

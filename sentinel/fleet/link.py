@@ -66,13 +66,8 @@ from sentinel.atomic import write_atomic
 from sentinel.config import PolicyConfig
 from sentinel.fleet import protocol
 from sentinel.fleet.config import FleetConfig
-from sentinel.fleet.telemetry import (
-    MinuteCounts,
-    build_state,
-    counters_messages,
-    outcome_kind,
-    state_key,
-)
+from sentinel.fleet.mqtt import make_client, settled
+from sentinel.fleet.telemetry import MinuteCounts, build_state, counters_messages, outcome_kind, state_key
 from sentinel.state_files import FLEET_POLICY_NAME  # the signed message in force, as received
 from sentinel.textsafe import printable
 
@@ -84,38 +79,6 @@ TICK_S = 0.5
 HEALTH_EVERY_S = 5.0
 #: messages handed to paho and not yet acknowledged by the broker, at most
 MAX_IN_FLIGHT = 32
-#: seconds the first reconnect waits (doubling up to reconnect_max_s)
-RECONNECT_MIN_S = 1
-
-
-def read_password(path: Path) -> str:
-    """The first line of the password file; OSError / ValueError when it cannot be used."""
-    text = Path(path).read_text(encoding="utf-8")
-    password = text.splitlines()[0].strip() if text.strip() else ""
-    if not password:
-        raise ValueError(f"{path} is empty")
-    return password
-
-
-def make_client(config: FleetConfig, client_id: str) -> Any:
-    """A paho client set up with this config's credentials and TLS (not connected). Raises
-    OSError / ValueError / ssl.SSLError for a password, CA or client certificate file that cannot
-    be read; the message names the file, never the password."""
-    import paho.mqtt.client as mqtt  # deferred: only a kiosk with a fleet link loads paho
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
-                         protocol=mqtt.MQTTv311)
-    if config.username:
-        password = read_password(config.password_file) if config.password_file is not None else None
-        client.username_pw_set(config.username, password)
-    if config.tls:
-        client.tls_set(
-            ca_certs=str(config.ca_file) if config.ca_file else None,  # None: the system's trust store
-            certfile=str(config.cert_file) if config.cert_file else None,
-            keyfile=str(config.key_file) if config.key_file else None,
-        )
-    client.reconnect_delay_set(RECONNECT_MIN_S, max(RECONNECT_MIN_S, int(config.reconnect_max_s)))
-    return client
 
 
 class FleetLink:
@@ -224,7 +187,7 @@ class FleetLink:
     def status(self) -> dict[str, Any]:
         """For `doctor` and the technician: connection, buffer, drops, last error, policy."""
         with self._lock:
-            in_flight = sum(1 for info in self._in_flight if not _settled(info))
+            in_flight = sum(1 for info in self._in_flight if not settled(info))
             buffered = len(self._counters) + (self._state_out is not None) + (self._ack_out is not None) + in_flight
             rejection = self._rejection
             return {
@@ -364,7 +327,7 @@ class FleetLink:
 
         accepted = (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)  # NO_CONN: paho keeps QoS 1 and sends it on reconnect
         with self._lock:
-            self._in_flight = [info for info in self._in_flight if not _settled(info)]
+            self._in_flight = [info for info in self._in_flight if not settled(info)]
             while len(self._in_flight) < MAX_IN_FLIGHT:
                 if self._state_out is not None:
                     topic, payload, retain = self.state_topic, self._state_out, True
@@ -388,7 +351,7 @@ class FleetLink:
 
     def _all_published(self) -> bool:
         with self._lock:
-            return all(_settled(info) for info in self._in_flight)
+            return all(settled(info) for info in self._in_flight)
 
     def _error(self, message: str) -> None:
         with self._lock:
@@ -531,14 +494,3 @@ def _summary(policy: PolicyConfig) -> str:
     return (f"colours {'+'.join(policy.allowed_colours)}, yellow {policy.yellow}, NAT {policy.nat_window_h}"
             f"{'' if policy.nat_window_h == 'none' else ' h'}, antigen {'yes' if policy.antigen_accepted else 'no'}, "
             f"doses >= {policy.min_vaccination_doses}, offline {policy.offline}")
-
-
-def _settled(info: Any) -> bool:
-    """Whether a message handed to paho needs no more watching. paho's `is_published` raises for a
-    message it took while the connection was dropping (MQTT_ERR_NO_CONN): paho keeps that QoS 1
-    message and sends it after reconnecting, so it is no longer ours to track (and asking again
-    would raise on every round, stopping the sender for good)."""
-    try:
-        return bool(info.is_published())
-    except (RuntimeError, ValueError):
-        return True
