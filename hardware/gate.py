@@ -304,13 +304,15 @@ class GpioGate:
                 return None
             # Energised here, on the caller's thread; the end is timed by the gate's one timer
             # thread (module docstring). The end is scheduled first: a write that raises half-way
-            # still gets its end, and an energised relay always has one.
+            # still gets its end, and an energised relay always has one. Timed again once the
+            # relay is on, so that a slow write (a busy machine) never shortens the pulse.
             self._timer.schedule(self.pulse_s)
             try:
                 self._relay.on()
             except Exception as e:
                 self._pulse_error = f"{type(e).__name__}: {e}"[:200]
                 raise
+            self._timer.schedule(self.pulse_s)
             self._pulse_error = None
             self._pulsed_at = self._clock()
             if self._monitor is not None:
