@@ -90,7 +90,7 @@ from sentinel.state_files import (
 from sentinel.status_cache import StatusCache
 from sentinel.uploader import Uploader
 from sentinel.verifier import Verifier
-from sentinel.wipe import StateLock
+from sentinel.state_lock import StateLock
 
 if TYPE_CHECKING:  # the kiosk imports hardware only where it builds it (build_kiosk)
     from hardware.gate import AnyGate

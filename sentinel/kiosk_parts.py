@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING
 from sentinel.client import ClientError, ServiceClient, read_token
 from sentinel.config import SentinelConfig
 from sentinel.credentials import CredentialRules
-from sentinel.credentials_dir import resolve_token_file
 from sentinel.outbox import Outbox, OutboxLimits
 from sentinel.pipeline import Pipeline
 from sentinel.ports import CheckOutcome
 from sentinel.records import RecordMaker, load_or_create_key
 from sentinel.state_files import LOCK_NAME, STATUS_CACHE_NAME
+from sentinel.state_lock import StateLock, StateLockHeld
 from sentinel.status_cache import StatusCache
+from sentinel.systemd_credentials import resolve_token_file
 from sentinel.uploader import Backoff, Uploader
-from sentinel.wipe import StateLock, StateLockHeld, shred
+from sentinel.wipe import shred
 
 if TYPE_CHECKING:
     from hardware.gate import AnyGate

@@ -102,7 +102,7 @@ STATE_FILES: tuple[StateFile, ...] = (
     StateFile(RECORD_KEY_TMP_NAME, "a record key being written", True),
     StateFile(FACES_DIR_NAME, "the face gallery: encodings, masked names, kept face images (sentinel/faces/gallery.py)", True,
               directory=True),
-    StateFile(LOCK_NAME, "held by the running kiosk (sentinel/wipe.py StateLock); empty", False),
+    StateFile(LOCK_NAME, "held by the running kiosk (sentinel/state_lock.py StateLock); empty", False),
     StateFile(FLEET_POLICY_NAME, "the fleet's signed site policy in force, kept across restarts (sentinel/fleet/link.py)", False),
     StateFile(PIN_LOCKOUT_NAME, "the technician PIN pad's failed tries and lockout, kept across restarts (ui/pin.py)", False),
     StateFile(DEMO_TOKEN_NAME, "`sentinel demo` only: the demo device's token (a secret, not personal data)", False),

@@ -22,14 +22,13 @@ named in one line (`WipeReport.errors`, exit 1), because someone put it there. A
 than one name that belongs to another user than the directory's owner is unlinked without being
 overwritten (overwriting it would write through a hard link into someone else's file).
 
-The kiosk holds `state_dir/sentinel.lock` while it runs; wipe refuses while another process holds
-it, so records are never destroyed under a running kiosk.
+The kiosk holds `state_dir/sentinel.lock` while it runs (sentinel/state_lock.py); wipe refuses
+while another process holds it, so records are never destroyed under a running kiosk.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import stat
@@ -39,12 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentinel.atomic import fsync_dir
-from sentinel.state_files import (  # noqa: F401 - LOCK_NAME, RECORD_KEY_NAME, STATUS_CACHE_NAME: re-exported (kiosk.py)
-    FACES_DIR_NAME,
-    FILE_MODE,
-    LOCK_NAME,
+from sentinel.state_files import (
     OUTBOX_NAME,
-    RECORD_KEY_NAME,
     STATUS_CACHE_NAME,
     SymlinkRefused,
     open_child_dir,
@@ -61,42 +56,6 @@ WEAR_LEVELLING_NOTE = (
     "blocks inside the card where no normal read reaches them; for a card that leaves your hands "
     "with data that must not be recovered, destroy the card."
 )
-
-
-class StateLockHeld(BlockingIOError):
-    """Another process (a running kiosk) holds the state directory."""
-
-
-class StateLock:
-    """An advisory lock on the state directory (flock: released by the kernel when the holder dies,
-    so a kill -9 never leaves a stale lock). The lock file is opened without following a link and
-    created 0600."""
-
-    def __init__(self, state_dir: Path):
-        self.path = Path(state_dir) / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> "StateLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StateLockHeld(f"{self.path.parent} is in use by another sentinel process (is the kiosk running?)") from None
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> "StateLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 @dataclass
@@ -343,7 +302,4 @@ def _readlink_at(dir_fd: int, name: str) -> str:
         return "?"
 
 
-__all__ = [
-    "FACES_DIR_NAME", "LOCK_NAME", "RECORD_KEY_NAME", "STATUS_CACHE_NAME", "WEAR_LEVELLING_NOTE", "StateLock", "StateLockHeld",
-    "WipeReport", "personal_data", "refused", "shred", "shred_at", "wipe",
-]  # fmt: skip
+__all__ = ["WEAR_LEVELLING_NOTE", "WipeReport", "personal_data", "refused", "shred", "shred_at", "wipe"]

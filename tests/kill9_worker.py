@@ -30,7 +30,7 @@ from sentinel.pipeline import CheckOutcome, Pipeline
 from sentinel.records import RecordMaker, load_or_create_key
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.uploader import Backoff, Uploader
-from sentinel.wipe import StateLock
+from sentinel.state_lock import StateLock
 from tests.helpers import qr_frame
 from ui.console import ConsoleDisplay
 

@@ -67,7 +67,8 @@ UNTANGLED = [
     "sentinel.decoding", "sentinel.decoding.base", "sentinel.decoding.text", "sentinel.decoding.zxing", "sentinel.decoding.zbar",
     "sentinel.decoding.wechat", "sentinel.decoding.cascade",
     "ui.display", "ui.errors", "ui.console", "ui.fonts", "ui.render", "ui.pygame_display",
-    "sentinel.fleet.protocol", "sentinel.fleet.config", "sentinel.fleet.link", "sentinel.fleet.kiosk",
+    "sentinel.fleet.protocol", "sentinel.fleet.config", "sentinel.fleet.link", "sentinel.fleet.kiosk", "sentinel.fleet.mqtt",
+    "sentinel.state_lock", "sentinel.systemd_credentials", "sentinel.worker",
 ]  # fmt: skip
 
 

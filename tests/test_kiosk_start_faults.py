@@ -25,7 +25,7 @@ from sentinel.kiosk import build_kiosk
 from sentinel.records import load_or_create_key
 from sentinel.screens import ScreenKind
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
-from sentinel.wipe import StateLock
+from sentinel.state_lock import StateLock
 from tests.helpers import RunningKiosk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,7 +298,7 @@ def test_a_read_only_state_directory_starts_and_checks_with_the_alarm(tmp_path, 
         wait_until(lambda: kiosk.pipeline.frames_seen > 20, what="frames being checked")
         assert not running.showing(ScreenKind.FAULT)
         assert relay.state == 0
-        from sentinel.wipe import StateLockHeld
+        from sentinel.state_lock import StateLockHeld
 
         with pytest.raises(StateLockHeld):  # still one kiosk per state directory
             build_kiosk(load_config(write_config(tmp_path, state_dir=disk.state, camera=replay(ASSETS / "scenes"), gate="fake")))

@@ -438,6 +438,6 @@ def test_inputs_that_fail_to_open_release_what_was_opened_the_relay_closed(tmp_p
     with pytest.raises(RuntimeError, match="inputs cannot be opened"):
         build_kiosk(config)
     assert relay.state == 0
-    from sentinel.wipe import StateLock
+    from sentinel.state_lock import StateLock
 
     StateLock(config.device.state_dir).acquire().release()  # the state lock went with the failed start

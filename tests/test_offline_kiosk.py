@@ -25,7 +25,7 @@ from sentinel.kiosk_technician import outbox_status_lines
 from sentinel.outbox import Outbox
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE
 from sentinel.service.server import ReferenceServer
-from sentinel.wipe import StateLockHeld
+from sentinel.state_lock import StateLockHeld
 
 
 def config(tmp_path: Path, url: str, offline: str = "deny") -> SentinelConfig:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from sentinel.credentials_dir import resolve_token_file
+from sentinel.systemd_credentials import resolve_token_file
 from sentinel.notify import Notifier, WatchedSource, Watchdog, watchdog_interval_s
 from tests.helpers import FakeClock, drain_datagrams
 
@@ -260,7 +260,7 @@ def test_the_new_core_modules_import_no_hardware_or_ui_library():
     import sys
     from pathlib import Path
 
-    modules = ["sentinel.notify", "sentinel.credentials_dir", "sentinel.commands.doctor"]
+    modules = ["sentinel.notify", "sentinel.systemd_credentials", "sentinel.commands.doctor"]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

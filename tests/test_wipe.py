@@ -13,8 +13,9 @@ from sentinel.cli import main
 from sentinel.health import HealthStatus, Status
 from sentinel.outbox import Outbox
 from sentinel.records import load_or_create_key
+from sentinel.state_lock import StateLock
 from sentinel.status_cache import StatusCache
-from sentinel.wipe import StateLock, personal_data, shred, wipe
+from sentinel.wipe import personal_data, shred, wipe
 from tests.test_outbox_cli import demo_record, write_config
 
 

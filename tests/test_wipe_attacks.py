@@ -17,7 +17,8 @@ import pytest
 from sentinel.cli import main
 from sentinel.faces.gallery import Gallery
 from sentinel.state_files import STATE_FILES, as_state_owner
-from sentinel.wipe import StateLock, personal_data, shred, wipe
+from sentinel.state_lock import StateLock
+from sentinel.wipe import personal_data, shred, wipe
 from tests.test_outbox_cli import write_config
 from tests.test_wipe import populate
 

@@ -205,7 +205,7 @@ class Doctor(DeviceChecks):
         if self.config is None:
             return SKIP, "no usable config: the service is not checked", "fix the config first"
         from sentinel.client import ClientError, ServiceClient, read_token
-        from sentinel.credentials_dir import resolve_token_file
+        from sentinel.systemd_credentials import resolve_token_file
 
         v = self.config.verifier
         token_file = resolve_token_file(v.token_file, self.env)

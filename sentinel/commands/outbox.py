@@ -96,7 +96,7 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 
 def _kiosk_running(state_dir: Path) -> bool | None:
-    from sentinel.wipe import StateLock, StateLockHeld
+    from sentinel.state_lock import StateLock, StateLockHeld
 
     if not state_dir.is_dir():
         return False

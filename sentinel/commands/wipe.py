@@ -141,14 +141,8 @@ def _revoke(config, url: str, token: str) -> tuple[bool, str]:
 
 def _wipe(args: argparse.Namespace, config, owner, token: _Token | None = None) -> int:
     from sentinel.outbox import inspect
-    from sentinel.wipe import (
-        WEAR_LEVELLING_NOTE,
-        StateLock,
-        StateLockHeld,
-        personal_data,
-        refused,
-        wipe,
-    )
+    from sentinel.state_lock import StateLock, StateLockHeld
+    from sentinel.wipe import WEAR_LEVELLING_NOTE, personal_data, refused, wipe
 
     state_dir = config.device.state_dir
     outbox_path = config.outbox_path
