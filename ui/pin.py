@@ -38,7 +38,6 @@ log = logging.getLogger("ui.pin")
 ALGORITHM = "pbkdf2_sha256"
 #: ~0.1 s on a PC, ~0.5 s on a Pi 4: checked on a worker thread, never the render thread
 DEFAULT_ITERATIONS = 200_000
-HASH_PATTERN = r"^(pbkdf2_sha256\$[0-9]{4,8}\$[A-Za-z0-9+/=]{8,64}\$[A-Za-z0-9+/=]{40,64})?$"
 #: a technician PIN: 6 to 8 digits (4 digits are 10,000 guesses)
 MIN_PIN_DIGITS = 6
 PIN_PATTERN = re.compile(r"^[0-9]{6,8}$")

@@ -18,9 +18,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sentinel.handheld.cards import prompt_card, result_card
-from sentinel.handheld.parts import HandheldDisplay, BatteryGauge, HandheldTrigger, NoBattery, Phase, ScreenSink, Settings, VehicleEvent, VehicleOutbox
+from sentinel.handheld.parts import (
+    BatteryGauge,
+    HandheldDisplay,
+    HandheldTrigger,
+    NoBattery,
+    Phase,
+    ScreenSink,
+    Settings,
+    VehicleEvent,
+    VehicleOutbox,
+)
 from sentinel.handheld.record import session_record
-from sentinel.handheld.screens import _VERDICT_SCREEN, idle_screen, plate_screen, session_screen, summary_screen
+from sentinel.handheld.screens import (
+    _VERDICT_SCREEN,
+    idle_screen,
+    plate_screen,
+    session_screen,
+    summary_screen,
+)
 from sentinel.screens import Screen, ScreenKind
 from sentinel.vehicle import AddKind, Check, PlateEntry, VehicleSession, VehicleVerdict
 
@@ -66,7 +82,7 @@ class HandheldController:
         self._wall = wall
         self._listeners: list[Callable[[VehicleEvent], None]] = [on_event] if on_event else []
         self._lock = threading.RLock()
-        self.display = HandheldDisplay(self, display)
+        self.display = HandheldDisplay(self._on_pipeline_screen, display)
 
         self.phase = Phase.IDLE
         self.session: VehicleSession | None = None

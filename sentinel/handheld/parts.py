@@ -7,6 +7,7 @@ a battery gauge or a trigger that fails never stops the checks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,7 +17,6 @@ from sentinel.vehicle import AddResult, Check, VehicleSession, VehicleVerdict
 
 if TYPE_CHECKING:
     from sentinel.config import HandheldConfig
-    from sentinel.handheld.controller import HandheldController
 
 
 class BatteryGauge(Protocol):
@@ -107,12 +107,12 @@ class HandheldDisplay:
     shows the vehicle screens on the real display (`inner`); camera frames go straight there.
     The pipeline uses nothing else of a display (`pipeline.Display`)."""
 
-    def __init__(self, controller: HandheldController, inner: ScreenSink):
-        self._controller = controller
+    def __init__(self, on_screen: Callable[[Screen], None], inner: ScreenSink):
+        self._on_screen = on_screen  # the controller's
         self.inner = inner
 
     def show(self, screen: Screen) -> None:
-        self._controller._on_pipeline_screen(screen)
+        self._on_screen(screen)
 
     def preview(self, frame: Any) -> None:
         self.inner.preview(frame)
