@@ -40,17 +40,17 @@ def _start(db: str, token_file, *extra: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a busy machine (or an emulated arm64 one) starts it slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"service exited {proc.returncode}: {proc.stdout.read()}")
         try:
-            if requests.get(url + "/healthz", timeout=1).ok:
+            if requests.get(url + "/healthz", timeout=5).ok:
                 return proc, url
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too slow to answer yet
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("service did not answer within 30 s")
+    raise AssertionError("service did not answer within 60 s")
 
 
 @pytest.fixture

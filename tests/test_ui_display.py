@@ -24,7 +24,7 @@ from sentinel.config import DisplayConfig  # noqa: E402
 from sentinel.frames import Frame  # noqa: E402
 from sentinel.policy import Verdict, VerdictKind  # noqa: E402
 from sentinel.screens import Screen, ScreenKind, StatusBar  # noqa: E402
-from tests.helpers import FakeClock, wait_until  # noqa: E402
+from tests.helpers import PATIENCE_S, FakeClock, wait_until  # noqa: E402
 from ui import pygame_display  # noqa: E402
 from ui.console import ConsoleDisplay, NoDisplay  # noqa: E402
 from ui.display import open_display  # noqa: E402
@@ -177,7 +177,7 @@ def test_status_bar_comes_from_the_provider_and_survives_its_failures(display):
         return StatusBar(site_name="东门", online=False, outbox_depth=5)
 
     d = display(status=provider)
-    wait_until(lambda: any(t.text == "东门" for t in d._renderer.drawn), timeout=5, what="the site name")
+    wait_until(lambda: any(t.text == "东门" for t in d._renderer.drawn), what="the site name")
     texts = {t.text for t in d._renderer.drawn}
     # records waiting to upload in words; offline in the banner's words (the bar may keep only its icon)
     assert "5条待上传" in texts and "网络中断，离线模式" in texts
@@ -187,7 +187,7 @@ def test_window_close_asks_the_kiosk_to_stop(display):
     stopped = threading.Event()
     d = display(on_quit=stopped.set)
     pygame.event.post(pygame.event.Event(pygame.QUIT))
-    assert stopped.wait(5)
+    assert stopped.wait(PATIENCE_S)
     assert d._thread.is_alive()  # the display stays up until the kiosk closes it
 
 
@@ -203,7 +203,7 @@ def test_the_kiosk_can_connect_after_building_the_pipeline(display, clock):
     tap(d, "outbox")
     wait_until(lambda: ("待传记录", "0 / 100,000") in d.menu.view().info, what="the connected action")
     pygame.event.post(pygame.event.Event(pygame.QUIT))
-    assert stopped.wait(5)
+    assert stopped.wait(PATIENCE_S)
     for other in (ConsoleDisplay(), NoDisplay()):
         other.connect(status=lambda: StatusBar(), actions=TechnicianActions(), on_quit=stopped.set)
 
@@ -327,7 +327,7 @@ def test_verdicts_play_their_tone_then_their_voice(display):
     d.show(Screen.result(Verdict(VerdictKind.DENY, "red_code"), _green(), "zh-CN", False))
     wait_until(lambda: "tone:deny" in d._sound.played, what="the deny tone")
     # the prompt says why: 红码，禁止通行
-    wait_until(lambda: "voice:red" in d._sound.played, timeout=5, what="the red-code voice after the tone")
+    wait_until(lambda: "voice:red" in d._sound.played, what="the red-code voice after the tone")
 
 
 def _green():
