@@ -18,25 +18,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sentinel.handheld.cards import prompt_card, result_card
-from sentinel.handheld.parts import (
-    BatteryGauge,
-    HandheldDisplay,
-    HandheldTrigger,
-    NoBattery,
-    Phase,
-    ScreenSink,
-    Settings,
-    VehicleEvent,
-    VehicleOutbox,
-)
+from sentinel.handheld.parts import BatteryGauge, HandheldDisplay, HandheldTrigger, NoBattery, Phase, ScreenSink, Settings, VehicleEvent, VehicleOutbox
 from sentinel.handheld.record import session_record
-from sentinel.handheld.screens import (
-    _VERDICT_SCREEN,
-    idle_screen,
-    plate_screen,
-    session_screen,
-    summary_screen,
-)
+from sentinel.handheld.screens import _VERDICT_SCREEN, idle_screen, plate_screen, session_screen, summary_screen
 from sentinel.screens import Screen, ScreenKind
 from sentinel.vehicle import AddKind, Check, PlateEntry, VehicleSession, VehicleVerdict
 
