@@ -336,9 +336,10 @@ def apply_live(kiosk: Any, new: SentinelConfig) -> SentinelConfig:
     kiosk.config = running
     pipeline = kiosk.pipeline
     if pipeline is not None:
-        _reconfigure_pipeline(pipeline, running)
-        if kiosk.remote_policy is not None:  # the fleet's signed site policy stays over [policy]
-            pipeline.reconfigure(policy=kiosk.remote_policy)
+        # the fleet's signed site policy stays over [policy]: one reconfigure with the policy in
+        # force, so that no check runs under the file's policy in between
+        pipeline.reconfigure(policy=kiosk.remote_policy or running.policy, language=running.device.language,
+                             result_s=running.display.result_s)
     kiosk.make_pipeline = _with_config(kiosk.make_pipeline, old, running)
     display_ = kiosk.display
     if display_ is not None and hasattr(display_, "reconfigure"):
@@ -346,10 +347,6 @@ def apply_live(kiosk: Any, new: SentinelConfig) -> SentinelConfig:
     if new.policy.offline != old.policy.offline and "cached" in (new.policy.offline, old.policy.offline):
         log.warning("offline policy %s -> %s: the status cache file follows at the next start", old.policy.offline, new.policy.offline)
     return running
-
-
-def _reconfigure_pipeline(pipeline: Any, config: SentinelConfig) -> None:
-    pipeline.reconfigure(policy=config.policy, language=config.device.language, result_s=config.display.result_s)
 
 
 def _with_config(make_pipeline: Callable | None, old: SentinelConfig, new: SentinelConfig) -> Callable | None:

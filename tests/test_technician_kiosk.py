@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 pygame = pytest.importorskip("pygame", reason="pygame is a dev dependency (apt python3-pygame on the Pi)")
 
-from sentinel.config import ASSETS, load_config  # noqa: E402
+from sentinel.config import ASSETS, PolicyConfig, load_config  # noqa: E402
 from sentinel.health import HealthStatus, Person, Status  # noqa: E402
 from sentinel.kiosk import build_kiosk  # noqa: E402
 from sentinel.policy import Verdict, VerdictKind  # noqa: E402
@@ -345,3 +345,21 @@ def test_the_network_panel_of_a_running_kiosk_shows_reachable_and_the_round_trip
         tap(d, "close")
     finally:
         running.close()
+
+
+def test_reload_keeps_the_fleets_signed_policy_over_the_files(tmp_path, relay, srv):
+    # [fleet]'s site policy (applied by sentinel/fleet/link.py through Kiosk.apply_remote_policy)
+    # stays in force when the technician reloads a file whose [policy] says otherwise
+    path = write_config(tmp_path, srv.url)
+    kiosk = build_kiosk(load_config(path))
+    kiosk.config_path = path
+    d = kiosk.display
+    try:
+        kiosk.apply_remote_policy(PolicyConfig(nat_window_h=24, offline="deny"))
+        open_menu_with_f2(d)
+        write_config(tmp_path, srv.url, policy='nat_window_h = 48\noffline = "allow_and_flag"\n')
+        reload_rows(d)
+        assert kiosk.config.policy.nat_window_h == 48  # the file's, as read
+        assert (kiosk.pipeline._policy.nat_window_h, kiosk.pipeline._policy.offline) == (24, "deny")  # the fleet's, in force
+    finally:
+        kiosk.close()
