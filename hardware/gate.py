@@ -306,7 +306,12 @@ class GpioGate:
             # thread (module docstring). The end is scheduled first: a write that raises half-way
             # still gets its end, and an energised relay always has one. Timed again once the
             # relay is on, so that a slow write (a busy machine) never shortens the pulse.
+            # The sensor's window opens before the relay does: a person quick through an
+            # unlocked gate (or a test driving the sensor as soon as the pin goes high) turns it
+            # inside the window, never before it.
             self._timer.schedule(self.pulse_s)
+            if self._monitor is not None:
+                self._last_watch = self._monitor.expect()
             try:
                 self._relay.on()
             except Exception as e:
@@ -315,8 +320,6 @@ class GpioGate:
             self._timer.schedule(self.pulse_s)
             self._pulse_error = None
             self._pulsed_at = self._clock()
-            if self._monitor is not None:
-                self._last_watch = self._monitor.expect()
             return self._last_watch
 
     def watch(self, on_result: Callable[[bool], None]) -> None:

@@ -184,6 +184,23 @@ def test_a_turn_before_the_callback_is_registered_is_not_lost(factory):
     assert results == [True]
 
 
+def test_a_turn_the_moment_the_relay_opens_counts_as_passed(factory):
+    """The window is open before the relay is: a turn as the pin goes high is inside it."""
+    gate = _sensor_gate(factory, window=5.0)
+    relay, sensor = factory.pin(17), factory.pin(27)
+    write = relay._set_state
+
+    def energise_and_turn(value):
+        write(value)
+        if value:
+            sensor.drive_low()  # the person was already pushing the arm
+            sensor.drive_high()
+
+    relay._set_state = energise_and_turn
+    watch = gate.pulse()
+    assert watch.wait(10.0) is True and watch.reason == "turned"
+
+
 def test_the_next_pass_ends_the_previous_window_as_not_passed(factory):
     gate = _sensor_gate(factory, window=5.0)
     first = gate.pulse()
