@@ -78,13 +78,13 @@ def device_caller_even_revoked(request: Request, credentials: HTTPAuthorizationC
     return who.device
 
 
-def device_caller(who: Caller = Depends(caller)) -> DeviceRow:
+async def device_caller(who: Caller = Depends(caller)) -> DeviceRow:
     if who.device is None:
         raise ApiException(403, "device_only", "this endpoint is for devices; use a device token")
     return who.device
 
 
-def admin_caller(who: Caller = Depends(caller)) -> Caller:
+async def admin_caller(who: Caller = Depends(caller)) -> Caller:
     if not who.is_admin:
         raise _unauthorized("admin token required")
     return who
