@@ -265,14 +265,14 @@ def explain(db: Db, device_id: str) -> None:
         conn.close()
 
 
-def start_services(db: str, workers: int, token_file: Path, log: Path) -> tuple[list[subprocess.Popen], list[str]]:
+def start_services(db: str, workers: int, token_file: Path, log: Path, extra: tuple[str, ...] = ()) -> tuple[list[subprocess.Popen], list[str]]:
     procs, urls = [], []
     with open(log, "ab") as out:
         for _ in range(workers):
             port = free_port()
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "sentinel", "-q", "service", "--db", db, "--port", str(port),
-                 "--admin-token-file", str(token_file), "--retention-days", "0"],
+                 "--admin-token-file", str(token_file), "--retention-days", "0", *extra],
                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=out))  # fmt: skip
             urls.append(f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 60
@@ -435,6 +435,46 @@ def run_one(db: Db, workers: int, n_devices: int, args) -> dict:
     }  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def request_cost(db: Db, verifies: int, block: int = 100) -> dict:
+    """One device's verifies one after the other (no queueing, no other load) against one service
+    process: the service's CPU per verify (median over blocks of `block`; the database server's
+    own CPU is not in it) and the latency."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    token_file = tmp / "admin-token"
+    token_file.write_text(ADMIN + "\n")
+    token_file.chmod(0o600)
+    ((device_id, token),) = prepare(db, 1)
+    cpu_per_verify, latencies = [], []
+    began_at = datetime.now(UTC)
+    procs, urls = start_services(db.url, 1, token_file, tmp / "service.log")
+    try:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        person = demo_person("green").token
+        for round_ in range(-1, verifies // block):  # round -1 warms up
+            cpu, times = cpu_seconds(procs[0].pid), []
+            for _ in range(block):
+                body = {"device_id": device_id, "site_id": DEMO_SITE.id, "credential": {"kind": "health_code", "value": person},
+                        "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
+                sent = time.monotonic()
+                session.post(f"{urls[0]}/v1/verify", json=body, timeout=TIMEOUT_S).raise_for_status()
+                times.append(time.monotonic() - sent)
+            if round_ >= 0:
+                cpu_per_verify.append((cpu_seconds(procs[0].pid) - cpu) / block)
+                latencies.extend(times)
+    finally:
+        stop_processes(procs)
+        tidy(db, began_at)
+    return {"cpu_ms_per_verify": round(percentile(cpu_per_verify, 50) * 1000, 2), "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 2), "verifies": len(latencies)}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stores", default="sqlite,postgresql")
@@ -445,6 +485,8 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between one device's verifies")
     parser.add_argument("--batch-every", type=float, default=10.0, help="seconds between one device's record uploads")
     parser.add_argument("--generators", type=int, default=2, help=f"load generator processes (the {THREADS} threads split among them)")
+    parser.add_argument("--cost", type=int, default=0, metavar="N",
+                        help="instead of loading: N verifies one at a time against one service process, its CPU per verify")
     parser.add_argument("--explain", action="store_true", help="print the plans of the device listing and the purge instead of loading")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -464,6 +506,12 @@ def main() -> int:
                 db = Db(store_kind, stored, pg)
                 if args.explain:
                     explain(db, prepare(db, 1)[0][0])
+                    continue
+                if args.cost:
+                    cost = request_cost(db, args.cost)
+                    print(json.dumps({"store": store_kind, "stored_before": stored, **cost}) if args.json else
+                          f"{store_kind:<10} {cost['cpu_ms_per_verify']} ms service CPU per verify; latency p50 {cost['p50_ms']} ms "
+                          f"p99 {cost['p99_ms']} ms ({cost['verifies']} verifies one at a time)", flush=True)  # fmt: skip
                     continue
                 for workers in (int(w) for w in args.workers.split(",")):
                     for n_devices in (int(d) for d in args.devices.split(",")):
