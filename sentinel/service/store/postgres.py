@@ -40,7 +40,10 @@ class PostgresStore(Store):
         self._integrity = (psycopg.errors.IntegrityError,)
         self._unavailable = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size or self.POOL_SIZE, kwargs={"row_factory": dict_row}, open=False,
+            # autocommit: a read is one round trip, not BEGIN, SELECT, COMMIT (READ COMMITTED
+            # gives each statement its own snapshot either way); a change is still one
+            # transaction (`_begin`: conn.transaction() sends BEGIN and COMMIT itself)
+            url, min_size=1, max_size=pool_size or self.POOL_SIZE, kwargs={"row_factory": dict_row, "autocommit": True}, open=False,
             name="sentinel-store", check=ConnectionPool.check_connection, timeout=self.WAIT_S,
         )  # fmt: skip
         self._pool.open(wait=True, timeout=10.0)
