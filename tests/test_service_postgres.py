@@ -311,6 +311,19 @@ def test_the_service_recovers_by_itself_when_postgresql_restarts(pg_service):
     assert [_honest(_verify_green(srv.url)) for _ in range(5)] == ["ok"] * 5
 
 
+def test_after_a_restart_the_first_requests_are_answered_though_the_pool_held_cut_connections(pg_service):
+    """The pool held several connections when PostgreSQL restarted, all cut now. No request was
+    running during the restart, so none has met the outage: the next ones must be answered (the
+    cut connections are found on first use and the work tried on the next), not 503s."""
+    server, srv = pg_service
+    with ThreadPoolExecutor(16) as pool:  # several at once: the pool opens more connections
+        assert set(pool.map(lambda _: _honest(_verify_green(srv.url)), range(64))) == {"ok"}
+    held = srv.store._pool.get_stats()["pool_size"]
+    assert held > 1
+    server.restart()
+    assert [_honest(_verify_green(srv.url)) for _ in range(held + 2)] == ["ok"] * (held + 2)
+
+
 def test_while_postgresql_is_down_requests_are_503_and_a_retried_upload_is_stored_once(pg_service):
     server, srv = pg_service
     batch = [record() for _ in range(3)]

@@ -5,17 +5,21 @@ small connection pool per process, READ COMMITTED; what must not race is made sa
 statements themselves or a transaction-scoped advisory lock (`_serialise`). Migrations run under
 an advisory lock, so workers starting together migrate once.
 
-When PostgreSQL restarts or a connection drops, the pool checks each connection before lending it
-(`check_connection`) and opens new ones in the background, so the service recovers by itself; a
-request that meets the outage waits at most `WAIT_S` for a connection and then fails as
+When PostgreSQL restarts or a connection drops, the first use of a cut connection fails at once
+(a transaction's BEGIN, or a read's one statement, before anything was changed); the pool drops
+it, and the same work is tried on the next connection, up to `POOL_SIZE + 1` times. So the
+service recovers by itself without paying a check round trip on every lend (psycopg_pool's
+`check_connection` cost a quarter of a verify's CPU under load: docs/benchmarks.md). A request
+that meets the outage waits at most `WAIT_S` for a connection and then fails as
 `StoreUnavailable` (the service's 503), its transaction rolled back: never a wrong answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from sentinel.service.store.base import Conn, Store, is_postgres_url
 
@@ -38,13 +42,14 @@ class PostgresStore(Store):
 
         self.path = url
         self._integrity = (psycopg.errors.IntegrityError,)
+        self._cut = psycopg.OperationalError
         self._unavailable = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
         self._pool = ConnectionPool(
             # autocommit: a read is one round trip, not BEGIN, SELECT, COMMIT (READ COMMITTED
             # gives each statement its own snapshot either way); a change is still one
             # transaction (`_begin`: conn.transaction() sends BEGIN and COMMIT itself)
             url, min_size=1, max_size=pool_size or self.POOL_SIZE, kwargs={"row_factory": dict_row, "autocommit": True}, open=False,
-            name="sentinel-store", check=ConnectionPool.check_connection, timeout=self.WAIT_S,
+            name="sentinel-store", timeout=self.WAIT_S,
         )  # fmt: skip
         self._pool.open(wait=True, timeout=10.0)
         try:
@@ -58,15 +63,47 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._pool.close()
 
+    def _another_try(self, conn: Any, attempt: int) -> bool:
+        """After an OperationalError on `conn`'s first use: try the next connection? Only when
+        this one was cut (the pool drops it on return) and tries are left."""
+        return bool(conn.broken) and attempt < self.POOL_SIZE
+
     @contextmanager
     def _begin(self) -> Iterator[Conn]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield Conn(conn, "%s")
+        for attempt in range(self.POOL_SIZE + 1):
+            with ExitStack() as stack:
+                conn = stack.enter_context(self._pool.connection())
+                try:
+                    stack.enter_context(conn.transaction())  # BEGIN: a cut connection fails here
+                except self._cut:
+                    if self._another_try(conn, attempt):
+                        continue
+                    raise
+                yield Conn(conn, "%s")
+                return
 
     @contextmanager
     def _read(self) -> Iterator[Conn]:
         with self._pool.connection() as conn:
             yield Conn(conn, "%s")
+
+    def _retrying_read(self, work: Callable[[Conn], Any]) -> Any:
+        """`work` (one read statement) on a connection that answers; tried again on the next one
+        when a cut connection fails it (a read changes nothing, so a retry is safe)."""
+        with self._reachable():
+            for attempt in range(self.POOL_SIZE + 1):
+                with self._pool.connection() as conn:
+                    try:
+                        return work(Conn(conn, "%s"))
+                    except self._cut:
+                        if not self._another_try(conn, attempt):
+                            raise
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self._retrying_read(lambda conn: conn.execute(sql, params).fetchone())
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._retrying_read(lambda conn: conn.execute(sql, params).fetchall())
 
     def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
