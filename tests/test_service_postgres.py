@@ -9,6 +9,7 @@ Two stores in one process race the same way, many threads at a time, without HTT
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import requests
 
 from sentinel.contract import RecordIn
 from sentinel.demo_data import demo_person
-from sentinel.service.limits import Limits, LimitSettings
+from sentinel.service.limits import Buckets, Limits, LimitSettings, Rate
 from sentinel.service.seed import DEMO_DEVICE_ID, DEMO_DEVICE_TOKEN, DEMO_SITE, SEEDS
 from sentinel.service.server import ReferenceServer
 from sentinel.service.store import BindError, PostgresStore, Store
@@ -190,6 +191,35 @@ def test_rate_limits_kept_in_the_database_are_one_budget_for_every_process(two_s
     now[0] += 1 / settings.bind_per_address.per_s  # one token back, for whichever process asks first
     assert other.bind.take("203.0.113.9") == 0.0
     assert one.bind.take("203.0.113.9") > 0
+
+
+def test_a_take_from_a_shared_bucket_answers_as_the_bucket_in_memory_does(two_stores):
+    """PostgreSQL takes in one statement (store/postgres.py `_TAKE`), memory in Python
+    (`limits.bucket_take`): the same answers over a random run of takes, debts and waits."""
+    rng = random.Random(21)
+    now = [5000.0]
+    rate = Rate(per_s=2.0, burst=5.0)
+    memory = Buckets(rate, lambda: now[0], "bind")
+    shared = [Buckets(rate, lambda: now[0], "bind", shared=store) for store in two_stores]
+    answers = []
+    for n in range(300):
+        now[0] += rng.choice([0.0, 0.0, 0.1, 0.37, 1.5])
+        key, cost = rng.choice(["203.0.113.1", "203.0.113.2"]), rng.choice([1.0, 1.0, 2.0, 6.0])
+        if rng.random() < 0.05:
+            memory.charge(key, 3.0)
+            shared[n % 2].charge(key, 3.0)
+        expected = memory.take(key, cost)
+        assert shared[n % 2].take(key, cost) == pytest.approx(expected, abs=1e-9)
+        answers.append(expected == 0.0)
+    assert 50 < sum(answers) < 250  # both taken and refused were compared
+
+
+def test_takes_at_once_from_two_processes_never_overdraw_a_shared_bucket(two_stores):
+    rate = Rate(per_s=0.001, burst=40.0)
+    buckets = [Buckets(rate, lambda: 9000.0, "verify", shared=store) for store in two_stores]
+    with ThreadPoolExecutor(8) as pool:
+        waits = list(pool.map(lambda n: buckets[n % 2].take("sdt-hash"), range(100)))
+    assert waits.count(0.0) == 40
 
 
 # --- both stores: schema, migrations, the command line ---------------------------------------------

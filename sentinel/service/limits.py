@@ -9,8 +9,9 @@ loopback stays well inside them (`bench/verify.py`), while a guesser is slowed t
 
 State lives in memory (a restart forgets it: fine for a reference service), or, when several
 service processes share one PostgreSQL database, in that database (`Limits.share`: each change one
-transaction, `Store.update_limit`), so a guesser gains nothing by spreading over workers; shared
-state is timed by the wall clock, the one clock every process agrees on. The clock is injected
+transaction, `Store.update_limit`; a take, which every verify makes, one statement,
+`Store.take_from_bucket`), so a guesser gains nothing by spreading over workers; shared state is
+timed by the wall clock, the one clock every process agrees on. The clock is injected
 (monotonic seconds by default), so tests drive time without sleeping. Keys are token hashes or
 addresses, never raw tokens. Addresses are the TCP peer: behind a proxy every client shares the
 proxy's address, so set the limits for that case (see docs/api.md).
@@ -70,17 +71,33 @@ class _State:
             return result
 
 
+def bucket_level(pair: tuple[float, float] | None, now: float, rate: Rate) -> float:
+    """Tokens in a bucket stored as (tokens, when) at `now` (a new bucket is full)."""
+    tokens, at = pair if pair is not None else (rate.burst, now)
+    return min(rate.burst, tokens + (now - at) * rate.per_s)
+
+
+def bucket_take(pair: tuple[float, float] | None, now: float, rate: Rate, cost: float) -> tuple[tuple[float, float], float]:
+    """Take `cost` from a bucket: (its new pair, 0) or, when it holds too little, (the pair
+    without taking, the seconds to wait). `Store.take_from_bucket` on PostgreSQL is this in SQL."""
+    level = bucket_level(pair, now, rate)
+    if level < cost:
+        return (level, now), (cost - level) / rate.per_s
+    return (level - cost, now), 0.0
+
+
 class Buckets:
     """One family of token buckets, by key."""
 
     def __init__(self, rate: Rate, clock: Callable[[], float], family: str = "buckets", shared=None) -> None:
         self.rate = rate
         self.clock = clock
+        self.family = family
+        self._shared = shared
         self._state = _State(family, shared)
 
     def _level(self, pair: tuple[float, float] | None, now: float) -> float:
-        tokens, at = pair if pair is not None else (self.rate.burst, now)
-        return min(self.rate.burst, tokens + (now - at) * self.rate.per_s)
+        return bucket_level(pair, now, self.rate)
 
     def wait_s(self, key: str, cost: float = 1.0) -> float:
         """Seconds until `cost` could be taken (0: now), without taking it."""
@@ -95,14 +112,9 @@ class Buckets:
     def take(self, key: str, cost: float = 1.0) -> float:
         """Take `cost` and answer 0, or take nothing and answer the seconds to wait."""
         now = self.clock()
-
-        def take(pair):
-            level = self._level(pair, now)
-            if level < cost:
-                return (level, now), (cost - level) / self.rate.per_s
-            return (level - cost, now), 0.0
-
-        return self._state.update(key, take, lambda pairs: self._forget(pairs, now))
+        if self._shared is not None:  # every verify takes: one statement, not a transaction of four
+            return self._shared.take_from_bucket(self.family, key, now, self.rate, cost)
+        return self._state.update(key, lambda pair: bucket_take(pair, now, self.rate, cost), lambda pairs: self._forget(pairs, now))
 
     def charge(self, key: str, cost: float = 1.0) -> None:
         """Take `cost` even into debt (the bucket refills from below zero)."""

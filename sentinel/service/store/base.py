@@ -321,6 +321,13 @@ class Store(RecordTables):
                 )
         return result
 
+    def take_from_bucket(self, family: str, key: str, now: float, rate: Any, cost: float) -> float:
+        """`limits.bucket_take` on the shared pair of `family`/`key`, atomically: 0 when taken,
+        else the seconds to wait."""
+        from sentinel.service.limits import bucket_take
+
+        return self.update_limit(family, key, lambda pair: bucket_take(pair, now, rate, cost))
+
     def forget_limits(self, before: float) -> int:
         """Delete rate-limit state last changed before `before` (the limits' clock); how many went."""
         with self._tx() as conn:

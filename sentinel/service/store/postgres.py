@@ -87,9 +87,10 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             yield Conn(conn, "%s")
 
-    def _retrying_read(self, work: Callable[[Conn], Any]) -> Any:
-        """`work` (one read statement) on a connection that answers; tried again on the next one
-        when a cut connection fails it (a read changes nothing, so a retry is safe)."""
+    def _retrying(self, work: Callable[[Conn], Any]) -> Any:
+        """`work` (one statement) on a connection that answers; tried again on the next one when
+        a cut connection fails it. Only for reads, which change nothing, and takes from a rate-limit
+        bucket, where a statement that ran before its connection was cut costs one token more."""
         with self._reachable():
             for attempt in range(self.POOL_SIZE + 1):
                 with self._pool.connection() as conn:
@@ -100,10 +101,10 @@ class PostgresStore(Store):
                             raise
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        return self._retrying_read(lambda conn: conn.execute(sql, params).fetchone())
+        return self._retrying(lambda conn: conn.execute(sql, params).fetchone())
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        return self._retrying_read(lambda conn: conn.execute(sql, params).fetchall())
+        return self._retrying(lambda conn: conn.execute(sql, params).fetchall())
 
     def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -120,3 +121,19 @@ class PostgresStore(Store):
 
     def shares_limits(self) -> bool:
         return True
+
+    #: `limits.bucket_take` as one upsert: the row lock of ON CONFLICT DO UPDATE orders concurrent
+    #: takes on one key, and the SET expressions see the row as it was before this take
+    _TAKE = (
+        "INSERT INTO limit_state AS s (family, key, a, b, c) VALUES (%(family)s, %(key)s, %(fresh_a)s, %(now)s, %(fresh_wait)s) "
+        "ON CONFLICT (family, key) DO UPDATE SET a = CASE WHEN {level} >= %(cost)s THEN {level} - %(cost)s ELSE {level} END, "
+        "b = %(now)s, c = CASE WHEN {level} >= %(cost)s THEN 0.0 ELSE (%(cost)s - {level}) / %(per_s)s END RETURNING c"
+    ).format(level="LEAST(%(burst)s, s.a + (%(now)s - s.b) * %(per_s)s)")
+
+    def take_from_bucket(self, family: str, key: str, now: float, rate: Any, cost: float) -> float:
+        from sentinel.service.limits import bucket_take
+
+        (fresh_a, _), fresh_wait = bucket_take(None, now, rate, cost)
+        params = {"family": family, "key": key, "fresh_a": fresh_a, "fresh_wait": fresh_wait, "now": float(now),
+                  "cost": float(cost), "burst": float(rate.burst), "per_s": float(rate.per_s)}  # fmt: skip
+        return self._retrying(lambda conn: float(conn.raw.execute(self._TAKE, params).fetchone()["c"]))

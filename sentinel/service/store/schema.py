@@ -112,11 +112,17 @@ _SCHEMA_3 = {
     ),
 }
 
+#: PostgreSQL takes from a shared bucket in one statement (`PostgresStore.take_from_bucket`); `c`
+#: keeps what the last take answered (0: taken, else the seconds to wait), since RETURNING sees
+#: only the new row. SQLite keeps its limits in memory (`shares_limits`).
+_SCHEMA_4 = {"postgresql": "ALTER TABLE limit_state ADD COLUMN IF NOT EXISTS c DOUBLE PRECISION;\n"}
+
 #: (version, what it does, SQL: the same for both, or by dialect, "" where a dialect needs nothing)
 MIGRATIONS: tuple[tuple[int, str, str | dict[str, str]], ...] = (
     (1, "tables of the first release", _SCHEMA_1),
     (2, "indexes for listing by binding and purging by received_at; shared rate-limit state", _SCHEMA_2),
     (3, "PostgreSQL: statistics saying that a binding implies its device", _SCHEMA_3),
+    (4, "PostgreSQL: what the last take from a shared bucket answered", _SCHEMA_4),
 )
 LATEST = MIGRATIONS[-1][0]
 
