@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel.contract import CredentialKind, Site
+from sentinel.service.limits import Rate, bucket_take
 from sentinel.service.store.records import RecordTables
 from sentinel.service.store.rows import (
     DEVICE_COLUMNS,
@@ -321,11 +322,9 @@ class Store(RecordTables):
                 )
         return result
 
-    def take_from_bucket(self, family: str, key: str, now: float, rate: Any, cost: float) -> float:
+    def take_from_bucket(self, family: str, key: str, now: float, rate: Rate, cost: float) -> float:
         """`limits.bucket_take` on the shared pair of `family`/`key`, atomically: 0 when taken,
         else the seconds to wait."""
-        from sentinel.service.limits import bucket_take
-
         return self.update_limit(family, key, lambda pair: bucket_take(pair, now, rate, cost))
 
     def forget_limits(self, before: float) -> int:

@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from sentinel.service.limits import Rate, bucket_take
 from sentinel.service.store.base import Conn, Store, is_postgres_url
 
 
@@ -130,9 +131,7 @@ class PostgresStore(Store):
         "b = %(now)s, c = CASE WHEN {level} >= %(cost)s THEN 0.0 ELSE (%(cost)s - {level}) / %(per_s)s END RETURNING c"
     ).format(level="LEAST(%(burst)s, s.a + (%(now)s - s.b) * %(per_s)s)")
 
-    def take_from_bucket(self, family: str, key: str, now: float, rate: Any, cost: float) -> float:
-        from sentinel.service.limits import bucket_take
-
+    def take_from_bucket(self, family: str, key: str, now: float, rate: Rate, cost: float) -> float:
         (fresh_a, _), fresh_wait = bucket_take(None, now, rate, cost)
         params = {"family": family, "key": key, "fresh_a": fresh_a, "fresh_wait": fresh_wait, "now": float(now),
                   "cost": float(cost), "burst": float(rate.burst), "per_s": float(rate.per_s)}  # fmt: skip
