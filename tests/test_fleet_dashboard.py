@@ -57,7 +57,13 @@ def _browser_missing() -> str | None:
     return None
 
 
-needs_browser = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
+_skip_without_browser = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
+
+
+def needs_browser(test):
+    """A test that drives headless chromium: skipped where it is not installed, and marked
+    `browser` (tools/pi-emulated.sh leaves these out: chromium does not start under qemu-user)."""
+    return pytest.mark.browser(_skip_without_browser(test))
 
 
 @pytest.fixture(scope="module")
