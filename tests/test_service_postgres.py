@@ -238,6 +238,37 @@ def test_both_stores_have_the_listing_and_purging_indexes(service_db):
         store.close()
 
 
+def test_reads_go_on_while_a_change_is_open_and_see_only_what_was_committed(service_db):
+    """A verify's reads (its token, the person) do not queue behind a record batch's transaction
+    and its fsync (SQLite: the writer's lock); they see what was committed, never a half-done
+    change."""
+    store = Store(str(service_db) if not isinstance(service_db, str) else service_db)
+    opened, release = threading.Event(), threading.Event()
+
+    def open_change():
+        with store._tx() as conn:
+            store._set_device(conn, "dev-in-flight", DEMO_SITE.id, "sdt_in-flight-token", datetime.now(UTC))
+            opened.set()
+            assert release.wait(60)
+
+    try:
+        SEEDS["demo"](store, datetime.now(UTC))
+        with ThreadPoolExecutor(2) as pool:
+            writer = pool.submit(open_change)
+            assert opened.wait(60)
+            try:
+                read = pool.submit(lambda: (store.device_for_token(DEMO_DEVICE_TOKEN), store.device_for_token("sdt_in-flight-token")))
+                known, in_flight = read.result(timeout=20)  # waits on the writer: TimeoutError
+                assert known is not None and known.id == DEMO_DEVICE_ID
+                assert in_flight is None
+            finally:
+                release.set()
+            writer.result(timeout=60)
+        assert store.device_for_token("sdt_in-flight-token").id == "dev-in-flight"
+    finally:
+        store.close()
+
+
 def test_a_sqlite_file_from_before_migrations_is_brought_up_to_date(tmp_path):
     import sqlite3
 

@@ -1,8 +1,10 @@
 """The default store: one SQLite file (standard library only).
 
-One connection guarded by a lock, since FastAPI runs sync endpoints in a thread pool; explicit
-transactions (BEGIN IMMEDIATE serialises writers, even across processes on one file); WAL, so a
-technician can read the file while the server runs. The file holds personal data and token
+One connection for changes, guarded by a lock, since FastAPI runs sync endpoints in a thread pool;
+explicit transactions (BEGIN IMMEDIATE serialises writers, even across processes on one file); WAL,
+so a technician can read the file while the server runs, and so that reads go on while a change
+commits: each thread reads on a connection of its own, never waiting for the writer's lock (a
+verify, two reads, used to queue behind a record batch's fsync). The file holds personal data and token
 hashes: it and its -wal/-shm files are made 0600 before SQLite writes anything into them.
 """
 
@@ -33,6 +35,10 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._readers = threading.local()  # each thread's read connection (`_reader`)
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not the writer's: a thread's first read must not wait for a commit
+        self._closed = False
         if self.path != ":memory:":
             # created owner-only before SQLite opens it: SQLite gives -wal/-shm the same mode
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -68,6 +74,11 @@ class SqliteStore(Store):
                 pass
 
     def close(self) -> None:
+        with self._readers_lock:
+            self._closed = True
+            for reader in self._reader_conns:
+                reader.close()
+            self._reader_conns.clear()
         with self._lock:
             self._conn.close()
 
@@ -82,8 +93,29 @@ class SqliteStore(Store):
                 raise
             self._conn.execute("COMMIT")
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's connection for reads (None for ":memory:", which only the writer's
+        connection sees). Opened on the thread's first read; closed with the store."""
+        if self.path == ":memory:":
+            return None
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+            conn.row_factory = sqlite3.Row
+            with self._readers_lock:
+                if self._closed:
+                    conn.close()
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                self._reader_conns.append(conn)
+            self._readers.conn = conn
+        return conn
+
     @contextmanager
     def _read(self) -> Iterator[Conn]:
+        reader = self._reader()
+        if reader is not None:
+            yield Conn(reader)
+            return
         with self._lock:
             yield Conn(self._conn)
 
