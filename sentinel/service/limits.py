@@ -112,7 +112,7 @@ class Buckets:
     def take(self, key: str, cost: float = 1.0) -> float:
         """Take `cost` and answer 0, or take nothing and answer the seconds to wait."""
         now = self.clock()
-        if self._shared is not None:  # every verify takes: one statement, not a transaction of four
+        if self._shared is not None:  # every verify takes: one statement on PostgreSQL, not a transaction
             return self._shared.take_from_bucket(self.family, key, now, self.rate, cost)
         return self._state.update(key, lambda pair: bucket_take(pair, now, self.rate, cost), lambda pairs: self._forget(pairs, now))
 

@@ -4,8 +4,8 @@ One connection for changes, guarded by a lock, since FastAPI runs sync endpoints
 explicit transactions (BEGIN IMMEDIATE serialises writers, even across processes on one file); WAL,
 so a technician can read the file while the server runs, and so that reads go on while a change
 commits: each thread reads on a connection of its own, never waiting for the writer's lock (a
-verify, two reads, used to queue behind a record batch's fsync). The file holds personal data and token
-hashes: it and its -wal/-shm files are made 0600 before SQLite writes anything into them.
+verify's two reads used to queue behind a record batch's fsync). The file holds personal data and
+token hashes: it and its -wal/-shm files are made 0600 before SQLite writes anything into them.
 """
 
 from __future__ import annotations
