@@ -79,6 +79,8 @@ def device_caller_even_revoked(request: Request, credentials: HTTPAuthorizationC
 
 
 async def device_caller(who: Caller = Depends(caller)) -> DeviceRow:
+    # a coroutine (as admin_caller): it does no I/O, and FastAPI runs a sync dependency on its
+    # thread pool, one hop more per request
     if who.device is None:
         raise ApiException(403, "device_only", "this endpoint is for devices; use a device token")
     return who.device
