@@ -129,13 +129,17 @@ class Store(RecordTables):
         with self._reachable(), self._begin() as conn:
             yield conn
 
-    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+    def _statement(self, work: Callable[[Conn], Any]) -> Any:
+        """`work`, one statement outside a transaction (a read, or a take from a rate-limit
+        bucket), on a connection for reads; PostgreSQL tries it again when a cut connection fails it."""
         with self._reachable(), self._read() as conn:
-            return conn.execute(sql, params).fetchone()
+            return work(conn)
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self._statement(lambda conn: conn.execute(sql, params).fetchone())
 
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        with self._reachable(), self._read() as conn:
-            return conn.execute(sql, params).fetchall()
+        return self._statement(lambda conn: conn.execute(sql, params).fetchall())
 
     # sites -------------------------------------------------------------------------------------
 

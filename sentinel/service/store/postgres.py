@@ -88,24 +88,18 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             yield Conn(conn, "%s")
 
-    def _retrying(self, work: Callable[[Conn], Any]) -> Any:
+    def _statement(self, work: Callable[[Conn], Any]) -> Any:
         """`work` (one statement) on a connection that answers; tried again on the next one when
         a cut connection fails it. Only for reads, which change nothing, and takes from a rate-limit
         bucket, where a statement that ran before its connection was cut costs one token more."""
         with self._reachable():
             for attempt in range(self.POOL_SIZE + 1):
-                with self._pool.connection() as conn:
+                with self._read() as conn:
                     try:
-                        return work(Conn(conn, "%s"))
+                        return work(conn)
                     except self._cut:
-                        if not self._another_try(conn, attempt):
+                        if not self._another_try(conn.raw, attempt):
                             raise
-
-    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        return self._retrying(lambda conn: conn.execute(sql, params).fetchone())
-
-    def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        return self._retrying(lambda conn: conn.execute(sql, params).fetchall())
 
     def _upsert_sql(self, table: str, columns: tuple[str, ...], key: str, replace: bool) -> str:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -135,4 +129,4 @@ class PostgresStore(Store):
         (fresh_a, _), fresh_wait = bucket_take(None, now, rate, cost)
         params = {"family": family, "key": key, "fresh_a": fresh_a, "fresh_wait": fresh_wait, "now": float(now),
                   "cost": float(cost), "burst": float(rate.burst), "per_s": float(rate.per_s)}  # fmt: skip
-        return self._retrying(lambda conn: float(conn.raw.execute(self._TAKE, params).fetchone()["c"]))
+        return self._statement(lambda conn: float(conn.raw.execute(self._TAKE, params).fetchone()["c"]))
