@@ -24,9 +24,7 @@ class StateLockHeld(BlockingIOError):
 
 
 class StateLock:
-    """An advisory lock on the state directory (flock: released by the kernel when the holder dies,
-    so a kill -9 never leaves a stale lock). The lock file is opened without following a link and
-    created 0600."""
+    """The advisory lock on one state directory (the module docstring says how it behaves)."""
 
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / LOCK_NAME
