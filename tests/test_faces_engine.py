@@ -280,3 +280,42 @@ def test_landmarks_come_out_as_the_liveness_check_reads_them(engine, faces_dir):
     (points,) = engine.landmarks(rgb, [box])
     assert points.shape == (72, 2)  # face_recognition's named parts, lips with their repeated corners
     assert 0.15 < eye_aspect_ratio(points) < 0.45 and inter_ocular(points) > 0.2 * box.width  # open eyes, two of them
+
+
+def _dlib_descriptor(engine, rgb, box):
+    """What dlib's own encoder gives for the face in `box` (the engine no longer loads it)."""
+    import dlib
+
+    from sentinel.faces.engine import model_path
+
+    encoder = dlib.face_recognition_model_v1(str(model_path("encoder")))
+    shape = engine._five_point(rgb, dlib.rectangle(box.left, box.top, box.right, box.bottom))
+    return np.array(encoder.compute_face_descriptor(rgb, shape))
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", *SAME, "obama_small.jpg", "obama_partial_face.jpg", "biden.jpg", "two_people.jpg"])
+def test_the_numpy_encoder_gives_dlibs_numbers(engine, faces_dir, name):
+    """sentinel/faces/encoder.py runs dlib's network itself: the encodings enrolled galleries hold
+    and the tolerance was measured on must come out the same, for every face in the photo."""
+    rgb = load_rgb(faces_dir / name)
+    boxes = engine.detect(rgb, 1)
+    assert boxes
+    for box, mine in zip(boxes, engine.encode(rgb, boxes)):
+        theirs = _dlib_descriptor(engine, rgb, box)
+        assert mine.shape == (128,) and mine.dtype == np.float64
+        assert np.abs(mine - theirs).max() < 1e-5, name
+        assert np.linalg.norm(mine - theirs) < 1e-5
+
+
+def test_a_model_file_the_numpy_encoder_does_not_know_falls_back_to_dlibs(monkeypatch, faces_dir, caplog):
+    from sentinel.faces import encoder as encoder_module
+    from sentinel.faces.engine import FaceEngine
+
+    monkeypatch.setattr(encoder_module, "EXPECTED", ["input", "con"])
+    with caplog.at_level("WARNING", logger="sentinel.faces"):
+        slow = FaceEngine()
+    assert "using dlib's own" in caplog.text
+    rgb = load_rgb(faces_dir / "obama.jpg")
+    (box,) = slow.detect(rgb, 1)
+    (encoding,) = slow.encode(rgb, [box])
+    assert np.abs(encoding - _dlib_descriptor(slow, rgb, box)).max() < 1e-12

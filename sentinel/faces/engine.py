@@ -1,14 +1,18 @@
 """The face engine: dlib's HOG face detector, its 5-point shape predictor and its 128-number
-ResNet face encoder, loaded through dlib itself from the model files of `face-recognition-models`,
-only when first used; and dlib's 68-point shape predictor, loaded only where landmarks are wanted
-(the liveness check, sentinel/faces/liveness.py).
+ResNet face encoder, from the model files of `face-recognition-models`, only when first used; and
+dlib's 68-point shape predictor, loaded only where landmarks are wanted (the liveness check,
+sentinel/faces/liveness.py). dlib finds the face, its landmarks and cuts the face chip; the
+encoder's network runs with numpy (sentinel/faces/encoder.py: the same numbers, 6-8× faster than
+the dlib wheels, built without BLAS), or through dlib where the file is not the network that
+module knows.
 
 Why not `import face_recognition`: it loads all four models at import, among them the 68-point
 predictor (89 MB of heap) that matching never uses and the CNN detector, and imports
 `pkg_resources` to find the files: measured 146.7 MB and 1.0-1.15 s against 53.4 MB and 0.36 s for
 the three models the engine uses (issue 18; docs/benchmarks.md has the kiosk's RSS). The calls
 below are the ones face_recognition makes (`face_encodings(..., model="small")`,
-`face_landmarks(..., model="large")`), so encodings and landmarks are the same numbers.
+`face_landmarks(..., model="large")`), so encodings and landmarks are the same numbers (the
+encodings within 3e-7: tests/test_faces_engine.py).
 
 The engine is an optional extra (see `INSTALL_HINT`): the core, the CLI's other commands and a
 kiosk with face matching off never import dlib or its models. Importing this module is cheap;
@@ -23,12 +27,14 @@ face_recognition's "css" order is (top, right, bottom, left).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentinel.faces.encoder import CHIP_PADDING, CHIP_SIZE
 from sentinel.images import ImageError, load_rgb  # noqa: F401 - image files: the one loader, re-exported here
 
 if TYPE_CHECKING:  # numpy is only a type here: importing sentinel.faces must stay cheap
@@ -53,6 +59,8 @@ HOG_MIN_FACE_PX = 72
 #: the most the detector upsamples a frame (each step doubles width and height: 4× the time)
 MAX_UPSAMPLE = 2
 ENCODING_LENGTH = 128
+
+log = logging.getLogger("sentinel.faces")
 
 
 class EngineUnavailable(RuntimeError):
@@ -122,6 +130,21 @@ def _dlib() -> Any:
     return dlib
 
 
+def _load_encoder(dlib: Any) -> tuple[Any, Any]:
+    """(numpy encoder, None), or (None, dlib's encoder) where the file is not the network the
+    numpy encoder knows (slower, same numbers)."""
+    from sentinel.faces.encoder import EncoderFileError, ResnetEncoder
+
+    path = model_path("encoder")
+    try:
+        return ResnetEncoder.from_file(path), None
+    except OSError as e:
+        raise EngineUnavailable(f"cannot read the face model {path.name} ({e.strerror or e}); {INSTALL_HINT}") from None
+    except EncoderFileError as e:
+        log.warning("face encoder: %s (%s); using dlib's own, slower", e, path.name)
+        return None, _load_model(dlib, "face_recognition_model_v1", "encoder")
+
+
 def _load_model(dlib: Any, kind: str, which: str) -> Any:
     path = model_path(which)
     try:
@@ -168,7 +191,7 @@ class FaceEngine:
         dlib = self._dlib = _dlib()
         self._detector = dlib.get_frontal_face_detector()  # face_recognition's face_locations(model="hog")
         self._five_point = _load_model(dlib, "shape_predictor", "five_point")
-        self._encoder = _load_model(dlib, "face_recognition_model_v1", "encoder")
+        self._encoder, self._dlib_encoder = _load_encoder(dlib)
         self._sixty_eight: Any = None
         self._lock = threading.Lock()
         if landmarks:
@@ -198,16 +221,21 @@ class FaceEngine:
             for r, score in zip(rects, scores)
         ]
 
-    def encode(self, image: "np.ndarray", boxes: list[FaceBox], jitters: int = 1) -> list["np.ndarray"]:
-        """One 128-number encoding per box (boxes in `image`'s pixels, `image` H×W×3 RGB)."""
+    def encode(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray"]:
+        """One 128-number encoding per box (boxes in `image`'s pixels, `image` H×W×3 RGB): the
+        face's 5 landmarks, the 150×150 chip they align, the network on the chip (what dlib's
+        `compute_face_descriptor` does, without jitter)."""
         import numpy as np
 
         if not boxes:
             return []
-        rect = self._dlib.rectangle
+        dlib = self._dlib
         with self._lock:
-            shapes = [self._five_point(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
-            return [np.array(self._encoder.compute_face_descriptor(image, shape, jitters)) for shape in shapes]
+            shapes = [self._five_point(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
+            if self._encoder is None:
+                return [np.array(self._dlib_encoder.compute_face_descriptor(image, shape)) for shape in shapes]
+            chips = [dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes]
+        return [self._encoder(chip) for chip in chips]
 
     def landmarks(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray | None"]:
         """dlib's 68 landmarks per box, as `liveness.landmarks_from_parts` arranges them (image

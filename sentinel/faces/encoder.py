@@ -1,0 +1,255 @@
+"""dlib's ResNet face encoder (`dlib_face_recognition_resnet_model_v1.dat`), run with numpy.
+
+Why: the dlib wheels (dlib-bin) are built without BLAS, so dlib's own forward pass of this
+network takes 95-135 ms per face on the bench PC (0.4-0.6 s on a Pi 4) and was most of the time
+from a face in view to the relay (issue 18). The same network as im2col + one matrix product per
+convolution through numpy's BLAS takes 14-23 ms, single-threaded, and gives the same 128 numbers
+(within 3e-7 of dlib's on the shared portraits: tests/test_faces_engine.py compares them). dlib
+still finds the face, its 5 landmarks and cuts the 150×150 chip (`dlib.get_face_chip`, exactly what
+`compute_face_descriptor` does inside); only the network runs here. Its weights are read from the
+model file in `face-recognition-models` as shipped: no converted copy to keep in step.
+
+The file is dlib's serialization of the network, input layer first: each layer named by a version
+string (`con_4`, `affine_`, `relu_`, `max_pool_2`, `avg_pool_2`, `add_prev_`, `fc_2`) followed by
+its fields; a tensor is its shape and 4-byte little-endian floats, other numbers dlib's compact
+integers. The network is dlib's `anet_type` from dlib_face_recognition_resnet_model_v1's example
+(dnn_face_recognition_ex.cpp): a 7×7 convolution, a 3×3 max pool, 14 residual blocks (each: 3×3
+convolution, affine, relu, 3×3 convolution, affine, plus the block's input, a 2×2 average of it
+where the block halves the size, zero-padded where channels or sizes differ, as dlib adds), relu
+after each, an average over the whole map and a 256→128 matrix without bias.
+
+How it fails: a file that is not that network, layer for layer and shape for shape, is
+`EncoderFileError` when it is read (never a wrong encoding later); the engine then falls back to
+dlib's own encoder for the same file (sentinel/faces/engine.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: the face chip the network reads: dlib.get_face_chip(image, shape, CHIP_SIZE, CHIP_PADDING) is
+#: what compute_face_descriptor cuts internally
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+_LAYER_NAMES = re.compile(rb"\x01[\x04-\x15](con_4|affine_|relu_|max_pool_2|avg_pool_2|add_prev_|fc_2|fc_3|input_rgb_image_sized)")
+# the layer kinds in file order (input first), as dlib_face_recognition_resnet_model_v1 has them:
+# B = a residual block keeping the size, D = one halving it (its input averaged 2×2 for the sum)
+_B = ["con", "affine", "relu", "con", "affine", "add", "relu"]
+_D = ["con", "affine", "relu", "con", "affine", "avg_pool", "add", "relu"]
+EXPECTED = (
+    ["input", "con", "affine", "relu", "max_pool"]
+    + _B * 3 + _D + _B * 3 + _D + _B * 2 + _D + _B * 2 + _D
+    + ["avg_pool", "fc"]
+)  # fmt: skip
+
+
+class EncoderFileError(ValueError):
+    """The model file is not the network this module runs."""
+
+
+@dataclass(frozen=True)
+class _Layer:
+    kind: str
+    params: tuple = ()
+
+
+def _int(data: bytes, at: int) -> tuple[int, int]:
+    """dlib's integer: a byte holding the length (low 4 bits) and the sign (0x80), then the
+    magnitude, little-endian."""
+    if at >= len(data):
+        raise EncoderFileError("the file ends inside a layer")
+    head = data[at]
+    size = head & 0x0F
+    if not 1 <= size <= 8 or at + 1 + size > len(data):
+        raise EncoderFileError(f"not a dlib integer at byte {at}")
+    value = int.from_bytes(data[at + 1 : at + 1 + size], "little")
+    return (-value if head & 0x80 else value), at + 1 + size
+
+
+def _float(data: bytes, at: int) -> tuple[float, int]:
+    """dlib's float: mantissa and exponent, two integers."""
+    import math
+
+    mantissa, at = _int(data, at)
+    exponent, at = _int(data, at)
+    return math.ldexp(mantissa, exponent), at
+
+
+def _ints(data: bytes, at: int, n: int) -> tuple[list[int], int]:
+    out = []
+    for _ in range(n):
+        value, at = _int(data, at)
+        out.append(value)
+    return out, at
+
+
+def _tensor(data: bytes, at: int) -> tuple["np.ndarray", int]:
+    """A tensor: version 2, its shape (samples, k, rows, columns), the floats."""
+    import numpy as np
+
+    (version, *shape), at = _ints(data, at, 5)
+    count = int(np.prod(shape))
+    if version != 2 or count <= 0 or at + 4 * count > len(data):
+        raise EncoderFileError(f"not a dlib tensor at byte {at}")
+    return np.frombuffer(data, "<f4", count, at).astype(np.float32), at + 4 * count
+
+
+def _alias(data: bytes, at: int) -> tuple[list[int], int]:
+    """An alias tensor (a view into the parameters): version 1, its shape."""
+    (version, *shape), at = _ints(data, at, 5)
+    if version != 1:
+        raise EncoderFileError(f"not a dlib alias tensor at byte {at}")
+    return shape, at
+
+
+def _size(shape: list[int]) -> int:
+    out = 1
+    for n in shape:
+        out *= n
+    return out
+
+
+def read_layers(data: bytes) -> list[_Layer]:
+    """The layers in file order (input first), with what the forward pass needs of each."""
+    layers: list[_Layer] = []
+    for found in _LAYER_NAMES.finditer(data):
+        name = found.group(1).decode()
+        if data[found.start() + 1] != len(name):  # a string's length, then its bytes
+            continue
+        at = found.end()
+        if name == "con_4":
+            params, at = _tensor(data, at)
+            (filters, rows, cols, stride_y, stride_x, pad_y, pad_x), at = _ints(data, at, 7)
+            shape, at = _alias(data, at)
+            bias_shape, at = _alias(data, at)
+            n = _size(shape)
+            if shape != [filters, shape[1], rows, cols] or _size(bias_shape) != filters or n + filters != params.size:
+                raise EncoderFileError(f"convolution at byte {found.start()} does not add up")
+            if stride_y != stride_x or pad_y != pad_x:
+                raise EncoderFileError(f"convolution at byte {found.start()}: unequal strides or padding")
+            weights = params[:n].reshape(shape)
+            layers.append(_Layer("con", (weights, params[n:], stride_y, pad_y)))
+        elif name == "affine_":
+            params, at = _tensor(data, at)
+            gamma, at = _alias(data, at)
+            _alias(data, at)
+            n = _size(gamma)
+            if 2 * n != params.size:
+                raise EncoderFileError(f"affine layer at byte {found.start()} does not add up")
+            layers.append(_Layer("affine", (params[:n], params[n:])))
+        elif name in ("max_pool_2", "avg_pool_2"):
+            (rows, cols, stride_y, stride_x, pad_y, pad_x), at = _ints(data, at, 6)
+            if pad_y or pad_x or rows != cols or stride_y != stride_x:
+                raise EncoderFileError(f"pooling at byte {found.start()} is not one this module runs")
+            layers.append(_Layer(name[:-2], (rows, stride_y)))
+        elif name in ("fc_2", "fc_3"):
+            (outputs, inputs), at = _ints(data, at, 2)
+            params, at = _tensor(data, at)
+            if params.size != inputs * outputs:  # fc_no_bias: the weights only
+                raise EncoderFileError(f"fully connected layer at byte {found.start()} does not add up")
+            layers.append(_Layer("fc", (params.reshape(inputs, outputs),)))
+        elif name == "input_rgb_image_sized":
+            red, at = _float(data, at)
+            green, at = _float(data, at)
+            blue, at = _float(data, at)
+            (rows, cols), at = _ints(data, at, 2)
+            if (rows, cols) != (CHIP_SIZE, CHIP_SIZE):
+                raise EncoderFileError(f"the network reads {rows}×{cols} chips, not {CHIP_SIZE}×{CHIP_SIZE}")
+            layers.append(_Layer("input", ((red, green, blue),)))
+        else:
+            layers.append(_Layer("add" if name == "add_prev_" else "relu"))
+    kinds = [layer.kind for layer in layers]
+    if kinds != EXPECTED:
+        raise EncoderFileError(f"not dlib's face recognition ResNet: {len(kinds)} layers where {len(EXPECTED)} were expected")
+    return layers
+
+
+class ResnetEncoder:
+    """`ResnetEncoder.from_file(path)(chip)`: the 128 numbers for a 150×150×3 uint8 RGB face chip."""
+
+    def __init__(self, layers: list[_Layer]) -> None:
+        import numpy as np
+
+        self._mean = np.asarray(layers[0].params[0], np.float32)
+        self._ops: list[tuple[str, Any]] = []
+        channels = 3
+        for layer in layers[1:]:
+            if layer.kind == "con":
+                weights, bias, stride, pad = layer.params
+                filters, inputs, rows, cols = weights.shape
+                if inputs != channels:
+                    raise EncoderFileError(f"a convolution reads {inputs} channels where {channels} arrive")
+                channels = filters
+                # (rows, cols, inputs) × filters: the order the image patches are laid out in below
+                matrix = np.ascontiguousarray(weights.transpose(2, 3, 1, 0).reshape(rows * cols * inputs, filters))
+                self._ops.append(("con", (matrix, bias, rows, stride, pad)))
+            elif layer.kind == "fc":
+                (matrix,) = layer.params
+                if matrix.shape[0] != channels:
+                    raise EncoderFileError(f"the last layer reads {matrix.shape[0]} numbers where {channels} arrive")
+                self._ops.append(("fc", matrix))
+            else:
+                self._ops.append((layer.kind, layer.params))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ResnetEncoder":
+        return cls(read_layers(Path(path).read_bytes()))
+
+    def __call__(self, chip: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
+            raise ValueError(f"a face chip is {CHIP_SIZE}×{CHIP_SIZE}×3, not {chip.shape}")
+        x = (chip.astype(np.float32) - self._mean) / np.float32(256.0)  # as dlib's input layer
+        block_input = x  # what the next residual block adds back
+        after_add = False
+        for kind, params in self._ops:
+            if kind == "con":
+                matrix, bias, size, stride, pad = params
+                if pad:
+                    x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
+                patches = sliding_window_view(x, (size, size), axis=(0, 1))[::stride, ::stride]  # H, W, C, size, size
+                rows, cols = patches.shape[:2]
+                x = (patches.transpose(0, 1, 3, 4, 2).reshape(rows * cols, -1) @ matrix + bias).reshape(rows, cols, -1)
+            elif kind == "affine":
+                gamma, beta = params
+                x = x * gamma + beta
+            elif kind == "relu":
+                x = np.maximum(x, 0, out=x)
+                if after_add:
+                    block_input, after_add = x, False
+            elif kind == "max_pool":
+                size, stride = params
+                x = sliding_window_view(x, (size, size), axis=(0, 1))[::stride, ::stride].max(axis=(3, 4))
+                block_input = x
+            elif kind == "avg_pool" and params == (0, 1):  # the whole map
+                x = x.mean(axis=(0, 1))
+            elif kind == "avg_pool":  # a halving block's input, for its sum
+                size, stride = params
+                block_input = sliding_window_view(block_input, (size, size), axis=(0, 1))[::stride, ::stride].mean(axis=(3, 4))
+            elif kind == "add":
+                x = _padded_sum(x, block_input)
+                after_add = True
+            elif kind == "fc":
+                x = x @ params
+        return x.astype(np.float64)
+
+
+def _padded_sum(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
+    """a + b, each zero-padded at the end of every axis to the larger size (dlib's add_prev)."""
+    import numpy as np
+
+    if a.shape == b.shape:
+        return a + b
+    out = np.zeros(tuple(max(m, n) for m, n in zip(a.shape, b.shape)), np.float32)
+    out[: a.shape[0], : a.shape[1], : a.shape[2]] += a
+    out[: b.shape[0], : b.shape[1], : b.shape[2]] += b
+    return out
