@@ -264,6 +264,7 @@ pi_apt_packages() {
         python3-gpiozero python3-lgpio
         python3-evdev python3-serial
         fonts-noto-cjk
+        libopenblas0  # apt's numpy then multiplies with OpenBLAS, not the reference BLAS: the face encoder (sentinel/faces/encoder.py) is matrix products
     )
     # lgpio drives every Pi (and is the only choice on a Pi 5); RPi.GPIO is the fallback on older ones
     case "$model" in

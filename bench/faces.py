@@ -8,8 +8,8 @@ with face matching on, and the distances the default tolerance rests on.
    with the kiosk's settings now ([faces] defaults: `engine.detection_size`, the scale of before
    taken from the frame's own pixels: 640 px not upsampled for a 640-px frame), as before (scaled
    to 320 px, upsampled by dlib as far as an 80-px face needs), at 320 px without upsampling (faces from about 144 px),
-   and one encoding (grey plane, colour). Fastest of --repeat runs per frame; median and max
-   over frames.
+   and one encoding (grey plane, colour; and colour through dlib's own encoder, the before of
+   sentinel/faces/encoder.py). Fastest of --repeat runs per frame; median and max over frames.
 2. The loop: QR decoding (the kiosk's cascade) and the face matcher on every frame, as fast as
    frames come, on a stream of 640×480 frames with a person in view, with faces off, on at the
    default interval (0.5 s) and on every frame: frames per second and the longest frame.
@@ -19,9 +19,10 @@ with face matching on, and the distances the default tolerance rests on.
    detector scores that set [faces].min_score.
 4. Face in view -> match: a person steps into an empty view (30 fps, real time), --arrivals
    times per variant, the variants interleaved five arrivals at a time: now (a change in view
-   looked at, detection on the frame's 640 px); the 320-px upsampled detection of before; and the fixed
-   `detect_every_s` clock of before issue 18. With the median detection + encoding time of the
-   matching look, which on a loaded machine is most of it.
+   looked at, detection on the frame's 640 px, the encoder's network run with numpy); the same
+   with dlib's own encoder (the before of sentinel/faces/encoder.py); and before issue 18 (the
+   fixed `detect_every_s` clock, 320 px upsampled, dlib's encoder). With the median detection +
+   encoding time of the matching look.
 5. Idle: an empty view with sensor noise, --seconds twice per variant (interleaved): how many
    looks the matcher takes and the CPU it spends, now (a still view every `IDLE_EVERY_S`) and
    before (every `detect_every_s`, 320 px upsampled).
@@ -78,14 +79,16 @@ def best_of(repeat: int, fn) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
-def per_frame(engine: FaceEngine, frames: list[np.ndarray], repeat: int) -> dict:
+def per_frame(engine: FaceEngine, slow: FaceEngine, frames: list[np.ndarray], repeat: int) -> dict:
     """`detect`: the kiosk's detection now (`detection_size`: the scale of before, from the
     frame's own pixels, not upsampled by dlib); `detect_320_upsampled`: before issue 18's change (scaled
     to `downscale_width`, upsampled by dlib as far as an 80-px face needs), both finding faces
-    from 80 px; `detect_320_no_upsample`: faces from about 144 px only."""
+    from 80 px; `detect_320_no_upsample`: faces from about 144 px only. `encode_*`: the engine's
+    encoding (the network run with numpy, sentinel/faces/encoder.py); `encode_colour_dlib`: the same
+    through dlib's own encoder (`slow`), the before."""
     cfg = FacesConfig()
     out: dict[str, list[tuple[float, float]]] = {"detect": [], "detect_320_upsampled": [], "detect_320_no_upsample": [],
-                                   "encode_grey": [], "encode_colour": []}
+                                   "encode_grey": [], "encode_colour": [], "encode_colour_dlib": []}
     upsample = width = None
     for rgb in frames:
         grey = grey_of(rgb)
@@ -105,6 +108,7 @@ def per_frame(engine: FaceEngine, frames: list[np.ndarray], repeat: int) -> dict
             box = boxes[0].scaled(grey.shape[1] / width)
             out["encode_grey"].append(best_of(repeat, lambda: engine.encode(as_rgb(grey), [box])))
             out["encode_colour"].append(best_of(repeat, lambda: engine.encode(rgb, [box])))
+            out["encode_colour_dlib"].append(best_of(repeat, lambda: slow.encode(rgb, [box])))
     summary = {k: {"median_ms": statistics.median(w for w, _ in v) * 1000, "max_ms": max(w for w, _ in v) * 1000,
                    "median_cpu_ms": statistics.median(c for _, c in v) * 1000, "n": len(v)} for k, v in out.items() if v}
     summary["upsample"] = upsample
@@ -141,10 +145,10 @@ def arrival(engine: FaceEngine, reference: np.ndarray, empty: np.ndarray, face: 
     view for a random 0.6-1.6 s, then the enrolled person; `FaceMatcher.observe` on every frame,
     as the kiosk loop calls it ([faces] defaults, liveness off: the match is the observation that
     starts a check). Timed from the hand-over of the first frame with the face to the return of the
-    observation that matched it (detection and encoding included). `variant`: "now"; "320
-    upsampled": detection as before issue 18's second round (320 px, upsampled by dlib), with the
-    change in view looked at; "fixed clock": changes in view ignored and the 320-px upsampled
-    detection, i.e. the fixed `detect_every_s` clock of before issue 18."""
+    observation that matched it (detection and encoding included). `variant`: "now" and "dlib
+    encoder" (the matcher as it is; which encoder is `engine`'s); "fixed clock": changes in view
+    ignored and the 320-px upsampled detection, i.e. the fixed `detect_every_s` clock of before
+    issue 18."""
     import random
 
     import sentinel.faces.matcher as matcher_module
@@ -152,7 +156,7 @@ def arrival(engine: FaceEngine, reference: np.ndarray, empty: np.ndarray, face: 
     rng = random.Random(18)
     period = 1 / 30
     real = matcher_module.view_changed, matcher_module.detection_size, matcher_module.IDLE_EVERY_S
-    if variant != "now":
+    if variant == "fixed clock":
         matcher_module.detection_size = lambda w, face, floor: (min(w, floor), upsample_for(face, min(w, floor) / w))
     if variant == "fixed clock":
         matcher_module.view_changed = lambda before, now: False
@@ -357,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     import dlib
 
     engine = FaceEngine()
+    slow = FaceEngine(dlib_encoder=True)  # the before: dlib's own encoder
     names = [n for n in FACE_AT]
     report: dict = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(), "dlib": dlib.__version__},
@@ -366,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     if "frame" in only:
         for size in ((320, 240), (640, 480)):
             frames = [camera_rgb(FACES / n, size) for n in names] + [camera_rgb(p, size) for p in sorted(FACE_SCENES.glob("*.png"))]
-            report["per_frame"][f"{size[0]}x{size[1]}"] = per_frame(engine, frames, args.repeat)
+            report["per_frame"][f"{size[0]}x{size[1]}"] = per_frame(engine, slow, frames, args.repeat)
     _, _, reference = read_enrolment_image(engine, FACES / "obama.jpg")
     stream = [camera_rgb(FACES / n, (640, 480)) for n in ("obama2.jpg", "obama3.jpg", "obama-480p.jpg")]
     if "loop" in only:
@@ -374,14 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     empty = camera_rgb(FACE_SCENES / "11_empty.png", (640, 480))
     if "arrival" in only:
         # the variants interleaved, a few arrivals at a time, so that each sees the same machine
-        variants = {"now": "on a change, detection at 640 px (now)", "320 upsampled": "on a change, 320 px upsampled (before)",
-                    "fixed clock": "fixed detect_every_s clock, 320 px upsampled"}
+        variants = {"now": "on a change, 640 px, numpy encoder (now)", "dlib encoder": "on a change, 640 px, dlib's encoder",
+                    "fixed clock": "fixed clock, 320 px upsampled, dlib's encoder"}
         chunks: dict[str, list[dict]] = {v: [] for v in variants}
         left = args.arrivals
         while left > 0:
             n = min(5, left)
             for v in variants:
-                chunks[v].append(arrival(engine, reference, empty, stream[0], n, v))
+                chunks[v].append(arrival(engine if v == "now" else slow, reference, empty, stream[0], n, v))
             left -= n
         report["arrival"] = {variants[v]: _merge(c) for v, c in chunks.items()}
     if "idle" in only:
@@ -403,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {report['machine']}")
     for size, r in report["per_frame"].items():
         print(f"\n{size} (the kiosk's detection now: {r['width']} px wide, upsample {r['upsample']}):")
-        for k in ("detect", "detect_320_upsampled", "detect_320_no_upsample", "encode_grey", "encode_colour"):
+        for k in ("detect", "detect_320_upsampled", "detect_320_no_upsample", "encode_grey", "encode_colour", "encode_colour_dlib"):
             if k in r:
                 print(f"  {k:24} median {r[k]['median_ms']:7.1f} ms (CPU {r[k]['median_cpu_ms']:7.1f} ms)   max {r[k]['max_ms']:7.1f} ms"
                       f"   ({r[k]['n']} frames)")

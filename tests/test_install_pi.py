@@ -79,6 +79,7 @@ def test_apt_packages_for_bookworm_on_a_pi5(tmp_path):
     assert apt[:4] == ["apt-get", "install", "-y", "--no-install-recommends"]
     for package in ("python3-picamera2", "python3-opencv", "python3-pygame", "python3-gpiozero", "python3-lgpio",
                     "python3-numpy", "python3-pil", "python3-evdev", "python3-serial", "python3-venv", "libzbar0", "fonts-noto-cjk",
+                    "libopenblas0",  # numpy's matrix products for the face encoder
                     "systemd"):  # a minimal image has no systemd
         assert package in apt, package
     assert "python3-rpi.gpio" not in apt  # RPi.GPIO cannot drive a Pi 5

@@ -98,7 +98,7 @@ def _tensor(data: bytes, at: int) -> tuple["np.ndarray", int]:
     count = int(np.prod(shape))
     if version != 2 or count <= 0 or at + 4 * count > len(data):
         raise EncoderFileError(f"not a dlib tensor at byte {at}")
-    return np.frombuffer(data, "<f4", count, at).astype(np.float32), at + 4 * count
+    return np.frombuffer(data, "<f4", count, at), at + 4 * count  # a view: the caller copies what it keeps
 
 
 def _alias(data: bytes, at: int) -> tuple[list[int], int]:
@@ -135,7 +135,7 @@ def read_layers(data: bytes) -> list[_Layer]:
             if stride_y != stride_x or pad_y != pad_x:
                 raise EncoderFileError(f"convolution at byte {found.start()}: unequal strides or padding")
             weights = params[:n].reshape(shape)
-            layers.append(_Layer("con", (weights, params[n:], stride_y, pad_y)))
+            layers.append(_Layer("con", (weights, params[n:].copy(), stride_y, pad_y)))
         elif name == "affine_":
             params, at = _tensor(data, at)
             gamma, at = _alias(data, at)
@@ -143,7 +143,7 @@ def read_layers(data: bytes) -> list[_Layer]:
             n = _size(gamma)
             if 2 * n != params.size:
                 raise EncoderFileError(f"affine layer at byte {found.start()} does not add up")
-            layers.append(_Layer("affine", (params[:n], params[n:])))
+            layers.append(_Layer("affine", (params[:n].copy(), params[n:].copy())))
         elif name in ("max_pool_2", "avg_pool_2"):
             (rows, cols, stride_y, stride_x, pad_y, pad_x), at = _ints(data, at, 6)
             if pad_y or pad_x or rows != cols or stride_y != stride_x:
@@ -154,7 +154,7 @@ def read_layers(data: bytes) -> list[_Layer]:
             params, at = _tensor(data, at)
             if params.size != inputs * outputs:  # fc_no_bias: the weights only
                 raise EncoderFileError(f"fully connected layer at byte {found.start()} does not add up")
-            layers.append(_Layer("fc", (params.reshape(inputs, outputs),)))
+            layers.append(_Layer("fc", (params.reshape(inputs, outputs).copy(),)))
         elif name == "input_rgb_image_sized":
             red, at = _float(data, at)
             green, at = _float(data, at)

@@ -130,12 +130,15 @@ def _dlib() -> Any:
     return dlib
 
 
-def _load_encoder(dlib: Any) -> tuple[Any, Any]:
+def _load_encoder(dlib: Any, dlib_encoder: bool) -> tuple[Any, Any]:
     """(numpy encoder, None), or (None, dlib's encoder) where the file is not the network the
-    numpy encoder knows (slower, same numbers)."""
+    numpy encoder knows (slower, same numbers) or where `dlib_encoder` asks for it (bench/faces.py
+    compares the two)."""
     from sentinel.faces.encoder import EncoderFileError, ResnetEncoder
 
     path = model_path("encoder")
+    if dlib_encoder:
+        return None, _load_model(dlib, "face_recognition_model_v1", "encoder")
     try:
         return ResnetEncoder.from_file(path), None
     except OSError as e:
@@ -185,13 +188,14 @@ class FaceEngine:
     """Detection and encoding (and landmarks, for the liveness check). Thread-safe for one caller
     at a time (dlib's models are shared). `landmarks=True` loads the 68-point predictor now (the
     kiosk with liveness on: not a stall at the first matched face); otherwise it is loaded at the
-    first `landmarks()` call, if any."""
+    first `landmarks()` call, if any. `dlib_encoder=True` runs the encoder's network through dlib
+    instead of numpy (the before of bench/faces.py)."""
 
-    def __init__(self, *, landmarks: bool = False) -> None:
+    def __init__(self, *, landmarks: bool = False, dlib_encoder: bool = False) -> None:
         dlib = self._dlib = _dlib()
         self._detector = dlib.get_frontal_face_detector()  # face_recognition's face_locations(model="hog")
         self._five_point = _load_model(dlib, "shape_predictor", "five_point")
-        self._encoder, self._dlib_encoder = _load_encoder(dlib)
+        self._encoder, self._dlib_encoder = _load_encoder(dlib, dlib_encoder)
         self._sixty_eight: Any = None
         self._lock = threading.Lock()
         if landmarks:
