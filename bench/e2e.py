@@ -22,6 +22,16 @@ Three kinds of process, as on a device:
   one durable SQLite commit (WAL, synchronous=FULL) of a record-sized row: what a check cannot
   avoid paying.
 
+`--face-arrivals N` measures a face instead of a code: the service is seeded with the demo world's
+resident enrolled in the site's face gallery (`seed_demo_faces`), the kiosk has `[faces]` on with
+`liveness = "off"` (a still picture shows no sign of life) and syncs that gallery from the service
+at start; the replay shows 3 s of the empty face scene, then N times the resident's face scene
+(`12_face.png`) for 1 s and the empty one (`11_empty.png`) for 1 s; `[credentials] debounce_s` is
+0.8 s so that each arrival is one new check (the matcher looks every 0.5 s while a face is in view,
+and the view is empty for 1 s between arrivals). face in view -> relay = the first relay edge after the
+first hand-over of each face picture; there is no raw floor for a face (rounds: kiosk and, with
+--before, the before tree).
+
 Rounds alternate kiosk and raw (kiosk, raw, raw, kiosk, ...), so both see the same machine; each
 round's p50 is taken and the median over rounds reported, with p99 and max over all people. The
 kiosk's peak RSS (VmHWM) and RSS at the end of its run are read from /proc.
@@ -66,16 +76,16 @@ def people(n: int):
 # --- the service process -----------------------------------------------------------------------
 
 
-def serve(db: str, n: int) -> None:
+def serve(db: str, n: int, faces: bool = False) -> None:
     from datetime import UTC, datetime
 
-    from sentinel.service.seed import _row, seed_demo
+    from sentinel.service.seed import _row, seed_demo, seed_demo_faces
     from sentinel.service.server import ReferenceServer
     from sentinel.service.store import Store
 
     now = datetime.now(UTC)
     store = Store(db)
-    seed_demo(store, now)
+    (seed_demo_faces if faces else seed_demo)(store, now)
     for person in people(n):
         store.add_person(_row(person, now), now, replace=True)
     store.close()
@@ -88,10 +98,11 @@ def serve(db: str, n: int) -> None:
 
 
 def kiosk_config(state: Path, pictures: Path, frames_per_image: int, url: str, token_file: Path, faces: bool, loop: bool = False,
-                 liveness: str = "blink_or_move"):
+                 liveness: str = "blink_or_move", debounce_s: float | None = None):
     """The kiosk's config (also bench/outbox.py's): a shipped kiosk's parts with a replay camera,
     the mock relay and no display."""
     from sentinel.config import (
+        CredentialConfig,
         DeviceConfig,
         DisplayConfig,
         FacesConfig,
@@ -111,6 +122,7 @@ def kiosk_config(state: Path, pictures: Path, frames_per_image: int, url: str, t
         gate=GpioGateConfig(type="gpio", pin=PIN, pulse_s=0.2, pin_factory="mock"),
         display=DisplayConfig(type="none", result_s=0.5),
         faces=FacesConfig(enabled=faces, liveness=liveness),
+        **({"credentials": CredentialConfig(debounce_s=debounce_s)} if debounce_s is not None else {}),
     )
 
 
@@ -136,6 +148,8 @@ def kiosk(spec_path: str) -> None:
     from sentinel.kiosk import build_kiosk
 
     extra = {"liveness": spec["liveness"]} if spec.get("liveness") else {}  # a --before tree may not know the key's values
+    if spec.get("debounce_s") is not None:
+        extra["debounce_s"] = spec["debounce_s"]
     config = kiosk_config(state, Path(spec["pictures"]), spec["frames_per_image"], spec["url"], Path(spec["token_file"]), spec["faces"], **extra)
     outcomes: list = []
     k = build_kiosk(config, on_outcome=outcomes.append)
@@ -190,11 +204,27 @@ def make_pictures(folder: Path, persons) -> dict[str, object]:
     return greys
 
 
+def make_face_pictures(folder: Path, arrivals: int) -> None:
+    """3 s of the empty face scene (the gallery's first sync), then per arrival the resident's
+    face scene and the empty one, 1 s each at frames_per_image = FPS."""
+    import shutil
+
+    from sentinel.faces.demo import FACE_SCENES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        shutil.copy(FACE_SCENES / "11_empty.png", folder / f"000-{i}-empty.png")
+    for i in range(1, arrivals + 1):
+        shutil.copy(FACE_SCENES / "12_face.png", folder / f"{i:03d}a-face.png")
+        shutil.copy(FACE_SCENES / "11_empty.png", folder / f"{i:03d}b-empty.png")
+
+
 def kiosk_round(args, url: str, token_file: Path, pictures: Path, frames_per_image: int, work: Path, tree: Path = REPO) -> dict:
     state = Path(tempfile.mkdtemp(prefix="round-", dir=work))
     spec = {
         "state": str(state), "pictures": str(pictures), "frames_per_image": frames_per_image, "url": url,
         "token_file": str(token_file), "faces": args.faces, "liveness": args.liveness, "result": str(state / "result.json"),
+        "debounce_s": 0.8 if args.face_arrivals else None,
     }
     (state / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, str(tree / "bench" / "e2e.py"), "_kiosk", str(state / "spec.json")], cwd=tree,
@@ -205,8 +235,9 @@ def kiosk_round(args, url: str, token_file: Path, pictures: Path, frames_per_ima
     latencies = []
     relay = sorted(result["relay"])
     first_seen: dict[str, float] = {}
+    wanted = "-face" if args.face_arrivals else "-code"
     for t, stem in result["handed"]:
-        if stem.endswith("-code") and stem not in first_seen:
+        if stem.endswith(wanted) and stem not in first_seen:
             first_seen[stem] = t
     for stem, seen in sorted(first_seen.items()):
         edge = next((r for r in relay if r >= seen), None)
@@ -257,7 +288,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        serve(sys.argv[2], int(sys.argv[3]))
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["1"])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_kiosk":
         kiosk(sys.argv[2])
@@ -268,6 +299,8 @@ def main() -> int:
     parser.add_argument("--per-min", type=float, default=100.0, help="people arriving per minute (code in view half the time)")
     parser.add_argument("--faces", action="store_true", help="[faces] on in the kiosk (engine loaded, empty gallery)")
     parser.add_argument("--liveness", choices=["blink_or_move", "off"], default="blink_or_move", help="[faces] liveness with --faces")
+    parser.add_argument("--face-arrivals", type=int, default=0, metavar="N",
+                        help="measure face in view -> relay for N arrivals of the demo resident instead of codes (implies --faces, liveness off)")
     parser.add_argument("--before", type=Path, help="another source tree (a copy of the repository at an earlier commit, with "
                         "this bench/e2e.py in it): its kiosk runs in the same rounds, interleaved, for a before/after")
     parser.add_argument("--json", action="store_true")
@@ -275,32 +308,38 @@ def main() -> int:
 
     from sentinel.service.seed import DEMO_DEVICE_TOKEN
 
+    if args.face_arrivals:
+        args.faces, args.liveness = True, "off"
     period_s = 60.0 / args.per_min
     frames_per_image = max(1, round(period_s * FPS / 2))
     work = Path(tempfile.mkdtemp(prefix="sentinel-e2e-"))
     persons = people(args.people)
     greys = make_pictures(work / "pictures", persons)
+    if args.face_arrivals:
+        frames_per_image = round(FPS)
+        make_face_pictures(work / "face-pictures", args.face_arrivals)
     token_file = work / DEVICE_TOKEN_NAME
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(DEMO_DEVICE_TOKEN)
-    service = subprocess.Popen([sys.executable, __file__, "_serve", str(work / "svc.sqlite3"), str(args.people)],
+    service = subprocess.Popen([sys.executable, __file__, "_serve", str(work / "svc.sqlite3"), str(args.people), str(int(bool(args.face_arrivals)))],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url = service.stdout.readline().strip()
         if not url.startswith("http"):
             raise SystemExit("the reference service did not start")
         kiosk_rounds, raw_rounds, before_rounds = [], [], []
-        kinds = ["kiosk", "raw"] + (["before"] if args.before else [])
+        kinds = ["kiosk"] + ([] if args.face_arrivals else ["raw"]) + (["before"] if args.before else [])
+        pictures = work / ("face-pictures" if args.face_arrivals else "pictures")
         for r in range(args.rounds):
             order = kinds[r % len(kinds):] + kinds[: r % len(kinds)]  # rotated each round
             if r % 2:
                 order = order[::-1]
             for what in order:
                 if what == "kiosk":
-                    kiosk_rounds.append(kiosk_round(args, url, token_file, work / "pictures", frames_per_image, work))
+                    kiosk_rounds.append(kiosk_round(args, url, token_file, pictures, frames_per_image, work))
                 elif what == "before":
-                    before_rounds.append(kiosk_round(args, url, token_file, work / "pictures", frames_per_image, work, args.before))
+                    before_rounds.append(kiosk_round(args, url, token_file, pictures, frames_per_image, work, args.before))
                 else:
                     raw_rounds.append(raw_round(url, greys, persons, period_s, work))
     finally:
@@ -314,17 +353,17 @@ def main() -> int:
     all_reported = [x for k in kiosk_rounds for x in k["reported"]]
     all_raw = [x for r in raw_rounds for x in r]
     kiosk_p50 = statistics.median(statistics.median(k["latencies"]) for k in kiosk_rounds)
-    raw_p50 = statistics.median(statistics.median(r) for r in raw_rounds)
+    raw_p50 = statistics.median(statistics.median(r) for r in raw_rounds) if raw_rounds else None  # none for faces
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]},
-        "settings": {"rounds": args.rounds, "people": args.people, "per_min": args.per_min, "fps": FPS,
+        "settings": {"face_arrivals": args.face_arrivals, "rounds": args.rounds, "people": args.people, "per_min": args.per_min, "fps": FPS,
                      "frames_per_image": frames_per_image, "faces": args.faces, "liveness": args.liveness if args.faces else None},
         "code_to_relay_ms": {"p50_median_of_rounds": ms(kiosk_p50), "p99": ms(percentile(all_kiosk, 99)), "max": ms(max(all_kiosk)),
                              "per_round_p50": [ms(statistics.median(k["latencies"])) for k in kiosk_rounds]},
         "kiosk_reported_ms": {"p50": ms(statistics.median(all_reported)), "p99": ms(percentile(all_reported, 99))},
         "raw_floor_ms": {"p50_median_of_rounds": ms(raw_p50), "p99": ms(percentile(all_raw, 99)), "max": ms(max(all_raw)),
-                         "per_round_p50": [ms(statistics.median(r)) for r in raw_rounds]},
-        "ratio_p50": round(kiosk_p50 / raw_p50, 2),
+                         "per_round_p50": [ms(statistics.median(r)) for r in raw_rounds]} if raw_rounds else None,
+        "ratio_p50": round(kiosk_p50 / raw_p50, 2) if raw_p50 else None,
         **({"before": {
             "tree": str(args.before),
             "code_to_relay_p50_median_of_rounds": ms(statistics.median(statistics.median(k["latencies"]) for k in before_rounds)),
@@ -332,7 +371,7 @@ def main() -> int:
             "max": ms(max(x for k in before_rounds for x in k["latencies"])),
             "per_round_p50": [ms(statistics.median(k["latencies"])) for k in before_rounds],
             "kiosk_reported_p50": ms(statistics.median([x for k in before_rounds for x in k["reported"]])),
-            "ratio_p50": round(statistics.median(statistics.median(k["latencies"]) for k in before_rounds) / raw_p50, 2),
+            "ratio_p50": round(statistics.median(statistics.median(k["latencies"]) for k in before_rounds) / raw_p50, 2) if raw_p50 else None,
             "memory_mb": {"rss_end": [round(k["rss_kb"] / 1024, 1) for k in before_rounds],
                           "peak": [round(k["hwm_kb"] / 1024, 1) for k in before_rounds]},
         }} if before_rounds else {}),
@@ -345,17 +384,19 @@ def main() -> int:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         c, raw = result["code_to_relay_ms"], result["raw_floor_ms"]
-        print(f"code in view -> relay energised: p50 {c['p50_median_of_rounds']} ms (rounds {c['per_round_p50']}), p99 {c['p99']}, max {c['max']}")
+        what = "face" if args.face_arrivals else "code"
+        print(f"{what} in view -> relay energised: p50 {c['p50_median_of_rounds']} ms (rounds {c['per_round_p50']}), p99 {c['p99']}, max {c['max']}")
         print(f"kiosk's own latency_s (passes):  p50 {result['kiosk_reported_ms']['p50']} ms, p99 {result['kiosk_reported_ms']['p99']}")
-        print(f"raw floor:                       p50 {raw['p50_median_of_rounds']} ms (rounds {raw['per_round_p50']}), p99 {raw['p99']}, max {raw['max']}")
-        print(f"kiosk / raw floor at p50:        {result['ratio_p50']}x")
+        if raw is not None:
+            print(f"raw floor:                       p50 {raw['p50_median_of_rounds']} ms (rounds {raw['per_round_p50']}), p99 {raw['p99']}, max {raw['max']}")
+            print(f"kiosk / raw floor at p50:        {result['ratio_p50']}x")
         print(f"people seen / passes / relay edges matched per round: {result['checked']}")
         print(f"kiosk memory (MB): {result['kiosk_memory_mb']}")
         if "before" in result:
             bf = result["before"]
-            print(f"before ({bf['tree']}): code -> relay p50 {bf['code_to_relay_p50_median_of_rounds']} ms (rounds {bf['per_round_p50']}), "
+            print(f"before ({bf['tree']}): {what} -> relay p50 {bf['code_to_relay_p50_median_of_rounds']} ms (rounds {bf['per_round_p50']}), "
                   f"p99 {bf['p99']}, max {bf['max']}; its own latency_s p50 {bf['kiosk_reported_p50']} ms; "
-                  f"{bf['ratio_p50']}x the raw floor; memory {bf['memory_mb']}")
+                  + (f"{bf['ratio_p50']}x the raw floor; " if bf["ratio_p50"] else "") + f"memory {bf['memory_mb']}")
     return 0
 
 

@@ -260,6 +260,7 @@ def test_the_68_point_model_is_loaded_where_liveness_reads_landmarks(tmp_path):
         faces = open_faces(config)
         try:
             assert faces.matcher.engine.loaded == expected
+            assert faces.matcher.engine.encoder_backend == "numpy"  # the kiosk's encoder: sentinel/faces/encoder.py
         finally:
             faces.close()
 
@@ -314,7 +315,7 @@ def test_a_model_file_the_numpy_encoder_does_not_know_falls_back_to_dlibs(monkey
     monkeypatch.setattr(encoder_module, "EXPECTED", ["input", "con"])
     with caplog.at_level("WARNING", logger="sentinel.faces"):
         slow = FaceEngine()
-    assert "using dlib's own" in caplog.text
+    assert "using dlib's own" in caplog.text and slow.encoder_backend == "dlib"
     rgb = load_rgb(faces_dir / "obama.jpg")
     (box,) = slow.detect(rgb, 1)
     (encoding,) = slow.encode(rgb, [box])

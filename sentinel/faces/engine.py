@@ -207,6 +207,11 @@ class FaceEngine:
         return self._sixty_eight
 
     @property
+    def encoder_backend(self) -> str:
+        """"numpy" (sentinel/faces/encoder.py) or "dlib" (its own encoder: the fallback)."""
+        return "dlib" if self._encoder is None else "numpy"
+
+    @property
     def loaded(self) -> tuple[str, ...]:
         """Which of `MODEL_FILES` are in memory (for tests and `sentinel doctor`)."""
         return ("five_point", "encoder") + (("sixty_eight_point",) if self._sixty_eight is not None else ())
