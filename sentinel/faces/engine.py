@@ -2,7 +2,7 @@
 ResNet face encoder, from the model files of `face-recognition-models`, only when first used; and
 dlib's 68-point shape predictor, loaded only where landmarks are wanted (the liveness check,
 sentinel/faces/liveness.py). dlib finds the face, its landmarks and cuts the face chip; the
-encoder's network runs with numpy (sentinel/faces/encoder.py: the same numbers, 6-8× faster than
+encoder's network runs with numpy (sentinel/faces/encoder.py: the same numbers, 5-8× faster than
 the dlib wheels, built without BLAS), or through dlib where the file is not the network that
 module knows.
 
