@@ -44,7 +44,10 @@ the amendment `gate_paused` (did not pass), so record and gate still agree.
 **A code seen but not read** (`sentinel.decoding.Scan.unreadable`): after `hint_after_frames`
 frames in a row the screen asks for the phone closer and brighter (`sentinel/loop_screen.py`); a
 request, not an outcome. A decoder without `scan` (pyzbar or WeChat alone) cannot tell, and the
-kiosk then never asks.
+kiosk then never asks. Before that, where the frame offers the camera's full resolution
+(`Frame.detail`: the Pi camera's main stream), each such symbol's region is decoded again there
+(sentinel/decoding/detail.py): a code too small for the 640-px grey plane is often readable at
+twice the pixels, and the person never sees the hint.
 
 **Trigger** (a handheld's `hardware.inputs.TriggerButton`, optional): each press lets a code seen
 just before count as new again (the debounce window starts over: a passenger shows the same phone
@@ -64,6 +67,7 @@ from datetime import UTC, datetime
 from sentinel.config import PolicyConfig
 from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejection
 from sentinel.decoding import Scan
+from sentinel.decoding.detail import read_in_detail, with_detail
 from sentinel.faces.matcher import ObservationKind
 from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
@@ -116,6 +120,7 @@ class Pipeline:
         self._decoder = decoder
         scan = getattr(decoder, "scan", None)  # optional: DecoderLike
         self._scan: Callable[..., Scan] | None = scan if callable(scan) else None
+        self._detail_failed = False  # logged once: reading a frame's full-resolution stream failed
         self._rules = rules
         self._verifier = verifier
         self._policy = policy
@@ -184,7 +189,7 @@ class Pipeline:
         self.frames_seen += 1
         self._screen.frame(frame, now)
         try:
-            scan = self._read_codes(frame.grey)
+            scan = self._read_codes(frame)
         except Exception:  # a decoder bug must not take the kiosk down
             log.exception("decoder failed on frame %d", frame.sequence)
             return
@@ -316,8 +321,24 @@ class Pipeline:
             except Exception:
                 log.exception("trigger unreadable")
 
-    def _read_codes(self, grey) -> Scan:
-        return self._scan(grey) if self._scan is not None else Scan(codes=list(self._decoder.decode(grey)), unread=0)
+    def _read_codes(self, frame: Frame) -> Scan:
+        grey = frame.grey
+        scan = self._scan(grey) if self._scan is not None else Scan(codes=list(self._decoder.decode(grey)), unread=0)
+        if scan.located and frame.detail is not None:
+            scan = self._read_in_detail(frame, scan)
+        return scan
+
+    def _read_in_detail(self, frame: Frame, scan: Scan) -> Scan:
+        """Symbols located but not read in the grey plane, read again from the camera's full
+        resolution (sentinel/decoding/detail.py); a failure there leaves the grey plane's scan."""
+        try:
+            more = read_in_detail(self._decoder, frame.detail(), scan.located, frame.grey.shape)
+        except Exception:  # a fault in the larger stream must not lose what the grey plane gave
+            if not self._detail_failed:
+                log.exception("reading a code from the camera's full-resolution stream failed (frame %d)", frame.sequence)
+                self._detail_failed = True
+            return scan
+        return with_detail(scan, more)
 
     def _ready_for_faces(self) -> bool:
         if self._paused:

@@ -15,6 +15,12 @@ from hardware.camera import CameraError, Picamera2Source
 LORES = (100, 60)  # width, height: the fake pads rows to a 128-byte stride
 STRIDE = 128
 MAIN = (200, 120)
+MAIN_STRIDE = 256
+
+
+def _main_y_plane(n):
+    rows, cols = np.mgrid[0:MAIN[1], 0:MAIN[0]]
+    return ((rows * 5 + cols + n) % 250).astype(np.uint8)
 
 
 def _y_plane(n):
@@ -28,6 +34,12 @@ class FakeRequest:
         self._n = n
 
     def make_buffer(self, name):
+        assert not self._camera.released_requests.count(self), "a buffer read after it went back to the camera"
+        if name == "main":  # YUV420 main stream (no colour asked): its Y plane, rows padded too
+            w, h = MAIN
+            y = np.full((h, MAIN_STRIDE), 255, np.uint8)
+            y[:, :w] = _main_y_plane(self._n)
+            return np.concatenate([y.ravel(), np.full(h * MAIN_STRIDE // 2, 128, np.uint8)])
         assert name == "lores"
         w, h = LORES
         y = np.full((h, STRIDE), 255, np.uint8)  # padding that must not reach the decoder
@@ -43,6 +55,8 @@ class FakeRequest:
         return bgr
 
     def release(self):
+        assert self not in self._camera.released_requests, "released twice"
+        self._camera.released_requests.append(self)
         self._camera.released += 1
 
 
@@ -59,6 +73,7 @@ class FakeCamera:
         self.config = None
         self.started = self.closed = self.flushed = False
         self.captures = self.delivered = self.released = 0
+        self.released_requests = []
 
     def create_video_configuration(self, main=None, lores=None, **kwargs):
         return {"main": dict(main), "lores": dict(lores)}
@@ -67,6 +82,8 @@ class FakeCamera:
         self.config = config
         assert config["lores"]["format"] == "YUV420"
         config["lores"]["stride"] = STRIDE
+        if config["main"].get("format") == "YUV420":
+            config["main"]["stride"] = MAIN_STRIDE
 
     def stream_configuration(self, name):
         return self.config[name]
@@ -148,6 +165,34 @@ def test_colour_comes_from_the_main_stream_as_rgb(cameras):
     assert opened[0].config["main"]["format"] == "RGB888"
     assert frame.colour.shape == (MAIN[1], MAIN[0], 3)
     assert tuple(frame.colour[0, 0]) == (30, 20, 10)
+
+
+def test_the_detail_is_the_main_streams_y_plane_until_the_next_read(cameras):
+    """The decoders read a located, unread code again from the main stream (Frame.detail): its Y
+    plane without the padding, while the frame is the current one; then its buffer is back."""
+    _, opened = cameras
+    with Picamera2Source(lores_size=LORES, main_size=MAIN) as source:
+        first = source.read(1.0)
+        assert opened[0].config["main"]["format"] == "YUV420"
+        detail = first.detail()
+        assert detail.shape == (MAIN[1], MAIN[0]) and detail.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(detail, _main_y_plane(0))
+        assert opened[0].released == 0  # held while the frame is the current one
+        second = source.read(1.0)
+        assert opened[0].released == 1
+        assert first.detail() is None  # asked too late: no read of a buffer the camera has back
+        np.testing.assert_array_equal(second.detail(), _main_y_plane(1))
+    assert opened[0].released == opened[0].delivered == 2  # close gives the held one back
+
+
+def test_with_colour_the_detail_is_the_colour_frames_grey(cameras):
+    _, opened = cameras
+    with Picamera2Source(lores_size=LORES, main_size=MAIN, colour=True) as source:
+        frame = source.read(1.0)
+        assert opened[0].released == 1  # nothing to hold: the colour copy is the frame's
+    detail = frame.detail()
+    assert detail.shape == (MAIN[1], MAIN[0])
+    assert int(detail[0, 0]) == int(0.299 * 30 + 0.587 * 20 + 0.114 * 10)
 
 
 def test_every_request_goes_back_to_the_camera(cameras):

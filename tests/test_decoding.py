@@ -493,3 +493,33 @@ def test_cascade_reads_at_least_as_many_real_photos_as_either_decoder(shared_dat
     # What the cascade is for: photos zxing-cpp finds nothing in and pyzbar reads (2 in this set).
     rescued = [i for i, (grey, _) in enumerate(cases) if zbar[i] and not ZxingDecoder().decode(grey)]
     assert all(cascade[i] for i in rescued)
+
+
+def test_a_region_scan_counts_no_frame_and_runs_no_whole_frame_fallback():
+    """`scan_region` (a located symbol read again from the camera's full resolution,
+    sentinel/decoding/detail.py) is part of a frame already counted: the every-N-th-frame fallback
+    neither runs on it nor moves on its schedule."""
+    import numpy as np
+
+    from sentinel.decoding import CascadeDecoder, ZxingDecoder
+
+    calls = []
+
+    class Spy:
+        name = "spy"
+
+        def decode(self, grey):
+            calls.append(grey.shape)
+            return []
+
+    cascade = CascadeDecoder([ZxingDecoder(), Spy()], fallback_every=2)
+    empty = np.full((64, 64), 255, np.uint8)
+    cascade.scan(empty)  # the first frame runs every backend
+    assert len(calls) == 1
+    for _ in range(5):
+        assert cascade.scan_region(empty).codes == []
+    assert len(calls) == 1
+    cascade.scan(empty)  # frame 2 of 2: skipped, as if the regions had not been read
+    assert len(calls) == 1
+    cascade.scan(empty)  # due again
+    assert len(calls) == 2

@@ -248,3 +248,103 @@ def test_sentinel_runs_kiosk_asks_for_a_blurred_code_closer(tmp_path, blurred, s
             running.close()
         assert not {"checking", "pass", "deny", "manual_check", "unknown_code"} & running.kinds()
         assert kiosk.gate.pulses == [] and device_records(service) == []
+
+
+# --- the camera's full resolution (Frame.detail: the Pi camera's main stream) ----------------------
+
+
+def _small_code_view(payload: str, module_px: float):
+    """A 1280×960 view (as the Pi camera's main stream) with `payload`'s code `module_px` pixels
+    per module, slightly out of focus, and the 640×480 grey plane the lores stream would give."""
+    import io
+
+    import numpy as np
+    import segno
+    from PIL import Image, ImageFilter
+
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
+    code = Image.open(buf).convert("L")
+    code = code.resize((round(code.width * module_px), round(code.height * module_px)), Image.Resampling.BILINEAR)
+    view = Image.new("L", (1280, 960), 170)
+    view.paste(code, (501, 403))
+    view = view.filter(ImageFilter.GaussianBlur(0.8))
+    lores = view.resize((640, 480), Image.Resampling.BOX)  # the ISP's downscale
+    return np.ascontiguousarray(np.asarray(view)), np.ascontiguousarray(np.asarray(lores))
+
+
+@pytest.fixture(scope="module")
+def too_small():
+    """(full resolution, grey plane) where the kiosk's decoder locates the code in the grey plane
+    but cannot read it, and reads it at full resolution: the premise, checked."""
+    decoder = make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1)
+    for module_px in (2.8, 3.0, 2.6):
+        full, lores = _small_code_view(GREEN.payload, module_px)
+        small, big = decoder.scan(lores), decoder.scan(full)
+        if not small.codes and small.located and [c.text for c in big.codes] == [GREEN.payload]:
+            return full, lores
+    pytest.fail("no module size gave a code located but unread at 640 px and read at 1280 px")
+
+
+def _frame(k, grey, detail):
+    k.seq += 1
+    k.pipeline.step(Frame(grey=grey, timestamp=0.0, sequence=k.seq, detail=detail))
+    k.clock.advance(0.1)
+
+
+def test_a_code_too_small_for_the_grey_plane_is_read_from_the_full_resolution_stream(tmp_path, too_small):
+    full, lores = too_small
+    k = Gate(tmp_path)
+    asked = []
+    _frame(k, lores, lambda: asked.append(1) or full)
+    assert asked == [1]  # fetched because a symbol was located and left unread
+    assert [(o.verdict.kind.value, o.verdict.reason) for o in k.outcomes] == [("pass", "ok")]
+    assert len(k.verifier.calls) == 1
+    assert k.kind == ScreenKind.PASS and len(k.gate.pulses) == 1 and len(k.outbox.pending()) == 1
+    assert HOLD not in k.kinds()
+
+
+def test_the_same_frame_without_the_full_resolution_asks_for_the_phone_closer(tmp_path, too_small):
+    _, lores = too_small
+    for detail in (None, lambda: None):  # a camera without a main stream; one asked too late
+        k = Gate(tmp_path / str(detail is None))
+        for _ in range(3):
+            _frame(k, lores, detail)
+        assert k.kind == HOLD and k.outcomes == [] and k.gate.pulses == []
+
+
+def test_an_empty_frame_never_fetches_the_full_resolution(tmp_path):
+    import numpy as np
+
+    k = Gate(tmp_path)
+    for _ in range(5):
+        _frame(k, np.full((480, 640), 180, np.uint8), lambda: pytest.fail("fetched for a frame without a located code"))
+    assert k.kind == ScreenKind.IDLE
+
+
+def test_a_failing_full_resolution_stream_leaves_the_grey_planes_scan_and_is_logged_once(tmp_path, too_small, caplog):
+    _, lores = too_small
+
+    def broken():
+        raise OSError("the camera took its buffer back")
+
+    k = Gate(tmp_path)
+    with caplog.at_level("ERROR", logger="sentinel.pipeline"):
+        for _ in range(3):
+            _frame(k, lores, broken)
+    assert k.kind == HOLD and k.outcomes == []  # the hint, as without the stream; no crash
+    assert caplog.text.count("full-resolution stream failed") == 1
+
+
+def test_codes_read_in_the_detail_come_back_in_the_grey_planes_pixels(too_small):
+    from sentinel.decoding.base import centre, inside
+    from sentinel.decoding.detail import read_in_detail, with_detail
+
+    full, lores = too_small
+    decoder = make_decoder(["zxing-cpp", "pyzbar"])
+    scan = decoder.scan(lores)
+    (code,) = read_in_detail(decoder, full, scan.located, lores.shape)
+    assert code.text == GREEN.payload
+    assert any(inside(centre(code.corners), quad) for quad in scan.located)
+    merged = with_detail(scan, [code])
+    assert [c.text for c in merged.codes] == [GREEN.payload] and merged.located == () and not merged.unreadable

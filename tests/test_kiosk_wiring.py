@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 import typing
 from pathlib import Path
@@ -441,3 +442,94 @@ def test_inputs_that_fail_to_open_release_what_was_opened_the_relay_closed(tmp_p
     from sentinel.state_lock import StateLock
 
     StateLock(config.device.state_dir).acquire().release()  # the state lock went with the failed start
+
+
+# --- the Pi camera's two streams ---------------------------------------------------------------------
+
+
+class _PiCamera:
+    """A stand-in for picamera2's camera: the lores and main YUV420 streams (rows padded) of one
+    1280×960 view, at 20 frames a second."""
+
+    def __init__(self, view):
+        self.view = view
+        self.config = None
+        self.main_reads = 0
+
+    def create_video_configuration(self, main=None, lores=None, **kwargs):
+        return {"main": dict(main), "lores": dict(lores)}
+
+    def configure(self, config):
+        for stream in config.values():
+            stream["stride"] = stream["size"][0] + 64
+        self.config = config
+
+    def stream_configuration(self, name):
+        return self.config[name]
+
+    def start(self):
+        pass
+
+    stop = close = cancel_all_and_flush = start
+
+    def capture_request(self, wait=None):
+        return object()
+
+    def wait(self, job, timeout=None):
+        time.sleep(0.05)
+        return _PiRequest(self)
+
+
+class _PiRequest:
+    def __init__(self, camera):
+        self.camera = camera
+
+    def make_buffer(self, name):
+        import numpy as np
+        from PIL import Image
+
+        stream = self.camera.config[name]
+        (w, h), stride = stream["size"], stream["stride"]
+        assert stream["format"] == "YUV420"
+        if name == "main":
+            self.camera.main_reads += 1
+        y = np.zeros((h, stride), np.uint8)
+        y[:, :w] = np.asarray(Image.fromarray(self.camera.view).resize((w, h), Image.Resampling.BOX))
+        return np.concatenate([y.ravel(), np.full(h * stride // 2, 128, np.uint8)])
+
+    def release(self):
+        pass
+
+
+def test_pillar_toml_reads_a_code_too_small_for_the_lores_stream_from_the_main_stream(tmp_path, service, pins, monkeypatch):
+    """pillar.toml's Pi camera (main 1280×960, lores 640×480): a code the decoders locate but
+    cannot read in the lores plane is read from the main stream, and the gate opens for it."""
+    import sys
+    import types
+
+    from sentinel.decoding import make_decoder
+    from sentinel.demo_data import demo_person
+    from tests.test_hint_closer import _small_code_view
+
+    green = demo_person("green")
+    full, lores = _small_code_view(green.payload, 2.8)
+    assert not make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1).scan(lores).codes  # the premise
+    camera = _PiCamera(full)
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = lambda camera_num=0: camera
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+
+    config = shipped("pillar.toml", tmp_path, service.url)
+    data = config.model_dump(mode="json")
+    data["camera"] = tomllib.loads((ROOT / "config" / "pillar.toml").read_text())["camera"]  # the Pi camera as shipped
+    config = parse_config(data, "pillar.toml")
+    relay = pins.pin(config.gate.pin)
+    before = {r["id"] for r in device_records(service)}
+    running = RunningKiosk(build_kiosk(config))
+    try:
+        wait_until(lambda: went_high(relay), PATIENCE, "the relay pulsed")
+        wait_until(lambda: green_passes(service, before), PATIENCE, "the pass at the service")
+    finally:
+        running.close()
+    assert camera.main_reads >= 1 and camera.config["main"]["size"] == (1280, 960)
+    assert "pass" in running.kinds()

@@ -15,6 +15,14 @@ that will not open is tried again every `frame_timeout` seconds, at most `base.R
 watchdog fed while the kiosk retries (sentinel/notify.py). A camera missing at start raises
 CameraError from `start()`; the kiosk wraps this source in `retry.RetryingSource`.
 
+The main stream (`main_size`, 1280×960 by default) is the same view at full resolution. Without
+colour it is configured as YUV420 too, and each frame offers its Y plane as `Frame.detail`: the
+decoders read a code located but not decoded in the lores plane again from there
+(sentinel/decoding/detail.py). The copy is made only when asked, so the frame's request is held
+until the next `read` (or `close`) instead of being released at once: one of the camera's buffers
+(picamera2 gives a video configuration six), never more. With colour the main stream is RGB and the
+detail is its grey, from the colour copy the frame already holds.
+
 picamera2 comes from apt (python3-picamera2), never from pip (docs/design.md); it is imported in
 `start()`, so this module loads anywhere.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+from functools import partial
 from typing import Any, Callable
 
 from hardware.camera.base import RECONNECT_MAX_S, CameraError, FrameSource
@@ -60,6 +69,8 @@ class Picamera2Source(FrameSource):
         self._started = False
         self._camera: Any = None
         self._lores_geometry = (0, 0, 0)  # width, height, stride as the camera configured them
+        self._main_geometry = (0, 0, 0)
+        self._held: Any = None  # the last frame's request, while its main stream may still be read
         self._job: Any = None  # the capture in flight, kept across reads
         self._job_since = 0.0  # when the current stall window began
         self._stalls = 0
@@ -89,6 +100,7 @@ class Picamera2Source(FrameSource):
     def read(self, timeout: float) -> Frame | None:
         if not self._started:
             raise CameraError(f"{self.name}: read() while not started")
+        self._let_go()  # the previous frame is done with: its buffer goes back to the camera
         now = self._clock()
         deadline = now + max(0.0, timeout)
         if self._camera is None and not self._reopen_if_due(now):
@@ -111,9 +123,20 @@ class Picamera2Source(FrameSource):
         self._stalls = 0
         self._healthy = True
         try:
-            return self._frame(request)
-        finally:
+            frame = self._frame(request)
+        except BaseException:
             request.release()
+            raise
+        if self._colour:
+            request.release()  # the detail comes from the frame's own colour copy
+        else:
+            self._held = request
+        return frame
+
+    def _let_go(self) -> None:
+        request, self._held = self._held, None
+        if request is not None:
+            _quietly(request.release)
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -174,13 +197,15 @@ class Picamera2Source(FrameSource):
             raise CameraError(f"cannot open Raspberry Pi camera #{self._camera_num}: {exc}") from exc
         try:
             main: dict[str, Any] = {"size": self._main_size}
-            if self._colour:
-                main["format"] = "RGB888"  # libcamera's name: bytes are B, G, R in memory
+            # libcamera's "RGB888": bytes are B, G, R in memory; YUV420: the Y plane is grey
+            main["format"] = "RGB888" if self._colour else "YUV420"
             config = camera.create_video_configuration(main=main, lores={"size": self._lores_size, "format": "YUV420"})
             camera.configure(config)
             lores = camera.stream_configuration("lores")
             width, height = lores["size"]  # the camera may have aligned the requested size
             self._lores_geometry = (width, height, lores["stride"])
+            full = camera.stream_configuration("main")
+            self._main_geometry = (*full["size"], full.get("stride", full["size"][0]))
             camera.start()
         except Exception as exc:
             _quietly(camera.close)
@@ -188,6 +213,7 @@ class Picamera2Source(FrameSource):
         return camera
 
     def _shut_camera(self) -> None:
+        self._let_go()
         camera, self._camera, self._job = self._camera, None, None
         if camera is None:
             return
@@ -207,9 +233,31 @@ class Picamera2Source(FrameSource):
         colour = None
         if self._colour:
             colour = np.ascontiguousarray(request.make_array("main")[:, :, 2::-1])
-        frame = Frame(grey=grey, timestamp=self._clock(), sequence=self._sequence, colour=colour, origin=self.name)
+            detail = partial(_grey_of, colour)
+        else:
+            detail = partial(self._main_y_plane, request)
+        frame = Frame(grey=grey, timestamp=self._clock(), sequence=self._sequence, colour=colour, origin=self.name, detail=detail)
         self._sequence += 1
         return frame
+
+
+    def _main_y_plane(self, request: Any) -> Any:
+        """The main stream's Y plane of `request` (a copy), or None once the request went back to
+        the camera (the next frame was read)."""
+        import numpy as np
+
+        if request is not self._held:
+            return None
+        width, height, stride = self._main_geometry
+        buffer = np.asarray(request.make_buffer("main"), dtype=np.uint8)
+        return np.ascontiguousarray(buffer[: stride * height].reshape(height, stride)[:, :width])
+
+
+def _grey_of(rgb: Any) -> Any:
+    """Grey (ITU-R 601 luma, as the Y plane) of an RGB frame."""
+    import numpy as np
+
+    return np.ascontiguousarray((rgb @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8))
 
 
 def _quietly(action: Callable[[], Any]) -> None:

@@ -84,6 +84,15 @@ class CascadeDecoder:
 
     def scan(self, grey: "np.ndarray") -> Scan:
         """Every code read, and the symbols located that none of the backends could read."""
+        return self._scan(grey, frame=True)
+
+    def scan_region(self, grey: "np.ndarray") -> Scan:
+        """`scan` of a part of a frame already scanned (sentinel/decoding/detail.py): it does not
+        count as a frame, and the backends after zxing-cpp run only on what it located there,
+        never as the every-N-th-frame fallback."""
+        return self._scan(grey, frame=False)
+
+    def _scan(self, grey: "np.ndarray", frame: bool) -> Scan:
         codes: list[DecodedCode] = []
         located: list[tuple[Point, ...]] = []
         looked = False  # a backend that reports what it located has seen this frame
@@ -96,7 +105,7 @@ class CascadeDecoder:
                     if codes:
                         break  # read, and nothing left over: as good as it gets
                     if gate is None:
-                        gate = "ran" if self._due() else "skipped"
+                        gate = "ran" if frame and self._due() else "skipped"
                     if gate == "skipped" or (getattr(decoder, "only_located", False) and self.fallback_every != 1):
                         continue
             elif codes:
@@ -117,7 +126,8 @@ class CascadeDecoder:
             located = [q for q in located if (q or not codes) and not (q and any(overlaps(q, c.corners) for c in codes))]
         if len(self._unavailable) == len(self.decoders):
             raise DecoderUnavailable("no decoder can be loaded: " + "; ".join(self._unavailable.values()))
-        self._count(gate)
+        if frame:
+            self._count(gate)
         return Scan(codes=codes, unread=len(located), located=tuple(located))
 
     @staticmethod
