@@ -67,7 +67,7 @@ from datetime import UTC, datetime
 from sentinel.config import PolicyConfig
 from sentinel.credentials import Credential, CredentialRules, Debouncer, Rejection
 from sentinel.decoding import Scan
-from sentinel.decoding.detail import read_in_detail, with_detail
+from sentinel.decoding.detail import scan_with_detail
 from sentinel.faces.matcher import ObservationKind
 from sentinel.frames import Frame
 from sentinel.health import HealthStatus, Status
@@ -324,21 +324,13 @@ class Pipeline:
     def _read_codes(self, frame: Frame) -> Scan:
         grey = frame.grey
         scan = self._scan(grey) if self._scan is not None else Scan(codes=list(self._decoder.decode(grey)), unread=0)
-        if scan.located and frame.detail is not None:
-            scan = self._read_in_detail(frame, scan)
-        return scan
-
-    def _read_in_detail(self, frame: Frame, scan: Scan) -> Scan:
-        """Symbols located but not read in the grey plane, read again from the camera's full
-        resolution (sentinel/decoding/detail.py); a failure there leaves the grey plane's scan."""
-        try:
-            more = read_in_detail(self._decoder, frame.detail(), scan.located, frame.grey.shape)
+        try:  # symbols located but not read, read again from the camera's full resolution
+            return scan_with_detail(self._decoder, scan, frame.detail, grey.shape)
         except Exception:  # a fault in the larger stream must not lose what the grey plane gave
             if not self._detail_failed:
                 log.exception("reading a code from the camera's full-resolution stream failed (frame %d)", frame.sequence)
                 self._detail_failed = True
             return scan
-        return with_detail(scan, more)
 
     def _ready_for_faces(self) -> bool:
         if self._paused:

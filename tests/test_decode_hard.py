@@ -136,6 +136,19 @@ def test_a_located_code_too_small_to_read_is_read_at_twice_the_size(shared_data)
     assert on_label(ZxingDecoder().decode(grey), quad)
 
 
+def test_codes_under_bright_spots_are_read_by_the_whole_frame_look(shared_data):
+    """A located symbol still unread after the region looks: the whole frame once more with one
+    global threshold reads three codes under the lamps' bright spots that the local one did not."""
+    grey, quads = photo(shared_data, "bright_spots/image001.jpg")
+    without = ZxingDecoder()
+    without._whole_frame_look = lambda grey, codes, located: (codes, located)
+    before = [q for q in quads if on_label(without.decode(grey), q)]
+    scan = ZxingDecoder().scan(grey)
+    now = [q for q in quads if on_label(scan.codes, q)]
+    assert len(now) >= len(before) + 3
+    assert not any(on_label(scan.located, q) for q in now)  # what was read is no longer "unread"
+
+
 def test_wechat_reads_a_code_zxing_cpp_located_but_could_not_read(shared_data):
     grey, (quad,) = photo(shared_data, "damaged/image005.jpg")
     scan = ZxingDecoder().scan(grey)

@@ -17,7 +17,7 @@ the grey plane gave.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sentinel.decoding.base import DecodedCode, Point, Scan, merge, overlaps, region_around
@@ -60,6 +60,14 @@ def read_in_detail(decoder, detail: "np.ndarray | None", located: Sequence[Seque
         ]
         codes = merge(codes, back)
     return codes
+
+
+def scan_with_detail(decoder, scan: Scan, detail: "Callable[[], np.ndarray | None] | None", grey_shape: tuple[int, ...]) -> Scan:
+    """`scan` of a frame (by `decoder`), completed from the frame's `detail` (fetched only when a
+    symbol was located and left unread): what the kiosk's pipeline and bench/decode.py do."""
+    if not scan.located or detail is None:
+        return scan
+    return with_detail(scan, read_in_detail(decoder, detail(), scan.located, grey_shape))
 
 
 def with_detail(scan: Scan, more: Sequence[DecodedCode]) -> Scan:
