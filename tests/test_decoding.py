@@ -523,3 +523,34 @@ def test_a_region_scan_counts_no_frame_and_runs_no_whole_frame_fallback():
     assert len(calls) == 1
     cascade.scan(empty)  # due again
     assert len(calls) == 2
+
+
+def test_a_region_scan_never_runs_a_backend_for_located_symbols_only():
+    """WeChat has had the whole frame already; on the full-resolution region it would cost another
+    0.1-1 s while a person holds up a hard code."""
+    from sentinel.decoding import CascadeDecoder, Scan
+
+    asked = []
+
+    class Slow:
+        name = "wechat"
+        only_located = True
+
+        def decode(self, grey):
+            asked.append(grey.shape)
+            return []
+
+    class Locates:  # zxing-cpp's part: one symbol located, not read
+        name = "zxing-cpp"
+
+        def scan(self, grey):
+            return Scan(codes=[], unread=1, located=(((10, 10), (50, 10), (50, 50), (10, 50)),))
+
+        def decode(self, grey):
+            return []
+
+    cascade = CascadeDecoder([Locates(), Slow()], fallback_every=None)
+    region = np.full((64, 64), 255, np.uint8)
+    assert cascade.scan_region(region).unreadable and asked == []  # located, left unread, WeChat not asked
+    cascade.scan(region)
+    assert asked == [(64, 64)]  # on a frame it is asked (the premise)

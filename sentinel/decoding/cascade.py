@@ -88,8 +88,10 @@ class CascadeDecoder:
 
     def scan_region(self, grey: "np.ndarray") -> Scan:
         """`scan` of a part of a frame already scanned (sentinel/decoding/detail.py): it does not
-        count as a frame, and the backends after zxing-cpp run only on what it located there,
-        never as the every-N-th-frame fallback."""
+        count as a frame, the backends after zxing-cpp run only on what it located there (never
+        as the every-N-th-frame fallback), and a backend for located symbols only (WeChat) not at
+        all: it has already had the whole frame, and a second pass of 0.1-1 s per frame (5-8× that
+        on a Pi) would stall the loop while a person holds up a hard code."""
         return self._scan(grey, frame=False)
 
     def _scan(self, grey: "np.ndarray", frame: bool) -> Scan:
@@ -98,7 +100,7 @@ class CascadeDecoder:
         looked = False  # a backend that reports what it located has seen this frame
         gate: str | None = None  # "ran" / "skipped": what an empty looked-at frame did to the fallbacks
         for decoder in self.decoders:
-            if decoder.name in self._unavailable:
+            if decoder.name in self._unavailable or (not frame and getattr(decoder, "only_located", False)):
                 continue
             if looked:
                 if not located:

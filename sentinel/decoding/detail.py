@@ -5,14 +5,16 @@ view at full resolution in its main stream. A code too small for 640 px is often
 (its finder patterns) but not decoded; the same region of the main stream has twice the pixels
 per module. So where a frame offers its `detail` (sentinel/frames.py) and symbols are left
 unread, each one's region (its outline with half its size around it, scaled to the detail) is
-decoded there, with the frame's decoder. On BoofCV's hard photos scaled to 640 px with their
-full-size originals as the detail this reads 64.3 -> 67.1 % of the codes (category average;
-docs/benchmarks.md, "Hard photos"): small codes mostly, and codes under bright spots, which
-the finer pixels separate from the glare. A frame with nothing located pays nothing.
+decoded there, with the frame's decoder (a cascade's `scan_region`). On BoofCV's hard photos
+scaled to 640 px with their full-size originals as the detail the kiosk's cascade reads 65.2 ->
+68.2 % of the codes (category average; docs/benchmarks.md, "Hard photos"): small codes mostly,
+and codes under bright spots, which the finer pixels separate from the glare. A frame with
+nothing located pays nothing.
 
-How it fails: it does not; a detail that is gone (None), not 2-D, or smaller than the grey plane
-gives no codes, and the caller (the pipeline) logs a decoder fault once and carries on with what
-the grey plane gave.
+How it fails: a detail that is gone (None: asked after the camera took its buffer back), not
+2-D, or no larger than the grey plane gives no codes; anything that raises (the camera's buffer,
+a decoder) is the caller's to catch: the pipeline logs it once and carries on with what the grey
+plane gave.
 """
 
 from __future__ import annotations
