@@ -240,7 +240,6 @@ class Picamera2Source(FrameSource):
         self._sequence += 1
         return frame
 
-
     def _main_y_plane(self, request: Any) -> Any:
         """The main stream's Y plane of `request` (a copy), or None once the request went back to
         the camera (the next frame was read)."""
