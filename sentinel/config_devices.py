@@ -41,7 +41,7 @@ class OpenCVCameraConfig(_Section):
 
 class Picamera2CameraConfig(_Section):
     type: Literal["picamera2"]
-    main_width: int = _field(1280, "Main width", "Main stream width (preview)", ge=160, le=4608)
+    main_width: int = _field(1280, "Main width", "Main stream width: colour for the preview and faces; where a code is found but not read in the lores stream, it is read again here", ge=160, le=4608)
     main_height: int = _field(960, "Main height", "Main stream height", ge=120, le=3456)
     lores_width: int = _field(640, "Lores width", "Lores YUV420 stream width; its Y plane is what the decoder reads", ge=160, le=2048)
     lores_height: int = _field(480, "Lores height", "Lores stream height", ge=120, le=1536)
