@@ -53,3 +53,16 @@ def test_a_chip_of_another_size_is_refused(model_bytes):
     with pytest.raises(ValueError, match="150"):
         encoder(np.zeros((CHIP_SIZE, CHIP_SIZE // 2, 3), np.uint8))
     assert encoder(np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)).shape == (128,)
+
+
+def test_an_encoding_runs_on_one_blas_thread_and_leaves_numpy_as_it_was(model_bytes, monkeypatch):
+    """OpenBLAS's workers spin after each product: a kiosk's other threads need those cores."""
+    pytest.importorskip("threadpoolctl")
+    encoder = ResnetEncoder(read_layers(model_bytes))
+    seen = []
+    real = encoder._forward
+    monkeypatch.setattr(encoder, "_forward", lambda chip: seen.append(encoder.blas_threads) or real(chip))
+    before = encoder.blas_threads
+    encoder(np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8))
+    assert seen == [1]
+    assert encoder.blas_threads == before

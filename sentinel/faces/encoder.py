@@ -18,6 +18,12 @@ convolution, affine, relu, 3×3 convolution, affine, plus the block's input, a 2
 where the block halves the size, zero-padded where channels or sizes differ, as dlib adds), relu
 after each, an average over the whole map and a 256→128 matrix without bias.
 
+The products run on one BLAS thread (threadpoolctl, for the duration of an encoding): with
+OpenBLAS's default of a thread per core its workers spin after each product, and on the 2-core
+bench machine under load an encoding took 72.5 ms of wall time and 188 ms of CPU, against 23.8 and
+23.1 ms on one thread; a kiosk's frame loop and uploader need those cores. Without threadpoolctl
+installed it runs as numpy's BLAS is set up.
+
 How it fails: a file that is not that network, layer for layer and shape for shape, is
 `EncoderFileError` when it is read (never a wrong encoding later); the engine then falls back to
 dlib's own encoder for the same file (sentinel/faces/engine.py).
@@ -177,6 +183,7 @@ class ResnetEncoder:
     def __init__(self, layers: list[_Layer]) -> None:
         import numpy as np
 
+        self._blas = _blas_controller()
         self._mean = np.asarray(layers[0].params[0], np.float32)
         self._ops: list[tuple[str, Any]] = []
         channels = 3
@@ -203,11 +210,24 @@ class ResnetEncoder:
         return cls(read_layers(Path(path).read_bytes()))
 
     def __call__(self, chip: "np.ndarray") -> "np.ndarray":
+        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
+            raise ValueError(f"a face chip is {CHIP_SIZE}×{CHIP_SIZE}×3, not {chip.shape}")
+        if self._blas is None:
+            return self._forward(chip)
+        with self._blas.limit(limits=1, user_api="blas"):
+            return self._forward(chip)
+
+    @property
+    def blas_threads(self) -> int | None:
+        """How many threads numpy's BLAS uses now (None: threadpoolctl is not installed)."""
+        if self._blas is None:
+            return None
+        return max((lib["num_threads"] for lib in self._blas.info() if lib["user_api"] == "blas"), default=None)
+
+    def _forward(self, chip: "np.ndarray") -> "np.ndarray":
         import numpy as np
         from numpy.lib.stride_tricks import sliding_window_view
 
-        if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
-            raise ValueError(f"a face chip is {CHIP_SIZE}×{CHIP_SIZE}×3, not {chip.shape}")
         x = (chip.astype(np.float32) - self._mean) / np.float32(256.0)  # as dlib's input layer
         block_input = x  # what the next residual block adds back
         after_add = False
@@ -241,6 +261,15 @@ class ResnetEncoder:
             elif kind == "fc":
                 x = x @ params
         return x.astype(np.float64)
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the BLAS numpy loaded (None where threadpoolctl is missing)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def _padded_sum(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
