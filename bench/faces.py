@@ -29,6 +29,8 @@ with face matching on, and the distances the default tolerance rests on.
 6. Liveness cues (`liveness_cues`): the 68-point check against what the 5-point landmarks and
    the face's pixels could tell (needs OpenCV, as the dev venv has): why liveness keeps the
    68-point model.
+7. BLAS threads (`blas_threads`): encodings 0.5 s apart, wall and process CPU per encoding, with
+   the engine's one BLAS thread and with numpy's default (a thread per core).
 
 Needs the face extra (dlib, face-recognition-models) and ../shared/data/faces.
 """
@@ -193,6 +195,44 @@ def arrival(engine: FaceEngine, reference: np.ndarray, empty: np.ndarray, face: 
     return {"waits_ms": [w * 1000 for w in waits], "work_ms": [w * 1000 for w in work]}
 
 
+def blas_threads(engine: FaceEngine, face: np.ndarray, encodings: int = 20) -> dict:
+    """Encodings 0.5 s apart (a face in view, looked at every `detect_every_s`): wall time of the
+    encoding and the process's CPU time (getrusage: every thread, the 0.5 s after it included) per
+    encoding, as the engine runs them (one BLAS thread) and with numpy's BLAS as it is set up (a
+    thread per core: OpenBLAS's workers spin after each product). Interleaved, 5 at a time."""
+    import resource
+
+    (box,) = engine.detect(grey_of(face), 0)
+    network = engine._encoder  # sentinel/faces/encoder.py's ResnetEncoder
+
+    def per_core(image, boxes):  # the engine's steps, the network without its thread limit
+        return [network._forward(chip) for chip in _chips(engine, image, boxes)]
+
+    variants = {"one BLAS thread (the engine)": engine.encode, "a BLAS thread per core": per_core}
+    totals = {label: [0.0, 0.0, 0] for label in variants}
+    for _ in range(max(1, encodings // 5)):
+        for label, encode in variants.items():
+            for _ in range(5):
+                before = resource.getrusage(resource.RUSAGE_SELF)
+                t = time.perf_counter()
+                encode(face, [box])
+                wall = time.perf_counter() - t
+                time.sleep(0.5)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                total = totals[label]
+                total[0] += wall
+                total[1] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                total[2] += 1
+    return {label: {"wall_ms": round(w / n * 1000, 1), "cpu_ms": round(c / n * 1000, 1), "n": n} for label, (w, c, n) in totals.items()}
+
+
+def _chips(engine: FaceEngine, image: np.ndarray, boxes) -> list:
+    import dlib
+
+    shapes = [engine._five_point(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
+    return [dlib.get_face_chip(image, s, size=150, padding=0.25) for s in shapes]
+
+
 def idle(engine: FaceEngine, empty: np.ndarray, seconds: float, variant: str) -> dict:
     """An empty view with sensor noise (±6 grey levels) at 30 fps for `seconds`: how often the
     matcher looks and the CPU it spends in `observe` (thread CPU time). "now": a still view is
@@ -351,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per frame; the fastest counts (default 5)")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each loop variant runs (default 10)")
     parser.add_argument("--arrivals", type=int, default=15, help="people stepping up, for face in view -> match (default 15)")
-    parser.add_argument("--only", default="frame,loop,arrival,idle,cues,distances",
-                        help="sections to run, comma-separated (default all: frame,loop,arrival,idle,cues,distances)")
+    parser.add_argument("--only", default="frame,loop,arrival,idle,cues,distances,blas",
+                        help="sections to run, comma-separated (default all: frame,loop,arrival,idle,cues,distances,blas)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not FACES.is_dir():
@@ -396,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             prev = report["idle"].get(v)
             report["idle"][v] = r if prev is None else {"seconds": prev["seconds"] + r["seconds"], "looks": prev["looks"] + r["looks"],
                                                          "cpu_ms_per_s": round((prev["cpu_ms_per_s"] + r["cpu_ms_per_s"]) / 2, 2)}
+    if "blas" in only and engine.encoder_backend == "numpy":
+        report["blas"] = blas_threads(engine, stream[0])
     if "cues" in only:
         report["liveness_cues"] = liveness_cues(engine)
     if "distances" in only:
@@ -425,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nan empty view with sensor noise, 30 fps (the matcher's looks and CPU):")
     for label, r in report.get("idle", {}).items():
         print(f"  {label:8} {r['looks']:4d} looks in {r['seconds']:.0f} s   {r['cpu_ms_per_s']:6.2f} ms CPU per second")
+    if "blas" in report:
+        print("\nencodings 0.5 s apart: wall time of the encoding, process CPU per encoding (all threads, the 0.5 s after included):")
+    for label, r in report.get("blas", {}).items():
+        print(f"  {label:30} wall {r['wall_ms']:6.1f} ms   CPU {r['cpu_ms']:6.1f} ms   ({r['n']} encodings)")
     if "liveness_cues" in report:
         print("\nliveness cues (a flat picture must stay below, a change of pose above; liveness_cues()):")
     for name, r in report.get("liveness_cues", {}).items():
