@@ -206,7 +206,7 @@ def blas_threads(engine: FaceEngine, face: np.ndarray, encodings: int = 20) -> d
     network = engine._encoder  # sentinel/faces/encoder.py's ResnetEncoder
 
     def per_core(image, boxes):  # the engine's steps, the network without its thread limit
-        return [network._forward(chip) for chip in _chips(engine, image, boxes)]
+        return [network._forward(chip) for chip in engine.chips(image, boxes)]
 
     variants = {"one BLAS thread (the engine)": engine.encode, "a BLAS thread per core": per_core}
     totals = {label: [0.0, 0.0, 0] for label in variants}
@@ -224,13 +224,6 @@ def blas_threads(engine: FaceEngine, face: np.ndarray, encodings: int = 20) -> d
                 total[1] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 total[2] += 1
     return {label: {"wall_ms": round(w / n * 1000, 1), "cpu_ms": round(c / n * 1000, 1), "n": n} for label, (w, c, n) in totals.items()}
-
-
-def _chips(engine: FaceEngine, image: np.ndarray, boxes) -> list:
-    import dlib
-
-    shapes = [engine._five_point(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
-    return [dlib.get_face_chip(image, s, size=150, padding=0.25) for s in shapes]
 
 
 def idle(engine: FaceEngine, empty: np.ndarray, seconds: float, variant: str) -> dict:

@@ -100,6 +100,11 @@ def merge(codes: list[DecodedCode], more: Sequence[DecodedCode]) -> list[Decoded
     return out
 
 
+def still_unread(located: Sequence[Sequence[Point]], codes: Sequence[DecodedCode]) -> list:
+    """The outlines of `located` that none of `codes` covers (either's centre inside the other)."""
+    return [q for q in located if not any(overlaps(q, c.corners) for c in codes)]
+
+
 def region_around(grey: "np.ndarray", quad: Sequence[Point], margin: float):
     """(left, top, contiguous crop) around a located symbol, `margin` × its size again on every
     side; (0, 0, None) when that is no real region."""

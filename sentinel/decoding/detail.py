@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sentinel.decoding.base import DecodedCode, Point, Scan, merge, overlaps, region_around
+from sentinel.decoding.base import DecodedCode, Point, Scan, merge, region_around, still_unread
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,5 +78,5 @@ def with_detail(scan: Scan, more: Sequence[DecodedCode]) -> Scan:
     if not more:
         return scan
     codes = merge(list(scan.codes), more)
-    left = tuple(q for q in scan.located if not any(overlaps(q, c.corners) for c in codes))
+    left = tuple(still_unread(scan.located, codes))
     return Scan(codes=codes, unread=max(0, scan.unread - (len(scan.located) - len(left))), located=left)

@@ -16,8 +16,10 @@ from sentinel.decoding.base import (
     Point,
     Scan,
     area,
+    merge,
     overlaps,
     region_around,
+    still_unread,
 )
 from sentinel.decoding.text import zxing_text
 
@@ -93,14 +95,9 @@ class ZxingDecoder:
         (+0.9 points at full size and at 640 px on the hard photos, 0.14× zxing-cpp's time:
         docs/benchmarks.md, "Hard photos"). Codes it reads are merged; the symbols they cover
         are no longer unread."""
-        zxing = self._library()
-        binarizer = zxing.Binarizer.GlobalHistogram
-        for barcode in self._read(grey, binarizer):
-            if barcode.valid:
-                code = self._code(barcode, grey, binarizer)
-                if not any(overlaps(code.corners, c.corners) for c in codes):
-                    codes.append(code)
-        return codes, [q for q in located if not any(overlaps(q, c.corners) for c in codes)]
+        binarizer = self._library().Binarizer.GlobalHistogram
+        codes = merge(codes, [self._code(b, grey, binarizer) for b in self._read(grey, binarizer) if b.valid])
+        return codes, still_unread(located, codes)
 
     def _read(self, grey: "np.ndarray", binarizer=None) -> list:
         zxing = self._library()

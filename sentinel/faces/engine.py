@@ -238,13 +238,21 @@ class FaceEngine:
 
         if not boxes:
             return []
-        dlib = self._dlib
+        if self._encoder is None:
+            with self._lock:
+                return [np.array(self._dlib_encoder.compute_face_descriptor(image, shape)) for shape in self._shapes(image, boxes)]
+        return [self._encoder(chip) for chip in self.chips(image, boxes)]
+
+    def chips(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray"]:
+        """The 150×150 RGB chip of each box, aligned on its 5 landmarks: what the encoder's network
+        reads (bench/faces.py times the network on them)."""
         with self._lock:
-            shapes = [self._five_point(image, dlib.rectangle(b.left, b.top, b.right, b.bottom)) for b in boxes]
-            if self._encoder is None:
-                return [np.array(self._dlib_encoder.compute_face_descriptor(image, shape)) for shape in shapes]
-            chips = [dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in shapes]
-        return [self._encoder(chip) for chip in chips]
+            return [self._dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in self._shapes(image, boxes)]
+
+    def _shapes(self, image: "np.ndarray", boxes: list[FaceBox]) -> list[Any]:
+        """dlib's 5-point shape of each box (the caller holds the lock)."""
+        rect = self._dlib.rectangle
+        return [self._five_point(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
 
     def landmarks(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray | None"]:
         """dlib's 68 landmarks per box, as `liveness.landmarks_from_parts` arranges them (image
