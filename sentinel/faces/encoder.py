@@ -31,6 +31,7 @@ dlib's own encoder for the same file (sentinel/faces/engine.py).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,6 @@ def _int(data: bytes, at: int) -> tuple[int, int]:
 
 def _float(data: bytes, at: int) -> tuple[float, int]:
     """dlib's float: mantissa and exponent, two integers."""
-    import math
-
     mantissa, at = _int(data, at)
     exponent, at = _int(data, at)
     return math.ldexp(mantissa, exponent), at
@@ -101,7 +100,7 @@ def _tensor(data: bytes, at: int) -> tuple["np.ndarray", int]:
     import numpy as np
 
     (version, *shape), at = _ints(data, at, 5)
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if version != 2 or count <= 0 or at + 4 * count > len(data):
         raise EncoderFileError(f"not a dlib tensor at byte {at}")
     return np.frombuffer(data, "<f4", count, at), at + 4 * count  # a view: the caller copies what it keeps
@@ -113,13 +112,6 @@ def _alias(data: bytes, at: int) -> tuple[list[int], int]:
     if version != 1:
         raise EncoderFileError(f"not a dlib alias tensor at byte {at}")
     return shape, at
-
-
-def _size(shape: list[int]) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out
 
 
 def read_layers(data: bytes) -> list[_Layer]:
@@ -135,8 +127,8 @@ def read_layers(data: bytes) -> list[_Layer]:
             (filters, rows, cols, stride_y, stride_x, pad_y, pad_x), at = _ints(data, at, 7)
             shape, at = _alias(data, at)
             bias_shape, at = _alias(data, at)
-            n = _size(shape)
-            if shape != [filters, shape[1], rows, cols] or _size(bias_shape) != filters or n + filters != params.size:
+            n = math.prod(shape)
+            if shape != [filters, shape[1], rows, cols] or math.prod(bias_shape) != filters or n + filters != params.size:
                 raise EncoderFileError(f"convolution at byte {found.start()} does not add up")
             if stride_y != stride_x or pad_y != pad_x:
                 raise EncoderFileError(f"convolution at byte {found.start()}: unequal strides or padding")
@@ -146,7 +138,7 @@ def read_layers(data: bytes) -> list[_Layer]:
             params, at = _tensor(data, at)
             gamma, at = _alias(data, at)
             _alias(data, at)
-            n = _size(gamma)
+            n = math.prod(gamma)
             if 2 * n != params.size:
                 raise EncoderFileError(f"affine layer at byte {found.start()} does not add up")
             layers.append(_Layer("affine", (params[:n].copy(), params[n:].copy())))
