@@ -314,10 +314,12 @@ def main() -> int:
     frames_per_image = max(1, round(period_s * FPS / 2))
     work = Path(tempfile.mkdtemp(prefix="sentinel-e2e-"))
     persons = people(args.people)
-    greys = make_pictures(work / "pictures", persons)
     if args.face_arrivals:
+        greys = {}  # no raw floor for a face
         frames_per_image = round(FPS)
         make_face_pictures(work / "face-pictures", args.face_arrivals)
+    else:
+        greys = make_pictures(work / "pictures", persons)
     token_file = work / DEVICE_TOKEN_NAME
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as f:
