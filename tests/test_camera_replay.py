@@ -171,6 +171,39 @@ def test_unusable_paths_are_camera_errors_naming_the_path(tmp_path, make, proble
     assert str(path) in str(caught.value)
 
 
+def test_a_folder_of_many_pictures_costs_the_memory_of_one(tmp_path):
+    """A benchmark's 40 people or a technician's test set: a replay holds the picture on show, not
+    the whole folder (numpy's buffers are counted by tracemalloc)."""
+    import tracemalloc
+
+    for i in range(30):
+        _write(tmp_path / f"{i:02d}.png", 4 * i, size=(640, 480))
+    one_picture = 640 * 480 * 4  # grey + RGB
+    tracemalloc.start()
+    try:
+        seen = []
+        with ReplaySource(tmp_path, realtime=False, colour=True, frames_per_image=2) as source:
+            while (frame := source.read(0.0)) is not None:  # a consumer that lets each frame go
+                seen.append((frame.origin, round(frame.grey.mean()), frame.colour.shape))
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == [(f"{i:02d}.png", 4 * i, (480, 640, 3)) for i in range(30) for _ in range(2)]
+    assert peak < 4 * one_picture  # all 30 held would be 30 pictures
+
+
+def test_a_picture_whose_pixels_are_broken_is_a_camera_error_when_it_comes_up(tmp_path):
+    _write(tmp_path / "01.jpg", 40)
+    noisy = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "02.jpg")
+    whole = (tmp_path / "02.jpg").read_bytes()
+    (tmp_path / "02.jpg").write_bytes(whole[: len(whole) // 2])  # header fine, pixels cut off
+    with ReplaySource(tmp_path, realtime=False) as source:
+        assert source.read(0.0).origin == "01.jpg"
+        with pytest.raises(CameraError, match="02.jpg"):
+            source.read(0.0)
+
+
 def test_read_before_start_is_an_error_not_a_hang(folder):
     with pytest.raises(CameraError):
         ReplaySource(folder).read(0.1)
