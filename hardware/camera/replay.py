@@ -32,7 +32,7 @@ class _Picture:
 class _ImageClip:
     """Pictures decoded as they come up, one held at a time: a folder of hundreds of photos (a
     benchmark's people, a technician's test set) costs one picture's memory, not all of them
-    (40 people's 640×480 pictures held at once were 12 MB of a kiosk's RSS, 43 colour ones 50 MB).
+    (bench/e2e.py's 43 grey 640×480 pictures, all held, were 12 MB of the kiosk's RSS).
     Each picture is held for `frames_per_image` frames, as a person holds a phone up for a while,
     and decoded once for those frames. Every file is opened when the clip is (its header read,
     not its pixels), so a file that is no image is a CameraError at start; one whose pixels turn
