@@ -9,7 +9,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from sentinel.faces.encoder import CHIP_SIZE, EXPECTED, EncoderFileError, ResnetEncoder, read_layers
+from sentinel.faces.encoder import CHIP_SIZE, EXPECTED, EncoderFileError, HalfMatrix, ResnetEncoder, read_layers
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("face_recognition_models") is None, reason="face-recognition-models not installed (./install.sh --dev)"
@@ -66,3 +66,46 @@ def test_an_encoding_runs_on_one_blas_thread_and_leaves_numpy_as_it_was(model_by
     encoder(np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8))
     assert seen == [1]
     assert encoder.blas_threads == before
+
+
+def test_the_weights_take_half_the_memory_of_float32(model_bytes):
+    """Issue 18: 22 MB of float32 weights were a fifth of a kiosk's memory with faces on."""
+    encoder = ResnetEncoder(read_layers(model_bytes))
+    halves = [params[0] for kind, params in encoder._ops if kind == "con"]
+    assert all(isinstance(h, HalfMatrix) for h in halves) and len(halves) == 29
+    assert sum(h.bits.nbytes for h in halves) == 2 * sum(h.size for h in halves)
+    assert sum(h.size for h in halves) > 5_000_000  # the network's convolutions: 11 MB, not 22
+
+
+@pytest.mark.parametrize("largest", [1e-3, 0.3, 40.0, 3e4])
+def test_a_matrix_widens_back_to_its_numbers_within_half_precision(largest):
+    """Small and large matrices alike: each keeps 11 significant bits, its smallest weights too
+    (a layer of the shipped network has 89 % of its weights under half's smallest normal)."""
+    rng = np.random.default_rng(7)
+    weights = (rng.standard_normal((3, 3, 8, 16)) * largest / 4).astype(np.float32)
+    weights[0, 0, 0, :4] = [largest, -largest, largest * 1e-4, -largest * 1e-4]
+    weights[1, 1, 1, :2] = 0
+    half = HalfMatrix(weights)
+    wide = half.widen_into(np.empty(half.size + 5, np.int32))
+    expected = weights.reshape(-1, 16)
+    assert wide.shape == (72, 16) and wide.dtype == np.float32
+    kept = np.abs(expected) >= largest * 2.0**-27
+    assert np.all(np.abs(wide - expected)[kept] <= np.abs(expected)[kept] * 2.0**-11)
+    assert np.all(np.abs(wide[~kept]) <= largest * 2.0**-27) and np.all(np.sign(wide[kept]) == np.sign(expected[kept]))
+
+
+def test_the_widening_is_numpys_own_cast_of_the_halves():
+    finite = np.r_[np.arange(0, 0x7C00), np.arange(0x8000, 0xFC00)].astype(np.uint16)  # every finite half, ±0 to ±65504
+    bits = finite.view(np.int16)
+    half = HalfMatrix(np.zeros((1, 1)))
+    half.bits, half.shape, half.size, half.exponent = bits.reshape(-1, 1), (bits.size, 1), bits.size, 0
+    wide = half.widen_into(np.empty(bits.size, np.int32))
+    assert np.array_equal(wide.ravel(), bits.view(np.float16).astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_weight_that_is_not_a_number_is_refused(bad):
+    weights = np.ones((3, 4), np.float32)
+    weights[1, 2] = bad
+    with pytest.raises(EncoderFileError):
+        HalfMatrix(weights)

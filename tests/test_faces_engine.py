@@ -294,18 +294,40 @@ def _dlib_descriptor(engine, rgb, box):
     return np.array(encoder.compute_face_descriptor(rgb, shape))
 
 
-@pytest.mark.parametrize("name", ["obama.jpg", *SAME, "obama_small.jpg", "obama_partial_face.jpg", "biden.jpg", "two_people.jpg"])
-def test_the_numpy_encoder_gives_dlibs_numbers(engine, faces_dir, name):
-    """sentinel/faces/encoder.py runs dlib's network itself: the encodings enrolled galleries hold
-    and the tolerance was measured on must come out the same, for every face in the photo."""
+PORTRAITS = ["obama.jpg", *SAME, "obama_small.jpg", "obama_partial_face.jpg", "biden.jpg", "two_people.jpg"]
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_the_numpy_encoder_gives_dlibs_numbers_to_half_precision(engine, faces_dir, name):
+    """sentinel/faces/encoder.py runs dlib's network itself, its weights kept in half precision:
+    the encodings galleries enrolled with dlib hold must come out the same to within what half
+    precision moves them, for every face in the photo."""
     rgb = load_rgb(faces_dir / name)
     boxes = engine.detect(rgb, 1)
     assert boxes
     for box, mine in zip(boxes, engine.encode(rgb, boxes)):
         theirs = _dlib_descriptor(engine, rgb, box)
         assert mine.shape == (128,) and mine.dtype == np.float64
-        assert np.abs(mine - theirs).max() < 1e-5, name
-        assert np.linalg.norm(mine - theirs) < 1e-5
+        assert np.abs(mine - theirs).max() < 3e-4, name  # the numbers are ±0.25 or so
+        assert np.linalg.norm(mine - theirs) < 5e-4
+
+
+def test_distances_between_faces_are_dlibs_far_inside_the_match_tolerance(engine, faces_dir):
+    """What a match reads: the distance between two faces. Every pair of faces in the shared
+    portraits (the same person and different people) is as far apart as with dlib's encoder, to
+    within 1/200 of the ambiguity margin (measured: 8.7e-5; the tolerance is 0.4-0.6)."""
+    from itertools import combinations
+
+    from sentinel.faces.matcher import AMBIGUITY_MARGIN
+
+    mine, theirs = [], []
+    for name in PORTRAITS:
+        rgb = load_rgb(faces_dir / name)
+        boxes = engine.detect(rgb, 1)
+        mine += engine.encode(rgb, boxes)
+        theirs += [_dlib_descriptor(engine, rgb, box) for box in boxes]
+    moved = [abs(np.linalg.norm(mine[i] - mine[j]) - np.linalg.norm(theirs[i] - theirs[j])) for i, j in combinations(range(len(mine)), 2)]
+    assert len(moved) == 36 and max(moved) < AMBIGUITY_MARGIN / 200  # 9 faces
 
 
 def test_a_model_file_the_numpy_encoder_does_not_know_falls_back_to_dlibs(monkeypatch, faces_dir, caplog):

@@ -3,11 +3,13 @@
 Why: the dlib wheels (dlib-bin) are built without BLAS, so dlib's own forward pass of this
 network takes 95-135 ms per face on the bench PC (0.4-0.6 s on a Pi 4) and was most of the time
 from a face in view to the relay (issue 18). The same network as im2col + one matrix product per
-convolution through numpy's BLAS takes 14-23 ms, single-threaded, and gives the same 128 numbers
-(within 3e-7 of dlib's on the shared portraits: tests/test_faces_engine.py compares them). dlib
-still finds the face, its 5 landmarks and cuts the 150×150 chip (`dlib.get_face_chip`, exactly what
-`compute_face_descriptor` does inside); only the network runs here. Its weights are read from the
-model file in `face-recognition-models` as shipped: no converted copy to keep in step.
+convolution through numpy's BLAS takes 14-23 ms, single-threaded. dlib still finds the face, its 5
+landmarks and cuts the 150×150 chip (`dlib.get_face_chip`, exactly what `compute_face_descriptor`
+does inside); only the network runs here. Its weights are read from the model file in
+`face-recognition-models` as shipped (no converted copy to keep in step) and kept in half
+precision (`HalfMatrix`: 11 MB instead of 22, widened per layer as it runs, 2.5 ms an encoding):
+the 128 numbers are dlib's to within 1e-4 and the distance between two faces to within 9e-5 on the
+shared portraits (tests/test_faces_engine.py compares them; in float32 they were within 3e-7).
 
 The file is dlib's serialization of the network, input layer first: each layer named by a version
 string (`con_4`, `affine_`, `relu_`, `max_pool_2`, `avg_pool_2`, `add_prev_`, `fc_2`) followed by
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,8 +133,8 @@ def read_layers(data: bytes) -> list[_Layer]:
             n = math.prod(shape)
             if shape != [filters, shape[1], rows, cols] or math.prod(bias_shape) != filters or n + filters != params.size:
                 raise EncoderFileError(f"convolution at byte {found.start()} does not add up")
-            if stride_y != stride_x or pad_y != pad_x:
-                raise EncoderFileError(f"convolution at byte {found.start()}: unequal strides or padding")
+            if stride_y != stride_x or pad_y != pad_x or rows != cols:
+                raise EncoderFileError(f"convolution at byte {found.start()}: not square, or unequal strides or padding")
             weights = params[:n].reshape(shape)
             layers.append(_Layer("con", (weights, params[n:].copy(), stride_y, pad_y)))
         elif name == "affine_":
@@ -169,25 +172,83 @@ def read_layers(data: bytes) -> list[_Layer]:
     return layers
 
 
+class HalfMatrix:
+    """A float32 matrix kept in half the memory: IEEE half precision (11 significant bits) times a
+    power of two of its own, widened back to float32 into a caller's buffer before each product.
+
+    Why: the network's 5.6 million weights are 22 MB as float32, a fifth of a kiosk's memory with
+    faces on (issue 18's goal is 110 MB). Kept this way they move an encoding by at most 7.7e-5
+    and the distance between two faces by at most 8.7e-5 on the shared portraits (tests/
+    test_faces_engine.py), against a match tolerance of 0.4-0.6 and an ambiguity margin of 0.05.
+
+    How: the power of two puts the matrix's largest weight near 2^14, so its small weights stay
+    normal halves (in the last layer 89 % of them are under half's smallest normal, 6.1e-5: stored
+    as plain halves they lost digits and moved encodings 10× more); what is still under it then,
+    2^-28 of the largest, is stored as 0, so the widening never multiplies a denormal float (slow
+    on x86). numpy's own float16 -> float32 cast takes 2.8 ns a number on the bench PC (a second
+    encoding's worth of time); the four integer passes of `widen_into` take 0.45 ns, 2.5 ms an
+    encoding. A matrix with a weight that is not a finite number is refused with
+    EncoderFileError: the engine then falls back to dlib's encoder.
+    """
+
+    #: the smallest normal half-precision number
+    SMALLEST = 2.0**-14
+
+    def __init__(self, weights: "np.ndarray") -> None:
+        """`weights` (any layout, a view into the model file's bytes is fine): its last axis is
+        the matrix's columns, the others together its rows. Written straight into half precision,
+        without a float32 copy on the way (copies of 2.4 MB per layer left holes in the heap)."""
+        import numpy as np
+
+        largest = max(abs(float(weights.max())), abs(float(weights.min())))
+        if not math.isfinite(largest):
+            raise EncoderFileError("a weight is not a finite number")
+        # a power of two per matrix (exact, undone by the widening's multiply) that puts its
+        # largest weight near 2^14: the small ones stay normal halves instead of losing digits
+        self.exponent = 14 - math.frexp(largest)[1] if largest else 0
+        half = np.empty(weights.shape, np.float16)
+        np.multiply(weights, np.float32(2.0**self.exponent), out=half, casting="same_kind")
+        half[np.abs(half) < self.SMALLEST] = 0  # 2^-28 of the largest and less
+        self.bits = half.reshape(-1, weights.shape[-1]).view(np.int16)
+        self.shape = self.bits.shape
+        self.size = self.bits.size
+
+    def widen_into(self, buffer: "np.ndarray") -> "np.ndarray":
+        """The float32 matrix, written into (the start of) `buffer`, an int32 array of at least
+        `size` numbers; exactly numpy's `astype(np.float32)` of the stored halves."""
+        import numpy as np
+
+        out = buffer[: self.size].reshape(self.shape)
+        np.copyto(out, self.bits)  # sign-extended: bits 31-16 all hold the sign
+        np.left_shift(out, 13, out=out)  # exponent and mantissa to float32's places, sign in 31-28
+        np.bitwise_and(out, np.int32(-0x70000001), out=out)  # 0x8FFFFFFF: the sign in bit 31 only
+        wide = out.view(np.float32)
+        # half's exponent bias (15) to float32's (127), and the matrix's own power of two undone
+        np.multiply(wide, np.float32(2.0 ** (112 - self.exponent)), out=wide)
+        return wide
+
+
 class ResnetEncoder:
-    """`ResnetEncoder.from_file(path)(chip)`: the 128 numbers for a 150×150×3 uint8 RGB face chip."""
+    """`ResnetEncoder.from_file(path)(chip)`: the 128 numbers for a 150×150×3 uint8 RGB face chip.
+    Safe to call from several threads (one encoding at a time: they share a buffer)."""
 
     def __init__(self, layers: list[_Layer]) -> None:
         import numpy as np
 
         self._blas = _blas_controller()
+        self._lock = threading.Lock()
         self._mean = np.asarray(layers[0].params[0], np.float32)
         self._ops: list[tuple[str, Any]] = []
         channels = 3
         for layer in layers[1:]:
             if layer.kind == "con":
                 weights, bias, stride, pad = layer.params
-                filters, inputs, rows, cols = weights.shape
+                filters, inputs, rows, _ = weights.shape  # square (read_layers checked)
                 if inputs != channels:
                     raise EncoderFileError(f"a convolution reads {inputs} channels where {channels} arrive")
                 channels = filters
                 # (rows, cols, inputs) × filters: the order the image patches are laid out in below
-                matrix = np.ascontiguousarray(weights.transpose(2, 3, 1, 0).reshape(rows * cols * inputs, filters))
+                matrix = HalfMatrix(weights.transpose(2, 3, 1, 0))
                 self._ops.append(("con", (matrix, bias, rows, stride, pad)))
             elif layer.kind == "fc":
                 (matrix,) = layer.params
@@ -196,6 +257,8 @@ class ResnetEncoder:
                 self._ops.append(("fc", matrix))
             else:
                 self._ops.append((layer.kind, layer.params))
+        largest = max(params[0].size for kind, params in self._ops if kind == "con")
+        self._widened = np.empty(largest, np.int32)  # one convolution's weights at a time
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ResnetEncoder":
@@ -204,10 +267,11 @@ class ResnetEncoder:
     def __call__(self, chip: "np.ndarray") -> "np.ndarray":
         if chip.shape != (CHIP_SIZE, CHIP_SIZE, 3):
             raise ValueError(f"a face chip is {CHIP_SIZE}×{CHIP_SIZE}×3, not {chip.shape}")
-        if self._blas is None:
-            return self._forward(chip)
-        with self._blas.limit(limits=1, user_api="blas"):
-            return self._forward(chip)
+        with self._lock:
+            if self._blas is None:
+                return self._forward(chip)
+            with self._blas.limit(limits=1, user_api="blas"):
+                return self._forward(chip)
 
     @property
     def blas_threads(self) -> int | None:
@@ -230,7 +294,8 @@ class ResnetEncoder:
                     x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
                 patches = sliding_window_view(x, (size, size), axis=(0, 1))[::stride, ::stride]  # H, W, C, size, size
                 rows, cols = patches.shape[:2]
-                x = (patches.transpose(0, 1, 3, 4, 2).reshape(rows * cols, -1) @ matrix + bias).reshape(rows, cols, -1)
+                weights = matrix.widen_into(self._widened)
+                x = (patches.transpose(0, 1, 3, 4, 2).reshape(rows * cols, -1) @ weights + bias).reshape(rows, cols, -1)
             elif kind == "affine":
                 gamma, beta = params
                 x = x * gamma + beta
