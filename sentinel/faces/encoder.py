@@ -60,11 +60,13 @@ EXPECTED = (
 )  # fmt: skip
 
 
-#: bytes of image patches laid out for one matrix product (im2col): a convolution's output rows
-#: are made in bands this size allows. Whole, the first convolution's patches are 3.3 MB, and the
-#: heap keeps the largest transient of an encoding for good (a kiosk's RSS); in bands of 0.5 MB,
+#: bytes of image patches laid out for one matrix product (im2col), and of the weights widened
+#: for it: a convolution's output rows are made in bands, and summed over its weights in pieces,
+#: as this size allows.
+#: Whole, the first convolution's patches are 3.3 MB and the last ones' weights 2.4 MB, and the
+#: heap keeps the largest transient of an encoding for good (a kiosk's RSS); in 0.5 MB pieces,
 #: with the affine layers applied in place, an encoding's numpy buffers peak at 1.9 MB, not 3.8.
-PATCH_BUDGET = 512 * 1024
+WORK_BUDGET = 512 * 1024
 
 
 class EncoderFileError(ValueError):
@@ -220,13 +222,15 @@ class HalfMatrix:
         self.shape = self.bits.shape
         self.size = self.bits.size
 
-    def widen_into(self, buffer: "np.ndarray") -> "np.ndarray":
-        """The float32 matrix, written into (the start of) `buffer`, an int32 array of at least
-        `size` numbers; exactly numpy's `astype(np.float32)` of the stored halves."""
+    def widen_into(self, buffer: "np.ndarray", first: int = 0, stop: int | None = None) -> "np.ndarray":
+        """Rows `first` to `stop` (all by default) of the float32 matrix, written into (the start
+        of) `buffer`, an int32 array large enough; exactly numpy's `astype(np.float32)` of the
+        stored halves."""
         import numpy as np
 
-        out = buffer[: self.size].reshape(self.shape)
-        np.copyto(out, self.bits)  # sign-extended: bits 31-16 all hold the sign
+        rows = self.bits[first:stop]
+        out = buffer[: rows.size].reshape(rows.shape)
+        np.copyto(out, rows)  # sign-extended: bits 31-16 all hold the sign
         np.left_shift(out, 13, out=out)  # exponent and mantissa to float32's places, sign in 31-28
         np.bitwise_and(out, np.int32(-0x70000001), out=out)  # 0x8FFFFFFF: the sign in bit 31 only
         wide = out.view(np.float32)
@@ -264,8 +268,7 @@ class ResnetEncoder:
                 self._ops.append(("fc", matrix))
             else:
                 self._ops.append((layer.kind, layer.params))
-        largest = max(params[0].size for kind, params in self._ops if kind == "con")
-        self._widened = np.empty(largest, np.int32)  # one convolution's weights at a time
+        self._widened = np.empty(WORK_BUDGET // 4, np.int32)  # a convolution's weights, some columns at a time
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ResnetEncoder":
@@ -301,13 +304,17 @@ class ResnetEncoder:
                     x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
                 patches = sliding_window_view(x, (size, size), axis=(0, 1))[::stride, ::stride]  # H, W, C, size, size
                 rows, cols = patches.shape[:2]
-                weights = matrix.widen_into(self._widened)
-                x = np.empty((rows, cols, weights.shape[1]), np.float32)
-                band = max(1, PATCH_BUDGET // (cols * weights.nbytes // weights.shape[1]))  # output rows at a time
+                inputs, filters = matrix.shape
+                x = np.empty((rows, cols, filters), np.float32)
+                band = max(1, WORK_BUDGET // (cols * inputs * 4))  # output rows at a time
+                depth = max(1, WORK_BUDGET // (filters * 4))  # weight rows (patch numbers) at a time
                 for top in range(0, rows, band):
                     part = patches[top : top + band]
                     flat = part.transpose(0, 1, 3, 4, 2).reshape(part.shape[0] * cols, -1)  # the one copy: im2col
-                    np.matmul(flat, weights, out=x[top : top + band].reshape(-1, weights.shape[1]))
+                    out = x[top : top + band].reshape(-1, filters)
+                    np.matmul(flat[:, :depth], matrix.widen_into(self._widened, 0, depth), out=out)
+                    for first in range(depth, inputs, depth):  # the last layers' weights, in pieces
+                        out += flat[:, first : first + depth] @ matrix.widen_into(self._widened, first, first + depth)
                 x += bias
             elif kind == "affine":
                 gamma, beta = params
