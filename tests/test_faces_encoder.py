@@ -26,8 +26,8 @@ def model_bytes():
 def test_the_shipped_file_is_the_network_layer_for_layer(model_bytes):
     layers = read_layers(model_bytes)
     assert [layer.kind for layer in layers] == EXPECTED
-    convolutions = [layer.params[0].shape for layer in layers if layer.kind == "con"]
-    assert convolutions[0] == (32, 3, 7, 7) and convolutions[-1] == (256, 256, 3, 3) and len(convolutions) == 29
+    convolutions = [layer.params[0].shape for layer in layers if layer.kind == "con"]  # (rows × cols × inputs, filters)
+    assert convolutions[0] == (7 * 7 * 3, 32) and convolutions[-1] == (3 * 3 * 256, 256) and len(convolutions) == 29
     (fc,) = [layer.params[0].shape for layer in layers if layer.kind == "fc"]
     assert fc == (256, 128)
 
@@ -109,3 +109,24 @@ def test_a_weight_that_is_not_a_number_is_refused(bad):
     weights[1, 2] = bad
     with pytest.raises(EncoderFileError):
         HalfMatrix(weights)
+
+
+def test_the_file_is_read_front_to_back_and_let_go_as_it_goes(model_bytes):
+    """from_file maps the 22 MB file and lets each layer's pages go once copied (the kiosk's peak
+    memory was 22 MB above its running memory): read_layers says how far it has read, in order."""
+    read = []
+    read_layers(model_bytes, read.append)
+    assert len(read) == len(EXPECTED) and read == sorted(read) and len(model_bytes) - 100 < read[-1] <= len(model_bytes)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 1000], ids=["empty", "garbage"])
+def test_a_bad_file_on_disk_is_an_encoder_file_error(tmp_path, model_bytes, content):
+    path = tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
+    path.write_bytes(content)
+    with pytest.raises(EncoderFileError):
+        ResnetEncoder.from_file(path)
+    path.write_bytes(model_bytes[: len(model_bytes) // 2])  # a copy cut short, views into it alive in the error
+    with pytest.raises(EncoderFileError):
+        ResnetEncoder.from_file(path)
+    path.write_bytes(model_bytes)
+    assert ResnetEncoder.from_file(path)(np.zeros((CHIP_SIZE, CHIP_SIZE, 3), np.uint8)).shape == (128,)
