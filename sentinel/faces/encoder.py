@@ -275,7 +275,7 @@ class ResnetEncoder:
                 self._ops.append(("fc", matrix))
             else:
                 self._ops.append((layer.kind, layer.params))
-        self._widened = np.empty(WORK_BUDGET // 4, np.int32)  # a convolution's weights, some columns at a time
+        self._widened = np.empty(WORK_BUDGET // 4, np.int32)  # a convolution's weights, some rows at a time
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ResnetEncoder":
