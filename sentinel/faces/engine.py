@@ -2,17 +2,17 @@
 ResNet face encoder, from the model files of `face-recognition-models`, only when first used; and
 dlib's 68-point shape predictor, loaded only where landmarks are wanted (the liveness check,
 sentinel/faces/liveness.py). dlib finds the face, its landmarks and cuts the face chip; the
-encoder's network runs with numpy (sentinel/faces/encoder.py: the same numbers, 5-8× faster than
-the dlib wheels, built without BLAS), or through dlib where the file is not the network that
-module knows.
+encoder's network runs with numpy (sentinel/faces/encoder.py: dlib's numbers to within its
+weights' half precision, 5× faster than the dlib wheels, built without BLAS, in half the memory),
+or through dlib where the file is not the network that module knows.
 
 Why not `import face_recognition`: it loads all four models at import, among them the 68-point
 predictor (89 MB of heap) that matching never uses and the CNN detector, and imports
 `pkg_resources` to find the files: measured 146.7 MB and 1.0-1.15 s against 53.4 MB and 0.36 s for
 the three models the engine uses (issue 18; docs/benchmarks.md has the kiosk's RSS). The calls
 below are the ones face_recognition makes (`face_encodings(..., model="small")`,
-`face_landmarks(..., model="large")`), so encodings and landmarks are the same numbers (the
-encodings within 3e-7: tests/test_faces_engine.py).
+`face_landmarks(..., model="large")`), so landmarks are the same numbers and encodings the same
+to within 7.7e-5 (distances between faces within 8.7e-5: tests/test_faces_engine.py).
 
 The engine is an optional extra (see `INSTALL_HINT`): the core, the CLI's other commands and a
 kiosk with face matching off never import dlib or its models. Importing this module is cheap;
@@ -132,7 +132,7 @@ def _dlib() -> Any:
 
 def _load_encoder(dlib: Any, dlib_encoder: bool) -> tuple[Any, Any]:
     """(numpy encoder, None), or (None, dlib's encoder) where the file is not the network the
-    numpy encoder knows (slower, same numbers) or where `dlib_encoder` asks for it (bench/faces.py
+    numpy encoder knows (slower, dlib's exact numbers) or where `dlib_encoder` asks for it (bench/faces.py
     compares the two)."""
     from sentinel.faces.encoder import EncoderFileError, ResnetEncoder
 
