@@ -34,9 +34,10 @@ class _ImageClip:
     benchmark's people, a technician's test set) costs one picture's memory, not all of them
     (bench/e2e.py's 43 grey 640×480 pictures, all held, were 12 MB of the kiosk's RSS).
     Each picture is held for `frames_per_image` frames, as a person holds a phone up for a while,
-    and decoded once for those frames. Every file is opened when the clip is (its header read,
-    not its pixels), so a file that is no image is a CameraError at start; one whose pixels turn
-    out broken is one when it comes up."""
+    and decoded once for those frames. Every file is checked when the clip opens (PIL's
+    `verify`: the header, and a PNG's chunk checksums, without decoding), so a file that is no
+    image or a cut-off PNG is a CameraError at start; one whose pixels still turn out broken (a
+    cut-off JPEG) is one when it comes up."""
 
     def __init__(self, files: list[Path], frames_per_image: int, colour: bool) -> None:
         for path in files:
