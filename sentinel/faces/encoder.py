@@ -200,10 +200,11 @@ class HalfMatrix:
     test_faces_engine.py), against a match tolerance of 0.4-0.6 and an ambiguity margin of 0.05.
 
     How: the power of two puts the matrix's largest weight near 2^14, so its small weights stay
-    normal halves (in the last layer 89 % of them are under half's smallest normal, 6.1e-5: stored
-    as plain halves they lost digits and moved encodings 10× more); what is still under it then,
-    2^-28 of the largest, is stored as 0, so the widening never multiplies a denormal float (slow
-    on x86). numpy's own float16 -> float32 cast takes 2.8 ns a number on the bench PC (a second
+    normal halves (in the last layer 89 % of them are under half's smallest normal, 6.1e-5); what
+    is still under it then, 2^-28 of the largest, is stored as 0, so the widening never multiplies
+    a denormal float (slow on x86). Flushing half's denormals to 0 without the scaling moved
+    encodings 10× more (7.1e-4); keeping them unscaled gave the same numbers as now, with denormal
+    multiplies. numpy's own float16 -> float32 cast takes 2.8 ns a number on the bench PC (a second
     encoding's worth of time); the four integer passes of `widen_into` take 0.45 ns, 2.5 ms an
     encoding. A matrix with a weight that is not a finite number is refused with
     EncoderFileError: the engine then falls back to dlib's encoder.
