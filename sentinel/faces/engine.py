@@ -249,10 +249,12 @@ class FaceEngine:
         with self._lock:
             return [self._dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING) for shape in self._shapes(image, boxes)]
 
-    def _shapes(self, image: "np.ndarray", boxes: list[FaceBox]) -> list[Any]:
-        """dlib's 5-point shape of each box (the caller holds the lock)."""
+    def _shapes(self, image: "np.ndarray", boxes: list[FaceBox], predictor: Any = None) -> list[Any]:
+        """dlib's shape of each box by `predictor` (the 5-point one by default; the caller holds
+        the lock)."""
         rect = self._dlib.rectangle
-        return [self._five_point(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
+        predictor = predictor or self._five_point
+        return [predictor(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
 
     def landmarks(self, image: "np.ndarray", boxes: list[FaceBox]) -> list["np.ndarray | None"]:
         """dlib's 68 landmarks per box, as `liveness.landmarks_from_parts` arranges them (image
@@ -261,10 +263,8 @@ class FaceEngine:
 
         if not boxes:
             return []
-        rect = self._dlib.rectangle
         with self._lock:
-            model = self._landmark_model()
-            shapes = [model(image, rect(b.left, b.top, b.right, b.bottom)) for b in boxes]
+            shapes = self._shapes(image, boxes, self._landmark_model())
         return [landmarks_from_parts(_named_parts([(p.x, p.y) for p in shape.parts()])) for shape in shapes]
 
 
