@@ -98,7 +98,7 @@ def test_the_widening_is_numpys_own_cast_of_the_halves():
     finite = np.r_[np.arange(0, 0x7C00), np.arange(0x8000, 0xFC00)].astype(np.uint16)  # every finite half, ±0 to ±65504
     bits = finite.view(np.int16)
     half = HalfMatrix(np.zeros((1, 1)))
-    half.bits, half.shape, half.size, half.exponent = bits.reshape(-1, 1), (bits.size, 1), bits.size, 0
+    half.bits, half.exponent = bits.reshape(-1, 1), 0
     wide = half.widen_into(np.empty(bits.size, np.int32))
     assert np.array_equal(wide.ravel(), bits.view(np.float16).astype(np.float32))
 

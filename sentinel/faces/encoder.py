@@ -229,8 +229,14 @@ class HalfMatrix:
         np.multiply(weights, np.float32(2.0**self.exponent), out=half, casting="same_kind")
         half[np.abs(half) < self.SMALLEST] = 0  # 2^-28 of the largest and less
         self.bits = half.reshape(-1, weights.shape[-1]).view(np.int16)
-        self.shape = self.bits.shape
-        self.size = self.bits.size
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bits.shape
+
+    @property
+    def size(self) -> int:
+        return self.bits.size
 
     def widen_into(self, buffer: "np.ndarray", first: int = 0, stop: int | None = None) -> "np.ndarray":
         """Rows `first` to `stop` (all by default) of the float32 matrix, written into (the start
@@ -261,21 +267,16 @@ class ResnetEncoder:
         self._mean = np.asarray(layers[0].params[0], np.float32)
         self._ops: list[tuple[str, Any]] = []
         channels = 3
-        for layer in layers[1:]:
+        for layer in layers[1:]:  # the channels checked layer to layer
             if layer.kind == "con":
-                matrix, bias, size, stride, pad = layer.params
+                matrix, _, size, _, _ = layer.params
                 inputs, filters = matrix.shape[0] // (size * size), matrix.shape[1]
                 if inputs != channels:
                     raise EncoderFileError(f"a convolution reads {inputs} channels where {channels} arrive")
                 channels = filters
-                self._ops.append(("con", layer.params))
-            elif layer.kind == "fc":
-                (matrix,) = layer.params
-                if matrix.shape[0] != channels:
-                    raise EncoderFileError(f"the last layer reads {matrix.shape[0]} numbers where {channels} arrive")
-                self._ops.append(("fc", matrix))
-            else:
-                self._ops.append((layer.kind, layer.params))
+            elif layer.kind == "fc" and layer.params[0].shape[0] != channels:
+                raise EncoderFileError(f"the last layer reads {layer.params[0].shape[0]} numbers where {channels} arrive")
+            self._ops.append((layer.kind, layer.params))
         self._widened = np.empty(WORK_BUDGET // 4, np.int32)  # a convolution's weights, some rows at a time
 
     @classmethod
@@ -364,7 +365,7 @@ class ResnetEncoder:
                 x = _padded_sum(x, block_input)
                 after_add = True
             elif kind == "fc":
-                x = x @ params
+                x = x @ params[0]
         return x.astype(np.float64)
 
 
