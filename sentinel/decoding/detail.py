@@ -20,6 +20,7 @@ plane gave.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sentinel.decoding.base import DecodedCode, Point, Scan, merge, region_around, still_unread
@@ -51,15 +52,7 @@ def read_in_detail(decoder, detail: "np.ndarray | None", located: Sequence[Seque
         if region is None:
             continue
         found = read(region).codes if read is not None else decoder.decode(region)
-        back = [
-            DecodedCode(
-                text=code.text,
-                raw=code.raw,
-                corners=tuple((int(round((x + left) / fx)), int(round((y + top) / fy))) for x, y in code.corners),
-                decoder=code.decoder,
-            )
-            for code in found
-        ]
+        back = [replace(code, corners=tuple((int(round((x + left) / fx)), int(round((y + top) / fy))) for x, y in code.corners)) for code in found]
         codes = merge(codes, back)
     return codes
 
