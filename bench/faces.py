@@ -160,7 +160,6 @@ def arrival(engine: FaceEngine, reference: np.ndarray, empty: np.ndarray, face: 
     real = matcher_module.view_changed, matcher_module.detection_size, matcher_module.IDLE_EVERY_S
     if variant == "fixed clock":
         matcher_module.detection_size = lambda w, face, floor: (min(w, floor), upsample_for(face, min(w, floor) / w))
-    if variant == "fixed clock":
         matcher_module.view_changed = lambda before, now: False
         matcher_module.IDLE_EVERY_S = FacesConfig().detect_every_s
     waits: list[float] = []
@@ -393,14 +392,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import dlib
 
+    only = set(args.only.split(","))
     engine = FaceEngine()
-    slow = FaceEngine(dlib_encoder=True)  # the before: dlib's own encoder
+    # the before, dlib's own encoder (22 MB more, loaded only for the sections that compare it)
+    slow = FaceEngine(dlib_encoder=True) if {"frame", "arrival"} & only else None
     names = [n for n in FACE_AT]
     report: dict = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(), "dlib": dlib.__version__},
         "per_frame": {},
     }
-    only = set(args.only.split(","))
     if "frame" in only:
         for size in ((320, 240), (640, 480)):
             frames = [camera_rgb(FACES / n, size) for n in names] + [camera_rgb(p, size) for p in sorted(FACE_SCENES.glob("*.png"))]
