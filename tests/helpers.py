@@ -238,3 +238,35 @@ def json_answering(answer: dict | Callable[[bytes], dict], status: int = 200,
             pass
 
     return Handler
+
+
+def too_small_code_view(payload: str) -> tuple[np.ndarray, np.ndarray]:
+    """(a 1280×960 view as the Pi camera's main stream, the 640×480 grey plane its lores stream
+    gives) with `payload`'s code so small and slightly out of focus that the kiosk's decoder
+    locates it in the grey plane but cannot read it, and reads it at full resolution: the premise,
+    checked (the test fails where no module size gives it)."""
+    import pytest
+
+    from sentinel.decoding import make_decoder
+
+    decoder = make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1)
+    for module_px in (2.8, 3.0, 2.6):
+        full, lores = _small_code_view(payload, module_px)
+        small, big = decoder.scan(lores), decoder.scan(full)
+        if not small.codes and small.located and [c.text for c in big.codes] == [payload]:
+            return full, lores
+    pytest.fail("no module size gave a code located but unread at 640 px and read at 1280 px")
+
+
+def _small_code_view(payload: str, module_px: float) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import ImageFilter
+
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
+    code = Image.open(buf).convert("L")
+    code = code.resize((round(code.width * module_px), round(code.height * module_px)), Image.Resampling.BILINEAR)
+    view = Image.new("L", (1280, 960), 170)
+    view.paste(code, (501, 403))
+    view = view.filter(ImageFilter.GaussianBlur(0.8))
+    lores = view.resize((640, 480), Image.Resampling.BOX)  # the ISP's downscale
+    return np.ascontiguousarray(np.asarray(view)), np.ascontiguousarray(np.asarray(lores))

@@ -27,7 +27,7 @@ from sentinel.pipeline import Pipeline, State
 from sentinel.records import RecordMaker
 from sentinel.screens import ScreenKind
 from sentinel.verifier import TableVerifier
-from tests.helpers import FakeClock, InlineExecutor, RunningKiosk, qr_frame, wait_until
+from tests.helpers import FakeClock, InlineExecutor, RunningKiosk, qr_frame, too_small_code_view, wait_until
 from ui.console import ConsoleDisplay
 
 WALL = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -253,37 +253,11 @@ def test_sentinel_runs_kiosk_asks_for_a_blurred_code_closer(tmp_path, blurred, s
 # --- the camera's full resolution (Frame.detail: the Pi camera's main stream) ----------------------
 
 
-def _small_code_view(payload: str, module_px: float):
-    """A 1280×960 view (as the Pi camera's main stream) with `payload`'s code `module_px` pixels
-    per module, slightly out of focus, and the 640×480 grey plane the lores stream would give."""
-    import io
-
-    import numpy as np
-    import segno
-    from PIL import Image, ImageFilter
-
-    buf = io.BytesIO()
-    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
-    code = Image.open(buf).convert("L")
-    code = code.resize((round(code.width * module_px), round(code.height * module_px)), Image.Resampling.BILINEAR)
-    view = Image.new("L", (1280, 960), 170)
-    view.paste(code, (501, 403))
-    view = view.filter(ImageFilter.GaussianBlur(0.8))
-    lores = view.resize((640, 480), Image.Resampling.BOX)  # the ISP's downscale
-    return np.ascontiguousarray(np.asarray(view)), np.ascontiguousarray(np.asarray(lores))
-
-
 @pytest.fixture(scope="module")
 def too_small():
-    """(full resolution, grey plane) where the kiosk's decoder locates the code in the grey plane
-    but cannot read it, and reads it at full resolution: the premise, checked."""
-    decoder = make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1)
-    for module_px in (2.8, 3.0, 2.6):
-        full, lores = _small_code_view(GREEN.payload, module_px)
-        small, big = decoder.scan(lores), decoder.scan(full)
-        if not small.codes and small.located and [c.text for c in big.codes] == [GREEN.payload]:
-            return full, lores
-    pytest.fail("no module size gave a code located but unread at 640 px and read at 1280 px")
+    """(full resolution, grey plane): the code located but unread in the grey plane, read at full
+    resolution (tests/helpers.py checks the premise)."""
+    return too_small_code_view(GREEN.payload)
 
 
 def _frame(k, grey, detail):
