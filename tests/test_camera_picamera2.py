@@ -82,8 +82,8 @@ class FakeCamera:
         self.config = config
         assert config["lores"]["format"] == "YUV420"
         config["lores"]["stride"] = STRIDE
-        if config["main"].get("format") == "YUV420":
-            config["main"]["stride"] = MAIN_STRIDE
+        # as picamera2 does, every stream gets its stride (RGB888: 3 bytes a pixel, unpadded here)
+        config["main"]["stride"] = MAIN_STRIDE if config["main"].get("format") == "YUV420" else MAIN[0] * 3
 
     def stream_configuration(self, name):
         return self.config[name]

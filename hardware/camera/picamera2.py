@@ -205,7 +205,7 @@ class Picamera2Source(FrameSource):
             width, height = lores["size"]  # the camera may have aligned the requested size
             self._lores_geometry = (width, height, lores["stride"])
             full = camera.stream_configuration("main")
-            self._main_geometry = (*full["size"], full.get("stride", full["size"][0]))
+            self._main_geometry = (*full["size"], full["stride"])
             camera.start()
         except Exception as exc:
             _quietly(camera.close)
