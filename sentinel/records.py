@@ -91,13 +91,17 @@ class RecordMaker:
         message = f"{credential.kind.value}:{credential.value}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def make(self, credential: Credential, status: HealthStatus, verdict: Verdict, offline: bool, at: datetime, **extra: Any) -> Record:
+    def make(
+        self, credential: Credential, status: HealthStatus, verdict: Verdict, offline: bool, at: datetime,
+        *, credential_hash: str | None = None, **extra: Any,
+    ) -> Record:
+        """A check's record; `credential_hash`: `credential_hash(credential)` where the caller has it already."""
         if status.status_detail:
             extra = {"status_detail": status.status_detail, **extra}
         return Record(
             **self._stamp(at),
             credential_kind=credential.kind.value,
-            credential_hash=self.credential_hash(credential),
+            credential_hash=credential_hash or self.credential_hash(credential),
             person=status.person,
             status=status.status.value,
             verdict=verdict.kind.value,

@@ -3,8 +3,9 @@ verdict, the record and the screen, then commit the record to the outbox.
 
 The order is the point (`sentinel.pipeline`'s module docstring has the whole of it):
 
-1. **Decide and build** the verdict, the record and the screen (and the screen a failed commit
-   would need). Everything that can raise happens here, before anything is committed. If any of it
+1. **Decide and build** the verdict, the record and the screen. Everything that can raise happens
+   here, before anything is committed (the screen of a failed commit is built only when a commit
+   fails, by `staff_screen`, which cannot raise: 0.1 ms off every pass). If any of it
    raises (a bug, an answer the code cannot handle, e.g. a date without a time zone), the check
    becomes a staff check: status `verify_failed`, verdict `manual_check`, reason `verify_failed`,
    recorded like any other check. Never a pass, never a crash of the frame loop.
@@ -25,10 +26,11 @@ check without a lock.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sentinel.config import PolicyConfig
@@ -52,13 +54,18 @@ class InFlight:
     """A check whose verifier answer is awaited."""
 
     credential: Credential
-    future: Future
     seen_at: float
     deadline: float
     scanned_at: datetime
     #: a reason that caps a pass at a staff check (a face not confirmed live, a site that has every
     #: face match checked by staff: sentinel/faces/matcher.py); None for codes
     staff_check: str | None = None
+    #: who settles the check: the verifier's worker when the answer came, or the frame loop when the
+    #: deadline passed first; whichever takes it first (`acquire(blocking=False)`), the other never
+    claim: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: the worker's verify-and-settle (-> Settled, or None when the frame loop took the claim); set
+    #: by the pipeline as it hands the check to the worker
+    future: Future = field(init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,9 @@ class Decision:
     offline: bool
     record: Record | None  # None only when not even the staff-check record could be made
     screen: Screen
-    failed_screen: Screen  # what to show instead when the commit fails (a pass becomes record_failed)
     credential_hash: str | None
+    wall_now: datetime  # and `language`: for the screen of a failed commit (a pass becomes record_failed)
+    language: str
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,8 @@ class Settler:
         self.amendments: deque[tuple[str, str]] = deque(maxlen=100)
 
     def settle(self, check: InFlight, status: HealthStatus, wall_now: datetime, policy: PolicyConfig, language: str) -> Settled:
-        """Steps 1 and 2, on the writer. Does not raise."""
+        """Steps 1 and 2, on the verifier's worker that got the answer (or on the writer, for a check
+        whose deadline passed). Does not raise."""
         offline = status.status.is_unreachable
         try:
             decision = self._decide(check, status, offline, wall_now, policy, language)
@@ -151,17 +160,14 @@ class Settler:
             at_cap = self._outbox_at_cap()
             if at_cap:
                 verdict = Verdict(VerdictKind.MANUAL_CHECK, at_cap)
-        record = self._records.make(check.credential, shown, verdict, offline, check.scanned_at)
+        record = self._records.make(check.credential, shown, verdict, offline, check.scanned_at, credential_hash=credential_hash)
         screen = Screen.result(verdict, shown, language, offline, now=wall_now)
-        failed_screen = screen
-        if verdict.kind == VerdictKind.PASS:
-            failed_screen = Screen.result(Verdict(VerdictKind.MANUAL_CHECK, "record_failed"), shown, language, offline, now=wall_now)
         if status.status.is_colour and use_cache:
             try:  # best effort: a lost cache entry costs an offline verdict later, not this one
                 self._cache.put(credential_hash, status, wall_now)
             except Exception:
                 log.exception("could not cache the status")
-        return Decision(verdict, shown, offline, record, screen, failed_screen, credential_hash)
+        return Decision(verdict, shown, offline, record, screen, credential_hash, wall_now, language)
 
     def _staff_check(self, check: InFlight, offline: bool, wall_now: datetime, error: BaseException, language: str) -> Decision:
         status = HealthStatus.unreachable(Status.VERIFY_FAILED, f"device error: {type(error).__name__}")
@@ -176,7 +182,7 @@ class Settler:
             log.exception("could not even make the staff-check record")
             record = None
         screen = staff_screen(verdict, status, offline, wall_now, language)
-        return Decision(verdict, status, offline, record, screen, screen, credential_hash)
+        return Decision(verdict, status, offline, record, screen, credential_hash, wall_now, language)
 
     def _commit(self, decision: Decision) -> Settled:
         """Step 2: the record durable before the gate may move. Does not raise."""
@@ -192,7 +198,7 @@ class Settler:
                 log.error("could not commit the check record: %s", e)
                 if verdict.kind == VerdictKind.PASS:
                     verdict = Verdict(VerdictKind.MANUAL_CHECK, "record_failed")
-                    screen = decision.failed_screen
+                    screen = staff_screen(verdict, decision.status, decision.offline, decision.wall_now, decision.language)
                 # The record says what really happened (no gate); kept in memory until the disk
                 # takes it again or the uploader delivers it from there.
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from sentinel.pipeline import Pipeline, State
 from sentinel.records import RecordMaker
 from sentinel.screens import ScreenKind
 from sentinel.verifier import TableVerifier
-from tests.helpers import FakeClock, InlineExecutor, qr_frame, wait_until
+from tests.helpers import PATIENCE_S, FakeClock, InlineExecutor, qr_frame, wait_until
 from ui.console import ConsoleDisplay
 
 WALL = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -66,7 +67,7 @@ class Kiosk:
             language="en",
             clock=self.clock,
             wall=lambda: WALL,
-            executor=InlineExecutor() if executor == "inline" else None,
+            executor=InlineExecutor() if executor == "inline" else executor,
             on_outcome=self.outcomes.append,
             **kw,
         )
@@ -207,6 +208,99 @@ def test_verdict_at_the_deadline_while_the_service_hangs_and_frames_keep_flowing
         k.pipeline.close()
 
 
+class HeldOutbox(Outbox):
+    """A commit that hangs until released (a tired SD card), and says when one has started."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.committing = threading.Event()
+        self.release = threading.Event()
+
+    def add(self, record, **kwargs):
+        self.committing.set()
+        self.release.wait()
+        super().add(record, **kwargs)
+
+
+class NeverRuns(Executor):
+    """A writer that takes work and never does it."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        return Future()
+
+
+def test_an_answer_is_committed_by_the_worker_that_got_it_not_queued_for_the_writer(tmp_path):
+    """The answer's record is committed where the answer arrived, with no hand-over back to the
+    frame loop and on to the writer (issue 18): with a writer that never runs, the check still ends."""
+    k = Kiosk(tmp_path, executor=None, writer=NeverRuns(), clock=time.monotonic, deadline_s=60)
+    try:
+        k.pipeline.step(qr_frame(GREEN.payload, 1))
+        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict")
+        assert k.verdicts == [("pass", "ok")] and len(k.gate.pulses) == 1
+        assert [(r["status"], r["verdict"]) for r in k.outbox.pending()] == [("green", "pass")]
+    finally:
+        k.pipeline.close()
+
+
+def test_an_answer_in_time_whose_commit_outlasts_the_deadline_is_that_answer_recorded_once(tmp_path):
+    """The worker took the check with an answer in time; the deadline passing during its slow commit
+    does not make the frame loop settle it again as a timeout."""
+    clock = FakeClock()
+    outbox = HeldOutbox(tmp_path / "o.sqlite3", wall=lambda: WALL)
+    k = Kiosk(tmp_path, outbox=outbox, clock=clock, executor=None, deadline_s=0.5, policy=PolicyConfig(offline="deny"))
+    try:
+        k.pipeline.step(qr_frame(GREEN.payload, 1))
+        assert outbox.committing.wait(PATIENCE_S)  # answered at once, the record on its way to disk
+        for seq in range(2, 12):  # a second of frames past the deadline while the disk is slow
+            clock.advance(0.1)
+            k.pipeline.step(qr_frame(None, seq))
+        assert k.pipeline.state == State.CHECKING and not k.outcomes
+        outbox.release.set()
+        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict")
+        assert k.verdicts == [("pass", "ok")] and len(k.gate.pulses) == 1
+        assert [(r["status"], r["mode"]) for r in outbox.pending()] == [("green", "online")]
+    finally:
+        outbox.release.set()
+        k.pipeline.close()
+
+
+def test_an_answer_after_the_frame_loop_gave_up_on_it_is_dropped(tmp_path):
+    """The deadline took the check (a timeout, recorded); the answer that comes later adds nothing."""
+    hung = TableVerifier(ANSWERS)
+    hung.hold.clear()
+    clock = FakeClock()
+    workers = ThreadPoolExecutor(max_workers=2)
+    k = Kiosk(tmp_path, verifier=hung, clock=clock, executor=workers, deadline_s=0.5, policy=PolicyConfig(offline="deny"))
+    try:
+        k.pipeline.step(qr_frame(GREEN.payload, 1))
+        clock.advance(0.5)
+        k.pipeline.step(qr_frame(None, 2))
+        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict at the deadline")
+        hung.hold.set()
+        workers.shutdown(wait=True)  # the late answer has come and gone
+        assert k.verdicts == [("deny", "offline_denied")] and k.gate.pulses == []
+        assert [(r["status"], r["mode"]) for r in k.outbox.pending()] == [("timeout", "offline")]
+    finally:
+        hung.hold.set()
+        k.pipeline.close()
+
+
+def test_closing_lets_the_record_a_worker_is_committing_reach_the_disk(tmp_path):
+    outbox = HeldOutbox(tmp_path / "o.sqlite3", wall=lambda: WALL)
+    k = Kiosk(tmp_path, outbox=outbox, executor=None, clock=time.monotonic, deadline_s=60)
+    k.pipeline.step(qr_frame(GREEN.payload, 1))
+    assert outbox.committing.wait(PATIENCE_S)
+    closing = threading.Thread(target=k.pipeline.close)
+    closing.start()
+    closing.join(0.2)
+    assert closing.is_alive()  # waiting for the commit, so that the outbox is not closed under it
+    outbox.release.set()
+    closing.join(PATIENCE_S)
+    assert not closing.is_alive()
+    assert [(r["status"], r["verdict"]) for r in outbox.pending()] == [("green", "pass")]
+    assert k.gate.pulses == []  # a verdict settled while closing is not acted on
+
+
 def test_one_person_at_a_time_the_second_code_waits(tmp_path):
     hung = TableVerifier(ANSWERS)
     hung.hold.clear()
@@ -237,6 +331,8 @@ def test_no_gate_without_a_committed_record(tmp_path):
     k.show(GREEN.payload)
     assert k.verdicts == [("manual_check", "record_failed")]
     assert k.gate.pulses == []
+    shown = k.display.shown[-1]  # staff check, with the person's masked name for the guard
+    assert (shown.kind, shown.reason, shown.person) == (ScreenKind.MANUAL_CHECK, "record_failed", "王*明")
 
 
 def test_camera_silence_shows_a_fault_and_recovers(tmp_path):
