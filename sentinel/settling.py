@@ -29,12 +29,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sentinel.config import PolicyConfig
 from sentinel.credentials import Credential
+from sentinel.handover import Handover
 from sentinel.health import HealthStatus, Status
 from sentinel.policy import Verdict, VerdictKind, decide
 from sentinel.ports import OutboxLike
@@ -64,8 +64,8 @@ class InFlight:
     #: deadline passed first; whichever takes it first (`acquire(blocking=False)`), the other never
     claim: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     #: the worker's verify-and-settle (-> Settled, or None when the frame loop took the claim); set
-    #: by the pipeline as it hands the check to the worker
-    future: Future = field(init=False, repr=False, compare=False)
+    #: by the pipeline as it hands the check to a worker
+    handover: Handover = field(init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Settled:
 @dataclass
 class Committing:
     check: InFlight
-    future: Future  # -> Settled
+    handover: Handover  # -> Settled
     resolved_at: float  # when the answer (or the deadline) was taken: the verdict is no earlier
 
 

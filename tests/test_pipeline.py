@@ -285,6 +285,17 @@ def test_an_answer_after_the_frame_loop_gave_up_on_it_is_dropped(tmp_path):
         k.pipeline.close()
 
 
+def test_a_check_no_worker_will_take_is_a_staff_check_and_the_loop_goes_on(tmp_path):
+    refusing = ThreadPoolExecutor(max_workers=1)
+    refusing.shutdown()
+    k = Kiosk(tmp_path, executor=refusing)
+    k.show(GREEN.payload)
+    assert k.verdicts == [("manual_check", "verify_failed")] and k.gate.pulses == []
+    assert k.display.shown[-1].kind == ScreenKind.MANUAL_CHECK
+    k.show(None, frames=40)  # the verdict goes, the kiosk is ready for the next person
+    assert k.pipeline.state == State.IDLE
+
+
 def test_closing_lets_the_record_a_worker_is_committing_reach_the_disk(tmp_path):
     outbox = HeldOutbox(tmp_path / "o.sqlite3", wall=lambda: WALL)
     k = Kiosk(tmp_path, outbox=outbox, executor=None, clock=time.monotonic, deadline_s=60)
