@@ -110,11 +110,15 @@ class Watchdog:
 
     def arm(self, watch: Watch, at: float) -> None:
         with self._cond:
+            sooner = not self._heap or at < self._heap[0][0]
             heapq.heappush(self._heap, (at, next(self._seq), watch))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="verify-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif sooner:
+                # Woken only when it must look sooner than it planned: a wake-up on every call put a
+                # third thread on the GIL while the verifier's worker was sending its request.
+                self._cond.notify()
 
     def disarm(self, watch: Watch) -> None:
         with self._cond:

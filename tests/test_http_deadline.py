@@ -4,6 +4,7 @@ urllib3 over real loopback HTTP, so an urllib3 that renames or ignores either fa
 a kiosk whose deadline silently stops working."""
 
 import http.server
+import socket
 import threading
 import time
 
@@ -13,7 +14,13 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.poolmanager import PoolManager
 
 from sentinel.client import overall_deadline, watched_session
-from sentinel.http_deadline import WatchedHTTPConnection, WatchedHTTPPool
+from sentinel.http_deadline import (
+    Watch,
+    Watchdog,
+    WatchedHTTPConnection,
+    WatchedHTTPPool,
+)
+from tests.helpers import PATIENCE_S
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -82,3 +89,29 @@ def test_the_deadline_ends_a_body_that_trickles(server):
         session.close()
     # each byte arrives well within the 10 s read timeout: only the overall deadline can end it
     assert time.monotonic() - started < 30
+
+
+def _armed(watchdog: Watchdog, in_s: float) -> tuple[Watch, socket.socket]:
+    """A watch on one end of a socket pair, due in `in_s`; the other end says when it is shut down."""
+    mine, theirs = socket.socketpair()
+    watch = Watch()
+    watch.sock = mine
+    watchdog.arm(watch, time.monotonic() + in_s)
+    theirs.settimeout(PATIENCE_S)
+    return watch, theirs
+
+
+def test_each_call_is_cut_at_its_own_deadline_whichever_was_armed_first():
+    """The watchdog is woken only for a deadline sooner than the one it waits for; a later one is
+    found when that one comes (done or not)."""
+    watchdog = Watchdog()
+    late, late_end = _armed(watchdog, 60.0)  # the watchdog now waits a minute
+    soon, soon_end = _armed(watchdog, 0.1)  # sooner: it must wake for this one
+    assert soon_end.recv(1) == b""  # shut down: the read ends at once
+    assert soon.fired and not late.fired
+    first, _ = _armed(watchdog, 0.1)
+    watchdog.disarm(first)  # that call finished in time
+    behind, behind_end = _armed(watchdog, 0.3)  # armed behind it: no wake-up, found when it comes
+    assert behind_end.recv(1) == b""
+    assert behind.fired and not first.fired
+    watchdog.disarm(late)
