@@ -5,9 +5,9 @@ cheap wait for it.
 (the kiosk's thread pools, the tests' inline executor); the frame loop then waits on the handover
 itself, not on the executor's Future. Waiting is one lock acquire, which the worker releases when
 `fn` returns: `concurrent.futures.wait` builds a waiter, an event and a condition around every
-wait, and on a check's two hand-overs (frame loop -> worker -> frame loop) that machinery cost
-about 0.07 ms more than the lock (`Handover`: 87 µs round trip, `wait([future])`: 161 µs, median
-of 1,500 with the CPU idle 4 ms before each, as it is between people; issue 18).
+wait, and on a check's hand-over there and back (frame loop -> worker -> frame loop) that
+machinery cost 0.08 ms more than the lock: `bench/handover.py`, 105 against 183 µs median, with
+the CPU idle 4 ms before each as it is between people (docs/benchmarks.md, issue 18).
 
 How it fails: whatever `fn` raises (BaseException included) is kept and raised again by
 `result()`, on the frame loop; `fail(error)` settles a handover that no executor would take (one
