@@ -37,12 +37,12 @@ three quarters of a period after the kiosk's person i came into view (in the emp
 follows, when the kiosk only reads empty frames), so every kiosk check has a raw one beside it,
 under half a second apart; `kiosk / raw floor` is then also given **paired**: the median over
 rounds of the round's kiosk p50 ÷ the raw p50 measured between its people. On this shared 2-core
-VM the machine's speed drifts by 10-30 % from one minute to the next, which moved the ratio of
-separate rounds from 1.12x to 1.35x over five runs of the same code; paired, it moves by a few
-hundredths. `--raw rounds` is the earlier way: rounds of their own, alternating with the kiosk's
-(kiosk, raw, raw, kiosk, ...). Each round's p50 is taken and the median over rounds reported, with
-p99 and max over all people. The
-kiosk's peak RSS (VmHWM) and RSS at the end of its run are read from /proc.
+VM the machine's speed drifts by 10-30 % from one minute to the next: in separate rounds the
+ratio of one kiosk moved between 1.08x and 1.35x from run to run, paired by a few hundredths
+(docs/benchmarks.md, issue 18's fifth round). `--raw rounds` is the earlier way: rounds of their
+own, alternating with the kiosk's (kiosk, raw, raw, kiosk, ...). Each round's p50 is taken and the
+median over rounds reported, with p99 and max over all people. The kiosk's peak RSS (VmHWM) and
+RSS at the end of its run are read from /proc.
 """
 
 from __future__ import annotations

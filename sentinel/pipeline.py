@@ -26,7 +26,8 @@ They run on the verifier's worker that got the answer, right after it (no hand-o
 frame loop and on to another thread), or, for a check whose deadline passed first, on the `writer`
 executor (one dedicated thread in the kiosk, so that a timeout's commit never queues behind
 verifier threads stuck past their deadline). `InFlight.claim` decides which, once: an answer that
-loses to the deadline is dropped. Steps 3 and 4 run on the frame loop. With an inline executor (tests) all four happen within the `step` that resolved the check.
+loses to the deadline is dropped. Steps 3 and 4 run on the frame loop. With an inline executor
+(tests) all four happen within the `step` that resolved the check.
 A process killed between 2 and 3 leaves a durable record of a verdict the gate never acted on;
 the reverse (a gate opened without a record) cannot happen.
 
@@ -347,7 +348,7 @@ class Pipeline:
         """Close the gate and stop the workers. A record being committed is let finish first (its
         verdict is not acted on any more), so that the outbox is not closed under it."""
         self._gate.close()
-        check = self._inflight
+        check, self._inflight = self._inflight, None
         if check is not None and not check.claim.acquire(blocking=False):  # its worker is committing it
             check.handover.wait(commit_timeout_s)
         committing = self._committing

@@ -14,12 +14,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.poolmanager import PoolManager
 
 from sentinel.client import overall_deadline, watched_session
-from sentinel.http_deadline import (
-    Watch,
-    Watchdog,
-    WatchedHTTPConnection,
-    WatchedHTTPPool,
-)
+from sentinel.http_deadline import Watch, Watchdog, WatchedHTTPConnection, WatchedHTTPPool
 from tests.helpers import PATIENCE_S
 
 
@@ -109,9 +104,13 @@ def test_each_call_is_cut_at_its_own_deadline_whichever_was_armed_first():
     soon, soon_end = _armed(watchdog, 0.1)  # sooner: it must wake for this one
     assert soon_end.recv(1) == b""  # shut down: the read ends at once
     assert soon.fired and not late.fired
-    first, _ = _armed(watchdog, 0.1)
+    first, first_end = _armed(watchdog, 0.1)
     watchdog.disarm(first)  # that call finished in time
     behind, behind_end = _armed(watchdog, 0.3)  # armed behind it: no wake-up, found when it comes
     assert behind_end.recv(1) == b""
     assert behind.fired and not first.fired
     watchdog.disarm(late)
+    for watch in (late, soon, first, behind):
+        watch.sock.close()
+    for end in (late_end, soon_end, first_end, behind_end):
+        end.close()
