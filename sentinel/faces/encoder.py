@@ -67,7 +67,10 @@ EXPECTED = (
 #: Whole, the first convolution's patches are 3.3 MB and the last ones' weights 2.4 MB, and the
 #: heap keeps the largest transient of an encoding for good (a kiosk's RSS); in 0.5 MB pieces,
 #: with the affine layers applied in place, an encoding's numpy buffers peak at 1.9 MB, not 3.8.
-WORK_BUDGET = 512 * 1024
+#: In 0.25 MB pieces the kiosk's RSS with faces on is 1.5 MB lower (108.0-108.2 against
+#: 109.5-109.6 MB) for 2 ms more from face to relay (52.3 against 50.2 ms p50); in 0.125 MB pieces
+#: 2 MB lower for 8.6 ms more (bench/e2e.py --face-arrivals 20 --rounds 2, docs/benchmarks.md).
+WORK_BUDGET = 256 * 1024
 
 
 class EncoderFileError(ValueError):
