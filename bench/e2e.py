@@ -273,7 +273,6 @@ class RawFloor:
 
         self.url = url
         self.pictures = [grey for _, grey in sorted(greys.items())]
-        self.persons = persons
         self.request = {"device_id": DEMO_DEVICE_ID, "site_id": DEMO_SITE.id, "scanned_at": "2026-01-01T00:00:00+00:00"}
         db_path = Path(tempfile.mkdtemp(prefix="raw-", dir=work)) / "raw.sqlite3"
         self.db = sqlite3.connect(db_path, isolation_level=None)

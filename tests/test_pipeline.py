@@ -208,6 +208,11 @@ def test_verdict_at_the_deadline_while_the_service_hangs_and_frames_keep_flowing
         k.pipeline.close()
 
 
+def wait_for_verdict(k: Kiosk, what: str = "the verdict") -> None:
+    """Let the frame loop wait for the check on the pipeline's real threads until it is acted on."""
+    wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what=what)
+
+
 class HeldOutbox(Outbox):
     """A commit that hangs until released (a tired SD card), and says when one has started."""
 
@@ -235,7 +240,7 @@ def test_an_answer_is_committed_by_the_worker_that_got_it_not_queued_for_the_wri
     k = Kiosk(tmp_path, executor=None, writer=NeverRuns(), clock=time.monotonic, deadline_s=60)
     try:
         k.pipeline.step(qr_frame(GREEN.payload, 1))
-        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict")
+        wait_for_verdict(k)
         assert k.verdicts == [("pass", "ok")] and len(k.gate.pulses) == 1
         assert [(r["status"], r["verdict"]) for r in k.outbox.pending()] == [("green", "pass")]
     finally:
@@ -256,7 +261,7 @@ def test_an_answer_in_time_whose_commit_outlasts_the_deadline_is_that_answer_rec
             k.pipeline.step(qr_frame(None, seq))
         assert k.pipeline.state == State.CHECKING and not k.outcomes
         outbox.release.set()
-        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict")
+        wait_for_verdict(k)
         assert k.verdicts == [("pass", "ok")] and len(k.gate.pulses) == 1
         assert [(r["status"], r["mode"]) for r in outbox.pending()] == [("green", "online")]
     finally:
@@ -275,7 +280,7 @@ def test_an_answer_after_the_frame_loop_gave_up_on_it_is_dropped(tmp_path):
         k.pipeline.step(qr_frame(GREEN.payload, 1))
         clock.advance(0.5)
         k.pipeline.step(qr_frame(None, 2))
-        wait_until(lambda: k.pipeline.wait_for_check(0.05) or k.outcomes, what="the verdict at the deadline")
+        wait_for_verdict(k, "the verdict at the deadline")
         hung.hold.set()
         workers.shutdown(wait=True)  # the late answer has come and gone
         assert k.verdicts == [("deny", "offline_denied")] and k.gate.pulses == []
