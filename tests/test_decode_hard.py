@@ -5,6 +5,7 @@ generated here; and that no backend hands over a garbled payload."""
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,13 +141,49 @@ def test_codes_under_bright_spots_are_read_by_the_whole_frame_look(shared_data):
     """A located symbol still unread after the region looks: the whole frame once more with one
     global threshold reads three codes under the lamps' bright spots that the local one did not."""
     grey, quads = photo(shared_data, "bright_spots/image001.jpg")
-    without = ZxingDecoder()
+    without = without_contrast_looks()
     without._whole_frame_look = lambda grey, codes, located: (codes, located)
     before = [q for q in quads if on_label(without.decode(grey), q)]
     scan = ZxingDecoder().scan(grey)
     now = [q for q in quads if on_label(scan.codes, q)]
     assert len(now) >= len(before) + 3
     assert not any(on_label(scan.located, q) for q in now)  # what was read is no longer "unread"
+
+
+def without_contrast_looks() -> ZxingDecoder:
+    decoder = ZxingDecoder()
+    decoder._contrast_look = lambda region, offset: None
+    return decoder
+
+
+def test_a_code_under_a_bright_spot_is_read_with_its_regions_own_threshold(shared_data):
+    """In the lores frame lamps' bright spots lie across three codes: zxing-cpp locates a symbol
+    there, and neither of its binarizers nor twice the size reads any code; a threshold against
+    each pixel's own neighbourhood reads one, and nothing is left reported as located but unread."""
+    grey, quads = photo(shared_data, "bright_spots/image011.jpg")
+    before = without_contrast_looks().scan(grey)
+    assert before.located and not any(on_label(before.codes, q) for q in quads)
+    scan = ZxingDecoder().scan(grey)
+    assert any(on_label(scan.codes, q) for q in quads) and not scan.located
+
+
+def test_codes_in_uneven_light_are_read_once_their_region_is_equalised(shared_data):
+    """Three large codes as shipped: the adaptive threshold reads one, CLAHE (the second contrast
+    look) another; without both none is read."""
+    grey, quads = photo(shared_data, "high_version/image030.jpg", longest=1280)
+    assert not any(on_label(without_contrast_looks().decode(grey), q) for q in quads)
+    assert sum(on_label(ZxingDecoder().decode(grey), q) for q in quads) >= 2
+
+
+def test_without_opencv_the_second_looks_are_what_they_were(shared_data, monkeypatch):
+    """A plain install has no OpenCV: the contrast looks find nothing to look at, the decoder
+    still reads what it read without them and reports the rest as located."""
+    grey, quads = photo(shared_data, "bright_spots/image011.jpg")
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
+    scan = ZxingDecoder().scan(grey)
+    before = without_contrast_looks().scan(grey)
+    assert [c.text for c in scan.codes] == [c.text for c in before.codes]
+    assert scan.located == before.located and scan.located
 
 
 def test_wechat_reads_a_code_zxing_cpp_located_but_could_not_read(shared_data):

@@ -21,6 +21,7 @@ from sentinel.decoding.base import (
     region_around,
     still_unread,
 )
+from sentinel.decoding.contrast import local_contrast
 from sentinel.decoding.text import zxing_text
 
 if TYPE_CHECKING:
@@ -34,10 +35,12 @@ class ZxingDecoder:
     again from its own region of the frame (the symbol's outline with half its size around it),
     first with the GlobalHistogram binarizer (one threshold for the region: better than the default
     local average on glare, bright spots and shadows), then, for regions under `UPSCALE_BELOW` px,
-    scaled up 2× (small codes, common in the 640 px lores stream); if a symbol is still unread,
-    the whole frame is read once more with the GlobalHistogram binarizer. The largest of the outlines
-    zxing-cpp gives for one symbol (it may locate it at several scales) is the one looked at. A frame in which nothing was located costs exactly one
-    pass, so an idle kiosk pays nothing for them. Measured on BoofCV's qrcodes_v3 photos
+    scaled up 2× (small codes, common in the 640 px lores stream), then with the region's own
+    local contrast (an adaptive threshold, then CLAHE: contrast.py); if a symbol is still unread,
+    the whole frame is read once more with the GlobalHistogram binarizer. The largest of the
+    outlines zxing-cpp gives for one symbol (it may locate it at several scales) is the one looked
+    at. A frame in which nothing was located costs exactly one pass, so an idle kiosk pays nothing
+    for them. Measured on BoofCV's qrcodes_v3 photos
     (docs/benchmarks.md, "Hard photos").
     """
 
@@ -112,7 +115,8 @@ class ZxingDecoder:
         )
 
     def _second_look(self, grey: "np.ndarray", quad: tuple[Point, ...]) -> DecodedCode | None:
-        """The code in one located region, read with another binarizer or at twice the size."""
+        """The code in one located region, read with another binarizer, at twice the size, or with
+        the region's own local contrast."""
         zxing = self._library()
         left, top, region = region_around(grey, quad, 0.5)
         if region is None:
@@ -125,6 +129,15 @@ class ZxingDecoder:
             for barcode in self._read(bigger):
                 if barcode.valid:
                     return self._code(barcode, bigger, offset=(left, top), scale=0.5)
+        return self._contrast_look(region, (left, top))
+
+    def _contrast_look(self, region: "np.ndarray", offset: Point) -> DecodedCode | None:
+        """The code in a region read with its local contrast raised (contrast.py); None without
+        OpenCV."""
+        for image in local_contrast(region):
+            for barcode in self._read(image):
+                if barcode.valid:
+                    return self._code(barcode, image, offset=offset)
         return None
 
     def _code(self, barcode, image, binarizer=None, offset: Point = (0, 0), scale: float = 1.0) -> DecodedCode:
