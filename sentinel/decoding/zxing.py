@@ -81,11 +81,12 @@ class ZxingDecoder:
         if self.second_looks and located:
             missed = []
             for quad in located:
-                code = self._second_look(grey, quad)
-                if code is None:
+                if any(overlaps(quad, c.corners) for c in codes):
+                    continue  # read meanwhile, from a neighbour's region
+                found = self._second_look(grey, quad)
+                codes = merge(codes, found)
+                if not any(overlaps(quad, c.corners) for c in found):
                     missed.append(quad)
-                elif not any(overlaps(code.corners, c.corners) for c in codes):
-                    codes.append(code)
             located = missed
         if self.second_looks and located:
             codes, located = self._whole_frame_look(grey, codes, located)
@@ -114,31 +115,32 @@ class ZxingDecoder:
             return_errors=True,
         )
 
-    def _second_look(self, grey: "np.ndarray", quad: tuple[Point, ...]) -> DecodedCode | None:
-        """The code in one located region, read with another binarizer, at twice the size, or with
-        the region's own local contrast."""
-        zxing = self._library()
+    def _second_look(self, grey: "np.ndarray", quad: tuple[Point, ...]) -> list[DecodedCode]:
+        """The codes read in one located region, look after look (`_looks`), up to the first look
+        that reads the located symbol itself. A busy frame's region can also hold a neighbour's
+        code: that one is kept, and the symbol is looked at again, so it is not taken for read
+        (and not left out of the main stream's look, sentinel/decoding/detail.py)."""
         left, top, region = region_around(grey, quad, 0.5)
         if region is None:
-            return None
-        for barcode in self._read(region, zxing.Binarizer.GlobalHistogram):
-            if barcode.valid:
-                return self._code(barcode, region, zxing.Binarizer.GlobalHistogram, offset=(left, top))
-        if max(region.shape) <= UPSCALE_BELOW:
-            bigger = _twice(region)
-            for barcode in self._read(bigger):
-                if barcode.valid:
-                    return self._code(barcode, bigger, offset=(left, top), scale=0.5)
-        return self._contrast_look(region, (left, top))
+            return []
+        found: list[DecodedCode] = []
+        for image, binarizer, scale in self._looks(region):
+            read = [self._code(b, image, binarizer, offset=(left, top), scale=scale) for b in self._read(image, binarizer) if b.valid]
+            found = merge(found, read)
+            if any(overlaps(quad, code.corners) for code in read):
+                break
+        return found
 
-    def _contrast_look(self, region: "np.ndarray", offset: Point) -> DecodedCode | None:
-        """The code in a region read with its local contrast raised (contrast.py); None without
-        OpenCV."""
+    def _looks(self, region: "np.ndarray"):
+        """(image, binarizer, scale back to the region) for each look at a located region, in
+        order, each made only when asked for: the GlobalHistogram binarizer; twice the size, for
+        a region under `UPSCALE_BELOW` px; the region's own local contrast (contrast.py: nothing
+        without OpenCV)."""
+        yield region, self._library().Binarizer.GlobalHistogram, 1.0
+        if max(region.shape) <= UPSCALE_BELOW:
+            yield _twice(region), None, 0.5
         for image in local_contrast(region):
-            for barcode in self._read(image):
-                if barcode.valid:
-                    return self._code(barcode, image, offset=offset)
-        return None
+            yield image, None, 1.0
 
     def _code(self, barcode, image, binarizer=None, offset: Point = (0, 0), scale: float = 1.0) -> DecodedCode:
         corners = self._corners(barcode, offset, scale)
