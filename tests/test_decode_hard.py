@@ -313,6 +313,22 @@ def test_pyzbar_reads_the_located_regions_only_with_corners_in_the_frame():
     assert PyzbarDecoder().decode_located(frame, [square(100, 700, 150)]) == []  # an empty region: nothing
 
 
+def test_pyzbar_leaves_out_the_codes_already_read_beside_a_located_symbol():
+    """A busy frame: the region around an unread symbol also holds a neighbour that zxing-cpp
+    read. pyzbar is not made to read the neighbour again (it is painted out of a copy of the
+    region), and still reads the symbol."""
+    a, b = qr_grey("HC1:neighbour", scale=4), qr_grey("HC1:unread", scale=8)  # quiet zones 16 and 32 px
+    frame = np.full((600, a.shape[1] + b.shape[1]), 255, dtype=np.uint8)  # the region is as wide as the frame
+    frame[100 : 100 + a.shape[0], : a.shape[1]] = a
+    frame[100 : 100 + b.shape[0], a.shape[1] :] = b
+    neighbour = code("HC1:neighbour", square(16, 100 + 16, a.shape[0] - 32), "zxing-cpp")
+    unread = square(a.shape[1] + 32, 100 + 32, b.shape[0] - 64)
+    assert {c.text for c in PyzbarDecoder().decode_located(frame, [unread])} == {"HC1:neighbour", "HC1:unread"}
+    before = frame.copy()
+    assert [c.text for c in PyzbarDecoder().decode_located(frame, [unread], read=[neighbour])] == ["HC1:unread"]
+    assert np.array_equal(frame, before)  # the frame itself is never drawn on
+
+
 class Regional(Fake):
     """A backend that reads regions when given outlines (as pyzbar does)."""
 
@@ -320,8 +336,9 @@ class Regional(Fake):
         super().__init__(name, codes)
         self.given = []
 
-    def decode_located(self, grey, located):
+    def decode_located(self, grey, located, read=()):
         self.given.append(list(located))
+        self.read = list(read)
         return list(self.codes)
 
 
@@ -332,6 +349,7 @@ def test_the_cascade_gives_a_regional_backend_the_unread_outlines_and_skips_wech
     slow = Fake("wechat", [], only_located=True)
     result = CascadeDecoder([first, zbar, slow], fallback_every=None).scan(np.zeros((10, 10), np.uint8))
     assert zbar.given == [[right]] and zbar.calls == 0  # its region, never the whole frame
+    assert [c.text for c in zbar.read] == ["HC1:left"]  # told what was read already
     assert slow.calls == 0  # nothing left unread: no WeChat pass
     assert [c.text for c in result.codes] == ["HC1:left", "HC1:right"] and not result.unreadable
 

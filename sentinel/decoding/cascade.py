@@ -113,7 +113,7 @@ class CascadeDecoder:
             elif codes:
                 break  # the backends before could not say what they located: stop at the first that read
             try:
-                found, seen = self._run(decoder, grey, located if looked else [])
+                found, seen = self._run(decoder, grey, located if looked else [], codes)
             except DecoderUnavailable as exc:
                 self._unavailable[decoder.name] = str(exc)
                 self._log_once(decoder.name, f"decoder {decoder.name} unavailable, skipped from now on: {exc}")
@@ -133,14 +133,14 @@ class CascadeDecoder:
         return Scan(codes=codes, unread=len(located), located=tuple(located))
 
     @staticmethod
-    def _run(decoder: Decoder, grey: "np.ndarray", located: list) -> tuple[list[DecodedCode], list | None]:
+    def _run(decoder: Decoder, grey: "np.ndarray", located: list, read: list[DecodedCode]) -> tuple[list[DecodedCode], list | None]:
         """The decoder's codes, and the outlines of symbols it located but could not read (None: it
         cannot tell). A backend that only counts them gives outlines it cannot place: empty ones.
         A backend that can read regions (`decode_located`: pyzbar) reads only those of the symbols
-        still unread, when every one of them has an outline."""
+        still unread, when every one of them has an outline, and is told what was `read` already."""
         regional = getattr(decoder, "decode_located", None)
         if regional is not None and located and all(located):
-            return regional(grey, located), None
+            return regional(grey, located, read), None
         scan = getattr(decoder, "scan", None)
         if scan is None:
             return decoder.decode(grey), None
