@@ -270,3 +270,39 @@ def _small_code_view(payload: str, module_px: float) -> tuple[np.ndarray, np.nda
     view = view.filter(ImageFilter.GaussianBlur(0.8))
     lores = view.resize((640, 480), Image.Resampling.BOX)  # the ISP's downscale
     return np.ascontiguousarray(np.asarray(view)), np.ascontiguousarray(np.asarray(lores))
+
+
+def glared_code_view(payload: str) -> np.ndarray:
+    """A 640×480 grey frame of `payload`'s code under a lamp's reflection (a bright spot over part
+    of it, the light falling off across the frame) that the kiosk's decoder locates, and reads
+    only with its contrast looks (sentinel/decoding/contrast.py): the premise, checked (the test
+    fails where no reflection gives it)."""
+    from unittest import mock
+
+    import pytest
+
+    from sentinel.decoding import make_decoder
+
+    for spot_px, falloff, spot_at in ((40, 0.35, (0.5, 0.5)), (40, 0.6, (0.5, 0.3)), (40, 0.6, (0.7, 0.5))):
+        grey = _glared_code_view(payload, spot_px, falloff, spot_at)
+        with mock.patch("sentinel.decoding.zxing.local_contrast", lambda region: iter(())):
+            without = make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1).scan(grey)
+        read = make_decoder(["zxing-cpp", "pyzbar"], fallback_every=1).scan(grey)
+        if not without.codes and without.located and [c.text for c in read.codes] == [payload]:
+            return grey
+    pytest.fail("no reflection gave a code located but read only with the contrast looks")
+
+
+def _glared_code_view(payload: str, spot_px: float, falloff: float, spot_at: tuple[float, float]) -> np.ndarray:
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
+    code = Image.open(buf).convert("L")
+    code = np.asarray(code.resize((code.width * 4, code.height * 4), Image.Resampling.BILINEAR), np.float32)
+    view = np.full((480, 640), 170, np.float32)
+    top, left = (480 - code.shape[0]) // 2, (640 - code.shape[1]) // 2
+    view[top : top + code.shape[0], left : left + code.shape[1]] = code
+    ys, xs = np.mgrid[0:480, 0:640]
+    view *= falloff + (1 - falloff) * xs / 640  # darker to the left
+    sx, sy = left + spot_at[0] * code.shape[1], top + spot_at[1] * code.shape[0]
+    view += 250 * np.exp(-((xs - sx) ** 2 + (ys - sy) ** 2) / (2 * spot_px**2))  # the lamp's reflection
+    return np.ascontiguousarray(np.clip(view, 0, 255).astype(np.uint8))

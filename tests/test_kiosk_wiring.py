@@ -501,6 +501,30 @@ class _PiRequest:
         pass
 
 
+def test_default_toml_opens_the_gate_for_a_code_under_a_lamps_reflection(tmp_path, service):
+    """A bright spot over part of the code and the light falling off across the frame: the
+    kiosk `sentinel run` builds reads it with the contrast looks of its decoder, and the gate
+    opens for it (without them the code is located and never read: tests/helpers.py checks)."""
+    from PIL import Image
+
+    from sentinel.demo_data import demo_person
+    from tests.helpers import glared_code_view
+
+    photo = tmp_path / "glare.png"
+    Image.fromarray(glared_code_view(demo_person("green").payload)).save(photo)
+    config = shipped("default.toml", tmp_path, service.url)
+    config = config.model_copy(update={"camera": config.camera.model_copy(update={"path": photo})})
+    before = {r["id"] for r in device_records(service)}
+    kiosk = build_kiosk(config)
+    running = RunningKiosk(kiosk)
+    try:
+        wait_until(lambda: green_passes(service, before), PATIENCE, "the pass at the service")
+        wait_until(lambda: kiosk.gate.pulses, PATIENCE, "the fake gate pulsed")
+    finally:
+        running.close()
+    assert "pass" in running.kinds() and "hold_closer" not in running.kinds()
+
+
 def test_pillar_toml_reads_a_code_too_small_for_the_lores_stream_from_the_main_stream(tmp_path, service, pins, monkeypatch):
     """pillar.toml's Pi camera (main 1280×960, lores 640×480): a code the decoders locate but
     cannot read in the lores plane is read from the main stream, and the gate opens for it."""
