@@ -2,13 +2,12 @@
 its contrast-limited histogram equalisation (CLAHE).
 
 A code under a lamp's bright spot, in glare or behind a blurred lens can be located by zxing-cpp
-and still not read: its LocalAverage binarizer and the GlobalHistogram one (the first second
-look) both split modules where the light changes across the code. A threshold against each
-pixel's own 15 px neighbourhood, or the region equalised tile by tile, separates them again. On
-BoofCV's hard photos these two looks add +1.3 points at full size and +0.7 at 640 px to the
-kiosk's cascade, and the frames they read no longer need the WeChat reader
-(docs/benchmarks.md, "Hard photos", fourth round). They run only on a located region that
-nothing else read, so a frame without a code pays nothing for them.
+and still not read: its LocalAverage binarizer and its GlobalHistogram one split modules where
+the light changes across the code. A threshold against each pixel's own 15 px neighbourhood, or
+the region equalised tile by tile, separates them again. On BoofCV's hard photos these two looks
+read what the region's GlobalHistogram look read and more (docs/benchmarks.md, "Hard photos",
+fourth round), and the frames they read no longer need the slower backends. They run only on a
+located region that nothing else read, so a frame without a code pays nothing for them.
 
 How it fails: without OpenCV (a plain `pip install` has none; the Pi gets python3-opencv from
 apt, the dev venv the contrib wheel) there are no versions to look at, and the second looks are
