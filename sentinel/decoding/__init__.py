@@ -4,7 +4,8 @@ Three backends and a cascade of them, one module each: `zxing` (zxing-cpp, with 
 what it located but could not read), `wechat` (OpenCV's WeChat reader: glare, bright spots,
 damage), `zbar` (pyzbar: some pathological codes, on located regions), `cascade` (which of them run on a frame, and
 the codes of all of them merged); `base` holds what they hand over and how outlines compare,
-`text` how a payload's bytes become text. zxing-cpp goes first because it reads about twice as
+`text` how a payload's bytes become text, `contrast` the local-contrast versions of a located
+region that zxing-cpp's second looks read (OpenCV, when installed). zxing-cpp goes first because it reads about twice as
 many real photos as pyzbar, all of the codes shown on phone screens (pyzbar read none), and is
 about 14× faster (docs/benchmarks.md, "QR decoding"). A kiosk camera mostly sees nobody, so the
 slower backends run only where zxing-cpp located a QR symbol it could not decode, and pyzbar also
