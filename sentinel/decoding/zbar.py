@@ -134,7 +134,7 @@ def blanked(region: "np.ndarray", offset: Point, read: Sequence[DecodedCode]) ->
         return region
     image = Image.fromarray(region.copy())  # the region may be a view of the frame
     draw = ImageDraw.Draw(image)
-    background = int(np.median(region))
+    background = int(np.median(region[::4, ::4]))  # every 16th pixel: the same grey, a sixteenth of the time
     for outline in outlines:
         draw.polygon(outline, fill=background)
     return np.asarray(image)
