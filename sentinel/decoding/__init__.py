@@ -2,15 +2,16 @@
 
 Three backends and a cascade of them, one module each: `zxing` (zxing-cpp, with second looks at
 what it located but could not read), `wechat` (OpenCV's WeChat reader: glare, bright spots,
-damage), `zbar` (pyzbar: some pathological codes, on located regions), `cascade` (which of them run on a frame, and
-the codes of all of them merged); `base` holds what they hand over and how outlines compare,
-`text` how a payload's bytes become text, `contrast` the local-contrast versions of a located
-region that zxing-cpp's second looks read (OpenCV, when installed). zxing-cpp goes first because it reads about twice as
-many real photos as pyzbar, all of the codes shown on phone screens (pyzbar read none), and is
-about 14× faster (docs/benchmarks.md, "QR decoding"). A kiosk camera mostly sees nobody, so the
-slower backends run only where zxing-cpp located a QR symbol it could not decode, and pyzbar also
-on one empty frame in N; a symbol located but read by none is reported (`Scan.located`): a code
-is in view, too small or too poor to read (docs/benchmarks.md, "Hard photos").
+damage), `zbar` (pyzbar: some pathological codes, on located regions), `cascade` (which of them
+run on a frame, and the codes of all of them merged); `base` holds what they hand over and how
+outlines compare, `text` how a payload's bytes become text, `contrast` the local-contrast
+versions of a located region that zxing-cpp's second looks read (OpenCV, when installed).
+zxing-cpp goes first because it reads about twice as many real photos as pyzbar, all of the
+codes shown on phone screens (pyzbar read none), and is about 14× faster (docs/benchmarks.md,
+"QR decoding"). A kiosk camera mostly sees nobody, so the slower backends run only where
+zxing-cpp located a QR symbol it could not decode, and pyzbar also on one empty frame in N; a
+symbol located but read by none is reported (`Scan.located`): a code is in view, too small or
+too poor to read (docs/benchmarks.md, "Hard photos").
 
 How it fails: a backend whose library (or, for WeChat, model files) cannot be loaded is skipped
 for good and logged once; one that raises on a frame is skipped for that frame; only when none

@@ -124,22 +124,22 @@ class ZxingDecoder:
         left, top, region = region_around(grey, quad, 0.5)
         if region is None:
             return []
-        for image, binarizer, scale in self._looks(region):
-            read = [self._code(b, image, binarizer, offset=(left, top), scale=scale) for b in self._read(image, binarizer) if b.valid]
+        for image, scale in self._looks(region):
+            read = [self._code(b, image, offset=(left, top), scale=scale) for b in self._read(image) if b.valid]
             if read:
                 return read
         return []
 
     def _looks(self, region: "np.ndarray"):
-        """(image, binarizer, scale back to the region) for each look at a located region, in
-        order, each made only when asked for: twice the size, for a region under `UPSCALE_BELOW`
-        px; the region's own local contrast (contrast.py: nothing without OpenCV). (The region
-        with the GlobalHistogram binarizer, the first look before the contrast looks came, read
-        nothing they do not, for 0.07× zxing-cpp's time at full size and 0.3× at 640 px.)"""
+        """(image, scale back to the region) for each look at a located region, in order, each
+        made only when asked for: twice the size, for a region under `UPSCALE_BELOW` px; the
+        region's own local contrast (contrast.py: nothing without OpenCV). (The region with the
+        GlobalHistogram binarizer, the first look before the contrast looks came, read nothing
+        they do not, for 0.07× zxing-cpp's time at full size and 0.3× at 640 px.)"""
         if max(region.shape) <= UPSCALE_BELOW:
-            yield _twice(region), None, 0.5
+            yield _twice(region), 0.5
         for image in local_contrast(region):
-            yield image, None, 1.0
+            yield image, 1.0
 
     def _code(self, barcode, image, binarizer=None, offset: Point = (0, 0), scale: float = 1.0) -> DecodedCode:
         corners = self._corners(barcode, offset, scale)
