@@ -189,6 +189,24 @@ def test_without_opencv_the_second_looks_are_what_they_were(shared_data, monkeyp
     assert scan.located == before.located and scan.located
 
 
+def test_opencv_refusing_a_region_costs_the_frame_nothing_already_read(shared_data, monkeypatch):
+    """bright_spots/image001 as shipped: zxing-cpp reads codes and locates one it cannot read. If
+    OpenCV raises on that symbol's region, the frame keeps the codes read and the symbol stays
+    reported as located (the cascade would otherwise drop zxing-cpp's whole scan of the frame)."""
+    import cv2
+
+    grey, quads = photo(shared_data, "bright_spots/image001.jpg", longest=1280)
+    before = without_contrast_looks(monkeypatch, lambda: ZxingDecoder().scan(grey))
+    assert before.codes and before.located
+
+    def refuses(*args, **kwargs):
+        raise cv2.error("refused")
+
+    monkeypatch.setattr(cv2, "adaptiveThreshold", refuses)
+    scan = ZxingDecoder().scan(grey)
+    assert [c.text for c in scan.codes] == [c.text for c in before.codes] and scan.located == before.located
+
+
 def test_a_symbol_whose_region_gives_only_a_neighbours_code_stays_unread_for_the_main_stream(shared_data):
     """Sixty small codes in one lores frame: a look at one located symbol's region can read a
     neighbour instead. The symbol must stay reported as located but unread, so that the main

@@ -35,10 +35,14 @@ CLAHE_TILES = (8, 8)
 def local_contrast(region: "np.ndarray") -> Iterator["np.ndarray"]:
     """The region thresholded against its own neighbourhoods, then equalised tile by tile; each
     is made only when asked for (the second is skipped when the first was read). Nothing
-    without OpenCV."""
+    without OpenCV, and nothing more once OpenCV refuses the region: an error here must not cost
+    the frame the codes zxing-cpp has already read in it."""
     try:
         import cv2
     except ImportError:
         return
-    yield cv2.adaptiveThreshold(region, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, THRESHOLD_BLOCK, THRESHOLD_OFFSET)
-    yield cv2.createCLAHE(CLAHE_CLIP, CLAHE_TILES).apply(region)
+    try:
+        yield cv2.adaptiveThreshold(region, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, THRESHOLD_BLOCK, THRESHOLD_OFFSET)
+        yield cv2.createCLAHE(CLAHE_CLIP, CLAHE_TILES).apply(region)
+    except cv2.error:
+        return
