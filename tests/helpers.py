@@ -261,10 +261,7 @@ def too_small_code_view(payload: str) -> tuple[np.ndarray, np.ndarray]:
 def _small_code_view(payload: str, module_px: float) -> tuple[np.ndarray, np.ndarray]:
     from PIL import ImageFilter
 
-    buf = io.BytesIO()
-    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
-    code = Image.open(buf).convert("L")
-    code = code.resize((round(code.width * module_px), round(code.height * module_px)), Image.Resampling.BILINEAR)
+    code = _code_image(payload, module_px)
     view = Image.new("L", (1280, 960), 170)
     view.paste(code, (501, 403))
     view = view.filter(ImageFilter.GaussianBlur(0.8))
@@ -294,10 +291,7 @@ def glared_code_view(payload: str) -> np.ndarray:
 
 
 def _glared_code_view(payload: str, spot_px: float, falloff: float, spot_at: tuple[float, float]) -> np.ndarray:
-    buf = io.BytesIO()
-    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
-    code = Image.open(buf).convert("L")
-    code = np.asarray(code.resize((code.width * 4, code.height * 4), Image.Resampling.BILINEAR), np.float32)
+    code = np.asarray(_code_image(payload, 4), np.float32)
     view = np.full((480, 640), 170, np.float32)
     top, left = (480 - code.shape[0]) // 2, (640 - code.shape[1]) // 2
     view[top : top + code.shape[0], left : left + code.shape[1]] = code
@@ -306,3 +300,11 @@ def _glared_code_view(payload: str, spot_px: float, falloff: float, spot_at: tup
     sx, sy = left + spot_at[0] * code.shape[1], top + spot_at[1] * code.shape[0]
     view += 250 * np.exp(-((xs - sx) ** 2 + (ys - sy) ** 2) / (2 * spot_px**2))  # the lamp's reflection
     return np.ascontiguousarray(np.clip(view, 0, 255).astype(np.uint8))
+
+
+def _code_image(payload: str, module_px: float) -> Image.Image:
+    """`payload`'s QR code (error level M, quiet zone of 4 modules) with modules `module_px` wide."""
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=1, border=4)
+    code = Image.open(buf).convert("L")
+    return code.resize((round(code.width * module_px), round(code.height * module_px)), Image.Resampling.BILINEAR)

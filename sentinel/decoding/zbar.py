@@ -15,6 +15,7 @@ from sentinel.decoding.base import (
     DecodedCode,
     DecoderUnavailable,
     Point,
+    centre,
     merge,
     region_around,
     shrunk,
@@ -128,8 +129,9 @@ def blanked(region: "np.ndarray", offset: Point, read: Sequence[DecodedCode]) ->
         xs, ys = [x - left for x, _ in code.corners], [y - top for _, y in code.corners]
         if max(xs) < 0 or max(ys) < 0 or min(xs) >= width or min(ys) >= height:
             continue
-        cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
-        outlines.append([(cx + (x - cx) * BLANK_GROWTH, cy + (y - cy) * BLANK_GROWTH) for x, y in zip(xs, ys)])
+        corners = list(zip(xs, ys))
+        cx, cy = centre(corners)
+        outlines.append([(cx + (x - cx) * BLANK_GROWTH, cy + (y - cy) * BLANK_GROWTH) for x, y in corners])
     if not outlines:
         return region
     image = Image.fromarray(region.copy())  # the region may be a view of the frame

@@ -78,15 +78,10 @@ class ZxingDecoder:
             elif area(quad) > area(located[same[0]]):
                 located[same[0]] = quad
         if self.second_looks and located:
-            missed = []
             for quad in located:
-                if any(overlaps(quad, c.corners) for c in codes):
-                    continue  # read meanwhile, from a neighbour's region
-                found = self._second_look(grey, quad)
-                codes = merge(codes, found)
-                if not any(overlaps(quad, c.corners) for c in found):
-                    missed.append(quad)
-            located = missed
+                if not any(overlaps(quad, c.corners) for c in codes):  # not read meanwhile, from a neighbour's region
+                    codes = merge(codes, self._second_look(grey, quad))
+            located = still_unread(located, codes)
         if self.second_looks and located:
             codes, located = self._whole_frame_look(grey, codes, located)
         return Scan(codes=codes, unread=len(located), located=tuple(located))
@@ -117,7 +112,7 @@ class ZxingDecoder:
     def _second_look(self, grey: "np.ndarray", quad: tuple[Point, ...]) -> list[DecodedCode]:
         """The codes read in one located region by the first of its looks (`_looks`) that reads
         any. In a busy frame that can be a neighbour's code rather than the located symbol: the
-        code is kept, and the symbol stays unread (`scan` checks that a code covers it), so that
+        code is kept, and the symbol stays unread (`still_unread`: no code covers it), so that
         the later backends and the main stream (sentinel/decoding/detail.py) still look at it.
         (Going on to the next looks instead read 2-3 more of the 240 codes in the busiest photos
         for 0.1× zxing-cpp's time.)"""
